@@ -1,0 +1,55 @@
+//! One place that builds AWS SDK clients, so S3 and SQS share an HTTPS client (rustls with
+//! ring; no aws-lc build) and the settings that local S3/SQS-compatible servers need.
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+
+/// Load the SDK configuration from the standard AWS environment (`AWS_ENDPOINT_URL`,
+/// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, profiles, …). The region falls back to us-east-1.
+pub async fn sdk_config() -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .region(RegionProviderChain::default_provider().or_else("us-east-1"))
+        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
+        .load()
+        .await
+}
+
+/// An S3 client; `path_style` is needed by most local S3-compatible servers.
+pub fn s3_client(config: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// An SQS client whose attempt timeout sits above the 20 s long poll (aws-sdk-rust#1094).
+pub fn sqs_client(config: &SdkConfig) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(config)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// Is an endpoint override configured (a local or third-party S3/SQS-compatible server)?
+pub fn has_endpoint_override(config: &SdkConfig) -> bool {
+    config.endpoint_url().is_some()
+}

@@ -1,0 +1,17 @@
+//! The contract `darkroom-web` and `darkroom-processor` share.
+//!
+//! Everything both sides must agree on lives here and only here: the wire format of queue
+//! messages ([`message`]), what a recipe may ask for ([`recipe`]), where objects live in the
+//! bucket ([`keys`]), the storage and queue seams ([`store`], [`queue`]) with their backends,
+//! and the typed configuration both binaries read from the environment ([`config`]).
+
+pub mod aws;
+pub mod config;
+pub mod keys;
+pub mod message;
+pub mod queue;
+pub mod recipe;
+pub mod store;
+pub mod worker_id;
+
+pub use darkroom_engine as engine;

@@ -1,0 +1,229 @@
+//! Where the message schema is: the bodies Darkroom puts on its queues.
+//!
+//! Two kinds, both JSON with a `version` and a `type`:
+//! - [`JobMessage`] on the job queue: a claim check (object keys and the recipe, never image bytes).
+//! - [`StatusMessage`] on the reply queue: what a worker did with a job.
+//!
+//! docs/protocol.md documents them for outside tools; keep the two in step.
+
+use chrono::{DateTime, Utc};
+use darkroom_engine::{Format, OutputSpec};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The message format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Error)]
+pub enum MessageError {
+    #[error("not a Darkroom message: {0}")]
+    NotOurs(String),
+    #[error("unsupported message version {0} (this build reads version {VERSION})")]
+    UnsupportedVersion(u64),
+    #[error("expected a `{expected}` message, got `{got}`")]
+    WrongType { expected: &'static str, got: String },
+    #[error("malformed `{kind}` message: {detail}")]
+    Malformed { kind: &'static str, detail: String },
+}
+
+/// A job: process the original at `original_key` into `outputs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: String,
+    /// Key of the uploaded original in the bucket.
+    pub original_key: String,
+    /// The outputs to render (a preset is expanded before the job is queued).
+    pub outputs: Vec<OutputSpec>,
+    #[serde(default = "Utc::now")]
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// Job states as the reply queue and the API name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Processing,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Done | JobState::Failed)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Processing => "processing",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// One rendered output, as reported by the worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    pub name: String,
+    pub key: String,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+/// Why a job failed, in words for its owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A worker's report on a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusMessage {
+    pub job_id: String,
+    /// `processing`, `done` or `failed` (`queued` is the web app's own).
+    pub state: JobState,
+    /// Which delivery of the job this is (SQS ApproximateReceiveCount), from 1.
+    pub attempt: u32,
+    pub worker: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<'a, T> {
+    version: u32,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(flatten)]
+    body: T,
+}
+
+fn to_json<T: Serialize>(kind: &str, body: &T) -> String {
+    serde_json::to_string(&Envelope { version: VERSION, kind, body }).expect("message types serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(kind: &'static str, text: &str) -> Result<T, MessageError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| MessageError::NotOurs(format!("not JSON ({e})")))?;
+    let obj = value.as_object().ok_or_else(|| MessageError::NotOurs("not a JSON object".into()))?;
+    let version = obj
+        .get("version")
+        .ok_or_else(|| MessageError::NotOurs("no `version` field".into()))?
+        .as_u64()
+        .ok_or_else(|| MessageError::NotOurs("`version` is not a number".into()))?;
+    if version != VERSION as u64 {
+        return Err(MessageError::UnsupportedVersion(version));
+    }
+    let got = obj.get("type").and_then(|t| t.as_str()).unwrap_or("");
+    if got != kind {
+        return Err(MessageError::WrongType { expected: kind, got: got.to_string() });
+    }
+    let mut body = value;
+    if let Some(map) = body.as_object_mut() {
+        map.remove("version");
+        map.remove("type");
+    }
+    serde_json::from_value(body).map_err(|e| MessageError::Malformed { kind, detail: e.to_string() })
+}
+
+impl JobMessage {
+    pub fn to_json(&self) -> String {
+        to_json("job", self)
+    }
+    pub fn from_json(text: &str) -> Result<Self, MessageError> {
+        let job: JobMessage = from_json("job", text)?;
+        if !crate::keys::is_valid_id(&job.job_id) {
+            return Err(MessageError::Malformed {
+                kind: "job",
+                detail: "job_id must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'".into(),
+            });
+        }
+        crate::recipe::validate_outputs(&job.outputs, &darkroom_engine::Limits::default())
+            .map_err(|e| MessageError::Malformed { kind: "job", detail: e.to_string() })?;
+        Ok(job)
+    }
+}
+
+impl StatusMessage {
+    pub fn to_json(&self) -> String {
+        to_json("status", self)
+    }
+    pub fn from_json(text: &str) -> Result<Self, MessageError> {
+        from_json("status", text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkroom_engine::Op;
+
+    fn job() -> JobMessage {
+        JobMessage {
+            job_id: "0190-abc".into(),
+            original_key: "originals/0190-abc".into(),
+            outputs: vec![OutputSpec {
+                name: "web".into(),
+                ops: vec![Op::Resize { width: Some(1600), height: Some(1600), fit: Default::default(), enlarge: false }],
+                format: Format::Jpeg,
+                quality: Some(85),
+                auto_orient: true,
+            }],
+            submitted_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn job_round_trips() {
+        let j = job();
+        let text = j.to_json();
+        assert!(text.contains("\"version\":1"), "{text}");
+        assert!(text.contains("\"type\":\"job\""), "{text}");
+        assert_eq!(JobMessage::from_json(&text).unwrap(), j);
+    }
+
+    #[test]
+    fn status_round_trips() {
+        let s = StatusMessage {
+            job_id: "x".into(),
+            state: JobState::Done,
+            attempt: 2,
+            worker: "host-1".into(),
+            at: Utc::now(),
+            outputs: vec![OutputInfo { name: "web".into(), key: "outputs/x/web.jpg".into(), format: Format::Jpeg, width: 10, height: 5, bytes: 99 }],
+            error: None,
+        };
+        assert_eq!(StatusMessage::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    #[test]
+    fn unknown_version_is_rejected() {
+        let text = job().to_json().replace("\"version\":1", "\"version\":2");
+        assert!(matches!(JobMessage::from_json(&text), Err(MessageError::UnsupportedVersion(2))));
+    }
+
+    #[test]
+    fn foreign_messages_are_not_ours() {
+        assert!(matches!(JobMessage::from_json("hello"), Err(MessageError::NotOurs(_))));
+        assert!(matches!(JobMessage::from_json("{\"foo\":1}"), Err(MessageError::NotOurs(_))));
+        let status = StatusMessage::from_json(&job().to_json());
+        assert!(matches!(status, Err(MessageError::WrongType { .. })));
+    }
+
+    #[test]
+    fn job_with_bad_id_or_recipe_is_malformed() {
+        let mut j = job();
+        j.job_id = "../etc".into();
+        assert!(matches!(JobMessage::from_json(&j.to_json()), Err(MessageError::Malformed { .. })));
+        let mut j = job();
+        j.outputs.clear();
+        assert!(matches!(JobMessage::from_json(&j.to_json()), Err(MessageError::Malformed { .. })));
+    }
+}

@@ -1,0 +1,47 @@
+//! The `ObjectStore` seam: where originals, outputs and job records are kept.
+//!
+//! Backends: [`s3::S3Store`] (Amazon S3 or any S3-compatible server).
+
+pub mod s3;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("object `{0}` does not exist")]
+    NotFound(String),
+    #[error("the object store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the object store refused the request: {0}")]
+    Rejected(String),
+}
+
+impl StoreError {
+    /// Worth retrying later (the store was down, slow or throttling).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Size and type of a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Store `body` at `key`, replacing what was there.
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError>;
+    /// The bytes at `key`; `NotFound` if there are none.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+    /// Size and type of the object at `key`, `None` if missing.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+    /// Every key starting with `prefix`, in lexical order.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Remove `key`; removing a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}

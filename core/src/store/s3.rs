@@ -1,0 +1,122 @@
+//! `ObjectStore` on Amazon S3 (or an S3-compatible server) through aws-sdk-s3.
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+
+use super::{ObjectInfo, ObjectStore, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+fn classify<E, R>(key: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("");
+            if matches!(code, "NoSuchKey" | "NotFound" | "NoSuchBucket") {
+                return if code == "NoSuchBucket" {
+                    StoreError::Rejected(format!("bucket does not exist (run `darkroom-web --init`): {}", DisplayErrorContext(&e)))
+                } else {
+                    StoreError::NotFound(key.to_string())
+                };
+            }
+            if matches!(code, "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout") {
+                return StoreError::Unavailable(DisplayErrorContext(&e).to_string());
+            }
+            StoreError::Rejected(DisplayErrorContext(&e).to_string())
+        }
+        _ => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
+    }
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3Store { client, bucket: bucket.into() }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Create the bucket if it does not exist yet.
+    pub async fn ensure_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+            return Ok(());
+        }
+        let mut req = self.client.create_bucket().bucket(&self.bucket);
+        if let Some(region) = region.filter(|r| *r != "us-east-1") {
+            req = req.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
+            Err(e) => Err(classify(&self.bucket, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| classify(key, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
+        Ok(data.into_bytes())
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                content_type: out.content_type().map(str::to_string),
+            })),
+            Err(SdkError::ServiceError(se)) if se.err().is_not_found() => Ok(None),
+            Err(e) => match classify(key, e) {
+                StoreError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(prefix, e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! The engine's one error type. Every variant is something a user did or sent, so each
+//! message says what happened and what to do about it.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EngineError {
+    #[error("The file is empty. Choose a photo file and upload it again.")]
+    Empty,
+    #[error("The file is {bytes} bytes, over the limit of {limit} bytes. Upload a smaller file.")]
+    FileTooLarge { bytes: u64, limit: u64 },
+    #[error("This file is not an image Darkroom can read. Supported formats: JPEG, PNG, WebP, GIF, TIFF and BMP.")]
+    NotAnImage,
+    #[error("The image is {width}×{height} ({} megapixels), over the limit of {} megapixels. Scale it down before uploading.", mp(*width as u64 * *height as u64), mp(*limit))]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("The image data is damaged or incomplete ({0}). Export the photo again and re-upload it.")]
+    Corrupt(String),
+    #[error("The requested output would be {width}×{height}, over the limit of {limit} pixels per side. Ask for a smaller size.")]
+    OutputTooLarge { width: u32, height: u32, limit: u32 },
+    #[error("Could not encode the output as {format}: {detail}")]
+    Encode { format: &'static str, detail: String },
+}
+
+fn mp(pixels: u64) -> String {
+    format!("{:.1}", pixels as f64 / 1e6)
+}
+
+impl EngineError {
+    /// A stable machine-readable code, used in API errors and status messages.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Empty => "empty_file",
+            EngineError::FileTooLarge { .. } => "file_too_large",
+            EngineError::NotAnImage => "not_an_image",
+            EngineError::TooManyPixels { .. } => "too_many_pixels",
+            EngineError::Corrupt(_) => "corrupt_image",
+            EngineError::OutputTooLarge { .. } => "output_too_large",
+            EngineError::Encode { .. } => "encode_failed",
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! One job, from claim check to final status.
+//!
+//! Order matters for "never lose a job": post `processing`, render, store every output, post
+//! the final status, and only then delete the message. A crash anywhere before the delete
+//! leaves the message to reappear for another worker.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use darkroom_core::engine::{self, EngineError, Limits};
+use darkroom_core::keys;
+use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
+use darkroom_core::queue::{JobQueue, Received};
+use darkroom_core::store::{ObjectStore, StoreError};
+use tracing::Instrument;
+
+use crate::heartbeat::Heartbeat;
+use crate::status::Reporter;
+
+/// What a worker needs to handle jobs.
+pub struct Context {
+    pub store: Arc<dyn ObjectStore>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub reporter: Reporter,
+    pub limits: Limits,
+    pub visibility: Duration,
+    pub max_receives: u32,
+}
+
+/// How a job attempt ended badly.
+#[derive(Debug)]
+pub enum Failure {
+    /// The job can never succeed (bad input, over a limit): fail it now.
+    Permanent(JobError),
+    /// The store or queue was unreachable: try again later.
+    Transient(String),
+    /// The engine panicked: treat as a crash, let the queue redeliver.
+    Crash(String),
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(key) => Failure::Permanent(JobError {
+                code: "original_missing".into(),
+                message: format!("The original photo ({key}) is no longer in storage; upload it again."),
+            }),
+            other => Failure::Transient(other.to_string()),
+        }
+    }
+}
+
+/// Handle one received message. Never panics; never returns an error: every outcome is
+/// logged, reported or left to the queue.
+pub async fn handle(ctx: Arc<Context>, msg: Received) {
+    let job = match JobMessage::from_json(&msg.body) {
+        Ok(job) => job,
+        Err(e) => {
+            let excerpt: String = msg.body.chars().take(120).collect();
+            tracing::warn!(message_id = %msg.message_id, receive_count = msg.receive_count, error = %e, body = %excerpt,
+                "not a Darkroom job message; leaving it for the dead-letter queue");
+            return;
+        }
+    };
+    let span = tracing::info_span!("job", job_id = %job.job_id, attempt = msg.receive_count, worker = %ctx.reporter.worker);
+    handle_job(ctx, msg, job).instrument(span).await
+}
+
+async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
+    let attempt = msg.receive_count;
+    let started = Instant::now();
+    tracing::info!(outputs = job.outputs.len(), "job received");
+    let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
+    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None).await {
+        tracing::warn!(error = %e, "could not post `processing`; continuing");
+    }
+
+    let result = render(&ctx, &job).await;
+    if !heartbeat.stop() {
+        tracing::warn!("lost the job's message while working; publishing nothing");
+        return;
+    }
+
+    let (state, outputs, error) = match result {
+        Ok(outputs) => {
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
+            (JobState::Done, outputs, None)
+        }
+        Err(Failure::Permanent(e)) => {
+            tracing::info!(code = %e.code, reason = %e.message, "job failed permanently");
+            (JobState::Failed, vec![], Some(e))
+        }
+        Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
+            tracing::error!(%detail, "giving up after {attempt} attempts");
+            let e = JobError {
+                code: "gave_up".into(),
+                message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
+            };
+            (JobState::Failed, vec![], Some(e))
+        }
+        Err(Failure::Transient(detail) | Failure::Crash(detail)) => {
+            let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(60));
+            tracing::warn!(%detail, retry_in_s = backoff.as_secs(), "attempt failed; the queue will redeliver the job");
+            if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, backoff).await {
+                tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout will apply");
+            }
+            return;
+        }
+    };
+
+    if let Err(e) = ctx.reporter.send(&job.job_id, state, attempt, outputs, error).await {
+        tracing::error!(error = %e, "could not post the final status; the job will be redelivered");
+        return;
+    }
+    if let Err(e) = ctx.jobs.delete(&msg.receipt).await {
+        tracing::warn!(error = %e, "could not delete the job message; it may be redelivered (its outputs will be overwritten)");
+    }
+}
+
+async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Failure> {
+    let input = ctx.store.get(&job.original_key).await?;
+    let limits = ctx.limits;
+    let specs = job.outputs.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| engine::process(&input, &specs, &limits)))
+    })
+    .await
+    .map_err(|e| Failure::Crash(format!("image task failed: {e}")))?
+    .map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Failure::Crash(format!("the image engine crashed: {what}"))
+    })??;
+
+    let mut outputs = Vec::with_capacity(rendered.len());
+    for r in rendered {
+        let key = keys::output(&job.job_id, &r.name, r.format);
+        let bytes = r.bytes.len() as u64;
+        ctx.store.put(&key, Bytes::from(r.bytes), r.format.mime()).await?;
+        outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
+    }
+    Ok(outputs)
+}

@@ -1,0 +1,77 @@
+//! The processor: a pool of job slots fed from the job queue.
+//!
+//! [`worker`] runs the receive loop (back-pressure by a semaphore: it never holds more
+//! messages than it has free slots), [`job`] handles one job from claim check to final
+//! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
+//! to the reply queue.
+
+pub mod heartbeat;
+pub mod job;
+pub mod status;
+pub mod telemetry;
+pub mod worker;
+
+use std::time::Duration;
+
+use clap::Parser;
+use darkroom_core::config::{BackendArgs, LimitArgs, AWS_HELP};
+use tokio::sync::watch;
+
+/// darkroom-processor: takes jobs from the job queue, edits the photos, stores the outputs and
+/// reports to the reply queue. Run as many as you like; each takes up to --concurrency jobs.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "darkroom-processor", version, after_help = AWS_HELP)]
+pub struct Config {
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Jobs processed at once (default: the number of CPU cores).
+    #[arg(long, env = "DARKROOM_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// This worker's name in statuses and logs (default: host-pid).
+    #[arg(long, env = "DARKROOM_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Seconds to finish in-flight jobs after SIGTERM/Ctrl-C before giving them back to the queue.
+    #[arg(long, env = "DARKROOM_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+    /// Long-poll wait in seconds (SQS allows at most 20).
+    #[arg(long, env = "DARKROOM_POLL_WAIT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    pub poll_wait: u64,
+}
+
+impl Config {
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .max(1)
+    }
+    pub fn worker_id(&self) -> String {
+        self.worker_id.clone().unwrap_or_else(darkroom_core::worker_id::default_worker_id)
+    }
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace)
+    }
+}
+
+/// Run until SIGTERM or Ctrl-C, then drain.
+pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: no new jobs will be taken");
+        let _ = tx.send(true);
+    });
+    worker::run(config, rx).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

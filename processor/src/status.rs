@@ -1,0 +1,42 @@
+//! Posting status messages to the reply queue, retried through short outages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
+use darkroom_core::queue::{JobQueue, QueueError};
+
+#[derive(Clone)]
+pub struct Reporter {
+    pub replies: Arc<dyn JobQueue>,
+    pub worker: String,
+}
+
+impl Reporter {
+    pub async fn send(
+        &self,
+        job_id: &str,
+        state: JobState,
+        attempt: u32,
+        outputs: Vec<OutputInfo>,
+        error: Option<JobError>,
+    ) -> Result<(), QueueError> {
+        let msg = StatusMessage { job_id: job_id.to_string(), state, attempt, worker: self.worker.clone(), at: Utc::now(), outputs, error };
+        let body = msg.to_json();
+        let mut delay = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            match self.replies.send(&body).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_transient() && tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, tries, "reply queue unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

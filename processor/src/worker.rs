@@ -1,0 +1,102 @@
+//! The receive loop: long-poll the job queue for as many messages as there are free slots,
+//! hand each to [`crate::job::handle`], and drain in-flight jobs on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use darkroom_core::config::Backend;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::job::{self, Context};
+use crate::status::Reporter;
+use crate::Config;
+
+/// Connect (waiting for the queues to exist) and run until `shutdown` turns true.
+pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let worker = config.worker_id();
+    let backend = loop {
+        match config.backend.connect(false).await {
+            Ok(b) => break b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the job queue yet; retrying in 2 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => return Ok(()),
+                }
+            }
+        }
+    };
+    tracing::info!(%worker, concurrency = config.concurrency(), backend = %backend.description, "processor ready");
+    serve(config, backend, worker, shutdown).await
+}
+
+/// The loop itself, on an already connected backend.
+pub async fn serve(config: Config, backend: Backend, worker: String, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let ctx = Arc::new(Context {
+        store: backend.store.clone(),
+        jobs: backend.jobs.clone(),
+        reporter: Reporter { replies: backend.replies.clone(), worker: worker.clone() },
+        limits: config.limits.limits(),
+        visibility: config.backend.visibility(),
+        max_receives: config.backend.max_receives,
+    });
+    let slots = Arc::new(Semaphore::new(config.concurrency()));
+    let wait = Duration::from_secs(config.poll_wait);
+    let mut tasks = JoinSet::new();
+    let mut backoff = Duration::from_millis(500);
+
+    while !*shutdown.borrow() {
+        // Back-pressure: wait for one free slot, then take every other free one (at most 10).
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
+            _ = shutdown.changed() => break,
+        };
+        let mut permits = vec![first];
+        while permits.len() < 10 {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+
+        let received = tokio::select! {
+            r = backend.jobs.receive(permits.len() as u32, wait) => r,
+            _ = shutdown.changed() => break,
+        };
+        match received {
+            Ok(messages) => {
+                backoff = Duration::from_millis(500);
+                for msg in messages {
+                    let permit = permits.pop().expect("never receive more than free slots");
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        job::handle(ctx, msg).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receiving from the job queue failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(15));
+            }
+        }
+    }
+
+    let in_flight = tasks.len();
+    if in_flight > 0 {
+        tracing::info!(in_flight, grace_s = config.grace().as_secs(), "finishing in-flight jobs");
+        let drained = tokio::time::timeout(config.grace(), async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(left = tasks.len(), "grace period over; unfinished jobs return to the queue after their visibility timeout");
+            tasks.abort_all();
+        }
+    }
+    tracing::info!("processor stopped");
+    Ok(())
+}
