@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
+use aws_config::Region;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -14,12 +14,15 @@ pub async fn sdk_config() -> SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
+    let config = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .region(RegionProviderChain::default_provider().or_else("us-east-1"))
         .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
         .load()
-        .await
+        .await;
+    if config.region().is_some() {
+        return config;
+    }
+    config.into_builder().region(Region::new("us-east-1")).build()
 }
 
 /// An S3 client; `path_style` is needed by most local S3-compatible servers.

@@ -1,0 +1,182 @@
+//! The HTTP API (a contract: see README and docs/protocol.md): jobs as JSON, their bytes.
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use darkroom_core::message::{JobError, JobState};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::identity::Owner;
+use crate::ingest;
+use crate::jobs::{JobRecord, TimelineEntry};
+use crate::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/api/jobs", web::post().to(create))
+        .route("/api/jobs", web::get().to(list))
+        .route("/api/jobs/{id}", web::get().to(show))
+        .route("/api/jobs/{id}/events", web::get().to(crate::events::stream))
+        .route("/api/jobs/{id}/original", web::get().to(original))
+        .route("/api/jobs/{id}/outputs/{name}", web::get().to(output));
+}
+
+#[derive(Serialize)]
+pub struct OutputView {
+    pub name: String,
+    pub url: String,
+    pub format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct OriginalView {
+    pub url: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+/// A job as the API shows it.
+#[derive(Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub state: JobState,
+    pub filename: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub worker: Option<String>,
+    pub outputs: Vec<OutputView>,
+    pub error: Option<JobError>,
+    pub original: OriginalView,
+    pub timeline: Vec<TimelineEntry>,
+    pub links: serde_json::Value,
+}
+
+impl From<&JobRecord> for JobView {
+    fn from(r: &JobRecord) -> Self {
+        let base = format!("/api/jobs/{}", r.id);
+        JobView {
+            id: r.id.clone(),
+            state: r.state,
+            filename: r.filename.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            attempts: r.attempts,
+            worker: r.worker.clone(),
+            outputs: r
+                .outputs
+                .iter()
+                .map(|o| OutputView {
+                    name: o.name.clone(),
+                    url: format!("{base}/outputs/{}", o.name),
+                    format: o.format.name(),
+                    width: o.width,
+                    height: o.height,
+                    bytes: o.bytes,
+                })
+                .collect(),
+            error: r.error.clone(),
+            original: OriginalView {
+                url: format!("{base}/original"),
+                content_type: r.original_type.clone(),
+                width: r.original_width,
+                height: r.original_height,
+                bytes: r.original_bytes,
+            },
+            timeline: r.timeline.clone(),
+            links: json!({ "self": base, "events": format!("{base}/events"), "page": format!("/jobs/{}", r.id) }),
+        }
+    }
+}
+
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    match state.backend.jobs.counts().await {
+        Ok(c) => HttpResponse::Ok().json(json!({ "status": "ok", "jobs_visible": c.visible, "jobs_in_flight": c.in_flight })),
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "status": "degraded", "error": e.to_string() })),
+    }
+}
+
+async fn create(state: web::Data<AppState>, owner: Owner, payload: Multipart) -> Result<HttpResponse, ApiError> {
+    let upload = ingest::read_multipart(payload, state.limits.max_input_bytes).await?;
+    let submitted = ingest::submit(&state, &owner.0, upload).await?;
+    let jobs: Vec<_> = submitted
+        .jobs
+        .iter()
+        .map(|r| {
+            let v = JobView::from(r);
+            json!({ "id": v.id, "state": v.state, "filename": v.filename, "links": v.links })
+        })
+        .collect();
+    let mut body = json!({ "jobs": jobs });
+    if !submitted.rejected.is_empty() {
+        body["rejected"] = submitted
+            .rejected
+            .iter()
+            .map(|(filename, e)| json!({ "filename": filename, "error": { "code": e.code(), "message": e.to_string() } }))
+            .collect();
+    }
+    Ok(HttpResponse::Accepted().json(body))
+}
+
+async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
+    let jobs: Vec<JobView> = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
+}
+
+pub async fn owned(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ApiError> {
+    state.book.get_owned(id, &owner.0).await?.ok_or(ApiError::NotFound)
+}
+
+async fn show(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let rec = owned(&state, &owner, &id).await?;
+    Ok(HttpResponse::Ok().json(JobView::from(&rec)))
+}
+
+#[derive(serde::Deserialize)]
+struct DownloadQuery {
+    download: Option<String>,
+}
+
+fn bytes_response(data: bytes::Bytes, content_type: &str, filename: &str, download: bool) -> HttpResponse {
+    let disposition = if download { "attachment" } else { "inline" };
+    let safe: String = filename.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CONTENT_DISPOSITION, format!("{disposition}; filename=\"{safe}\"")))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(data)
+}
+
+async fn original(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+    q: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let rec = owned(&state, &owner, &id).await?;
+    let data = state.backend.store.get(&rec.original_key).await?;
+    Ok(bytes_response(data, &rec.original_type, &rec.filename, q.download.is_some()))
+}
+
+async fn output(
+    state: web::Data<AppState>,
+    owner: Owner,
+    path: web::Path<(String, String)>,
+    q: web::Query<DownloadQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, name) = path.into_inner();
+    let rec = owned(&state, &owner, &id).await?;
+    let out = rec.outputs.iter().find(|o| o.name == name).ok_or(ApiError::NotFound)?;
+    let data = state.backend.store.get(&out.key).await?;
+    let stem = rec.filename.rsplit_once('.').map(|(s, _)| s).unwrap_or(&rec.filename);
+    let filename = format!("{stem}-{}.{}", out.name, out.format.extension());
+    Ok(bytes_response(data, out.format.mime(), &filename, q.download.is_some()))
+}

@@ -1,0 +1,98 @@
+//! The API's error type: every failure a client can see, with its HTTP status and a JSON body
+//! `{"error":{"code":…,"message":…,"field":…}}` that says what happened and what to do.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use darkroom_core::engine::EngineError;
+use darkroom_core::queue::QueueError;
+use darkroom_core::recipe::RecipeError;
+use darkroom_core::store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid recipe: {0}")]
+    Recipe(RecipeError),
+    #[error("the request has no `recipe` part; send a JSON recipe such as {{\"preset\":\"thumbnail\"}}")]
+    MissingRecipe,
+    #[error("the request has no `file` part; attach one or more photos")]
+    MissingFile,
+    #[error("the upload could not be read: {0}")]
+    BadUpload(String),
+    #[error("the upload is larger than {limit} bytes in total; send fewer or smaller files")]
+    UploadTooLarge { limit: u64 },
+    #[error("{filename}: {error}")]
+    File { filename: String, error: EngineError },
+    #[error("no such job")]
+    NotFound,
+    #[error("storage is unavailable right now ({0}); try again in a moment")]
+    Store(#[from] StoreError),
+    #[error("the job queue is unavailable right now ({0}); try again in a moment")]
+    Queue(#[from] QueueError),
+}
+
+impl ApiError {
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::Recipe(e) => e.code,
+            ApiError::MissingRecipe => "missing_recipe",
+            ApiError::MissingFile => "missing_file",
+            ApiError::BadUpload(_) => "bad_upload",
+            ApiError::UploadTooLarge { .. } => "upload_too_large",
+            ApiError::File { error, .. } => error.code(),
+            ApiError::NotFound => "not_found",
+            ApiError::Store(_) => "storage_unavailable",
+            ApiError::Queue(_) => "queue_unavailable",
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut err = json!({ "code": self.code(), "message": self.to_string() });
+        match self {
+            ApiError::Recipe(e) => {
+                err["field"] = json!(e.field);
+                err["message"] = json!(format!("{}: {}", e.field, e.message));
+            }
+            ApiError::MissingRecipe => err["field"] = json!("recipe"),
+            ApiError::MissingFile => err["field"] = json!("file"),
+            ApiError::File { filename, error } => {
+                err["field"] = json!("file");
+                err["filename"] = json!(filename);
+                err["message"] = json!(error.to_string());
+            }
+            _ => {}
+        }
+        json!({ "error": err })
+    }
+}
+
+/// HTTP status for an engine refusal of an uploaded file.
+pub fn file_status(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        EngineError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        EngineError::Empty => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Recipe(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MissingRecipe | ApiError::MissingFile | ApiError::BadUpload(_) => StatusCode::BAD_REQUEST,
+            ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::File { error, .. } => file_status(error),
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(_) | ApiError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}

@@ -1,0 +1,247 @@
+//! The job book: the web app's record of every job, kept in the object store (so a restart
+//! loses nothing), cached in memory, and broadcast to live subscribers when it changes.
+//!
+//! Status rules: statuses may arrive twice or out of order; a job never goes back from a
+//! final state, and an older attempt never overrides a newer one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use darkroom_core::engine::OutputSpec;
+use darkroom_core::keys;
+use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
+use darkroom_core::store::{ObjectStore, StoreError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// One step in a job's life, shown on its page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub state: JobState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What the web app knows about a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub owner: String,
+    pub filename: String,
+    pub state: JobState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub worker: Option<String>,
+    pub original_key: String,
+    pub original_type: String,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub original_bytes: u64,
+    pub requested: Vec<OutputSpec>,
+    pub outputs: Vec<OutputInfo>,
+    pub error: Option<JobError>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl JobRecord {
+    /// Apply a worker's status. Returns whether anything changed.
+    pub fn apply(&mut self, s: &StatusMessage) -> bool {
+        if self.state.is_final() {
+            return false;
+        }
+        match s.state {
+            JobState::Queued => return false,
+            JobState::Processing => {
+                let seen = self.attempts > s.attempt
+                    || (self.state == JobState::Processing && self.attempts == s.attempt && self.worker.as_deref() == Some(&s.worker));
+                if seen {
+                    return false;
+                }
+                self.state = JobState::Processing;
+            }
+            JobState::Done => {
+                self.state = JobState::Done;
+                self.outputs = s.outputs.clone();
+                self.error = None;
+            }
+            JobState::Failed => {
+                self.state = JobState::Failed;
+                self.error = s.error.clone().or_else(|| {
+                    Some(JobError { code: "failed".into(), message: "The job failed without a reason.".into() })
+                });
+            }
+        }
+        self.attempts = self.attempts.max(s.attempt);
+        self.worker = Some(s.worker.clone());
+        self.updated_at = Utc::now();
+        self.timeline.push(TimelineEntry {
+            at: s.at,
+            state: s.state,
+            worker: Some(s.worker.clone()),
+            attempt: s.attempt,
+            note: s.error.as_ref().map(|e| e.message.clone()),
+        });
+        true
+    }
+}
+
+/// What applying a status did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    Changed,
+    Ignored,
+    UnknownJob,
+}
+
+pub struct JobBook {
+    store: Arc<dyn ObjectStore>,
+    cache: Mutex<HashMap<String, JobRecord>>,
+    writes: tokio::sync::Mutex<()>,
+    changes: broadcast::Sender<JobRecord>,
+}
+
+impl JobBook {
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        JobBook { store, cache: Mutex::new(HashMap::new()), writes: tokio::sync::Mutex::new(()), changes: broadcast::channel(1024).0 }
+    }
+
+    /// Live changes to every job (subscribers filter by id).
+    pub fn subscribe(&self) -> broadcast::Receiver<JobRecord> {
+        self.changes.subscribe()
+    }
+
+    async fn save(&self, rec: &JobRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(rec).expect("records serialize");
+        self.store.put(&keys::job_record(&rec.id), Bytes::from(json), "application/json").await?;
+        self.cache.lock().unwrap().insert(rec.id.clone(), rec.clone());
+        let _ = self.changes.send(rec.clone());
+        Ok(())
+    }
+
+    /// Record a new job (before its message is queued, so no status can beat it).
+    pub async fn create(&self, rec: &JobRecord) -> Result<(), StoreError> {
+        let _w = self.writes.lock().await;
+        self.save(rec).await?;
+        self.store
+            .put(&keys::owner_index(&rec.owner, &rec.id), Bytes::from(rec.created_at.to_rfc3339()), "text/plain")
+            .await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        if !keys::is_valid_id(id) {
+            return Ok(None);
+        }
+        if let Some(rec) = self.cache.lock().unwrap().get(id) {
+            return Ok(Some(rec.clone()));
+        }
+        match self.store.get(&keys::job_record(id)).await {
+            Ok(bytes) => {
+                let rec: JobRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Rejected(format!("job record {id} is unreadable: {e}")))?;
+                self.cache.lock().unwrap().insert(id.to_string(), rec.clone());
+                Ok(Some(rec))
+            }
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The job, if it exists and belongs to `owner`.
+    pub async fn get_owned(&self, id: &str, owner: &str) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.get(id).await?.filter(|r| r.owner == owner))
+    }
+
+    /// The owner's jobs, newest first.
+    pub async fn list(&self, owner: &str) -> Result<Vec<JobRecord>, StoreError> {
+        let prefix = keys::owner_prefix(owner);
+        let mut out = Vec::new();
+        for key in self.store.list(&prefix).await? {
+            if let Some(rec) = self.get(&key[prefix.len()..]).await? {
+                out.push(rec);
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
+    /// Apply a worker's status message to its job.
+    pub async fn apply(&self, status: &StatusMessage) -> Result<Applied, StoreError> {
+        let _w = self.writes.lock().await;
+        let Some(mut rec) = self.get(&status.job_id).await? else {
+            return Ok(Applied::UnknownJob);
+        };
+        if !rec.apply(status) {
+            return Ok(Applied::Ignored);
+        }
+        self.save(&rec).await?;
+        Ok(Applied::Changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> JobRecord {
+        JobRecord {
+            id: "j".into(),
+            owner: "o".into(),
+            filename: "a.jpg".into(),
+            state: JobState::Queued,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            attempts: 0,
+            worker: None,
+            original_key: "originals/j".into(),
+            original_type: "image/jpeg".into(),
+            original_width: 1,
+            original_height: 1,
+            original_bytes: 1,
+            requested: vec![],
+            outputs: vec![],
+            error: None,
+            timeline: vec![],
+        }
+    }
+
+    fn status(state: JobState, attempt: u32, worker: &str) -> StatusMessage {
+        StatusMessage { job_id: "j".into(), state, attempt, worker: worker.into(), at: Utc::now(), outputs: vec![], error: None }
+    }
+
+    #[test]
+    fn never_goes_back_from_done() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
+        assert!(r.apply(&status(JobState::Done, 1, "w1")));
+        assert!(!r.apply(&status(JobState::Processing, 2, "w2")));
+        assert!(!r.apply(&status(JobState::Failed, 2, "w2")));
+        assert_eq!(r.state, JobState::Done);
+        assert_eq!(r.timeline.len(), 2);
+    }
+
+    #[test]
+    fn duplicates_and_stale_attempts_are_ignored() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
+        assert!(!r.apply(&status(JobState::Processing, 2, "w2")));
+        assert!(!r.apply(&status(JobState::Processing, 1, "w1")));
+        assert_eq!((r.attempts, r.worker.as_deref()), (2, Some("w2")));
+        assert!(r.apply(&status(JobState::Processing, 3, "w1")));
+        assert_eq!(r.attempts, 3);
+    }
+
+    #[test]
+    fn failed_gets_a_reason() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Failed, 1, "w")));
+        assert!(r.error.is_some());
+    }
+}
