@@ -33,7 +33,11 @@ pub struct BackendArgs {
     #[arg(long, env = "DARKROOM_REPLY_QUEUE", default_value = "darkroom-replies")]
     pub reply_queue: String,
     /// Dead-letter queue for jobs that failed too often (name or URL).
-    #[arg(long, env = "DARKROOM_DEAD_LETTER_QUEUE", default_value = "darkroom-dead-letters")]
+    #[arg(
+        long,
+        env = "DARKROOM_DEAD_LETTER_QUEUE",
+        default_value = "darkroom-dead-letters"
+    )]
     pub dead_letter_queue: String,
     /// Seconds a received job stays hidden from other workers; workers extend it while they work.
     #[arg(long, env = "DARKROOM_VISIBILITY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=43_200))]
@@ -103,11 +107,19 @@ impl BackendArgs {
     /// Connect to existing resources; with `init`, create what is missing first (bucket,
     /// queues, the job queue's redrive policy to the dead-letter queue).
     pub async fn connect(&self, init: bool) -> Result<Backend, ConnectError> {
-        let sdk = aws::sdk_config().await;
+        self.connect_with(&aws::sdk_config().await, init).await
+    }
+
+    /// [`connect`](Self::connect) with an SDK configuration built by the caller.
+    pub async fn connect_with(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        init: bool,
+    ) -> Result<Backend, ConnectError> {
         let endpoint = sdk.endpoint_url().map(str::to_string);
         let path_style = self.s3_path_style.unwrap_or(endpoint.is_some());
-        let s3 = S3Store::new(aws::s3_client(&sdk, path_style), &self.bucket);
-        let sqs = aws::sqs_client(&sdk);
+        let s3 = S3Store::new(aws::s3_client(sdk, path_style), &self.bucket);
+        let sqs = aws::sqs_client(sdk);
         let (jobs, replies, dead_letters) = if init {
             s3.ensure_bucket(sdk.region().map(|r| r.as_ref())).await?;
             let dlq = SqsQueue::ensure(sqs.clone(), &self.dead_letter_queue, &[]).await?;
@@ -119,7 +131,10 @@ impl BackendArgs {
                 sqs.clone(),
                 &self.job_queue,
                 &[
-                    (QueueAttributeName::VisibilityTimeout, self.visibility_timeout.to_string()),
+                    (
+                        QueueAttributeName::VisibilityTimeout,
+                        self.visibility_timeout.to_string(),
+                    ),
                     (QueueAttributeName::RedrivePolicy, redrive.to_string()),
                 ],
             )

@@ -1,1 +1,403 @@
+//! Test harness for Darkroom's end-to-end tests: a real S3/SQS-compatible server (moto, see
+//! ../shared/LOCAL-AWS.md), real `darkroom-web` and `darkroom-processor` processes on port 0,
+//! and an HTTP client with a cookie jar, like a browser or `curl -c/-b`.
+//!
+//! Every [`TestApp`] gets its own server and its own bucket and queue names, so tests run in
+//! parallel. Children are killed when the app is dropped (also when a test panics).
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use darkroom_core::config::{Backend, BackendArgs};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A file from ../shared/corpus.
+pub fn corpus(name: &str) -> PathBuf {
+    let dir = std::env::var_os("DARKROOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    dir.join(name)
+}
+
+/// Build the two binaries once per test process and return their folder. Building here (not
+/// trusting whatever is in target/) means a test never runs a stale binary.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    DIR.get_or_init(|| {
+        let _g = LOCK.lock().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--workspace", "--bins", "--quiet"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "building darkroom-web and darkroom-processor failed"
+        );
+        let exe = std::env::current_exe().unwrap();
+        // target/debug/deps/<test> -> target/debug
+        exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running moto server (S3 and SQS on one port).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Result<Moto> {
+        let bin = std::env::var_os("DARKROOM_MOTO")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".venv-aws/bin/moto_server"));
+        if !bin.exists() {
+            bail!(
+                "{} is missing: run scripts/test (it installs moto into .venv-aws)",
+                bin.display()
+            );
+        }
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start moto_server")?;
+            let mut moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = moto.child.try_wait() {
+                    break; // port taken between probe and bind: try another
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Ok(moto);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        bail!("moto_server did not start")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Names unique to one test app.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        nanos % 100_000
+    )
+}
+
+/// A child process whose output goes to a log file under target/e2e-logs.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Settings shared by every process of one app.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub bucket: String,
+    pub jobs: String,
+    pub replies: String,
+    pub dead_letters: String,
+}
+
+pub struct TestApp {
+    pub moto: Moto,
+    pub names: Names,
+    pub web: Option<Proc>,
+    pub base_url: String,
+    pub processors: Vec<Proc>,
+    pub client: reqwest::Client,
+    tag: String,
+}
+
+pub fn log_dir() -> PathBuf {
+    let d = root().join("target/e2e-logs");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl TestApp {
+    /// moto + `darkroom-web --init` + `processors` processors.
+    pub async fn spawn(processors: usize) -> TestApp {
+        Self::spawn_with(true, processors).await
+    }
+
+    /// Like [`spawn`](Self::spawn); without the web app the bucket and queues are created
+    /// in-process, as `--init` would.
+    pub async fn spawn_with(web: bool, processors: usize) -> TestApp {
+        let moto = Moto::start().expect("start moto");
+        let tag = unique("t");
+        let names = Names {
+            bucket: tag.to_lowercase(),
+            jobs: format!("{tag}-jobs"),
+            replies: format!("{tag}-replies"),
+            dead_letters: format!("{tag}-dlq"),
+        };
+        let mut app = TestApp {
+            moto,
+            names,
+            web: None,
+            base_url: String::new(),
+            processors: vec![],
+            client: Self::new_client(),
+            tag,
+        };
+        if web {
+            app.start_web();
+        } else {
+            app.backend().await;
+        }
+        for _ in 0..processors {
+            app.start_processor();
+        }
+        app
+    }
+
+    /// A fresh HTTP client with its own cookie jar (another browser).
+    pub fn new_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap()
+    }
+
+    pub fn envs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("DARKROOM_BUCKET", self.names.bucket.clone()),
+            ("DARKROOM_JOB_QUEUE", self.names.jobs.clone()),
+            ("DARKROOM_REPLY_QUEUE", self.names.replies.clone()),
+            (
+                "DARKROOM_DEAD_LETTER_QUEUE",
+                self.names.dead_letters.clone(),
+            ),
+            ("DARKROOM_VISIBILITY_TIMEOUT", "30".into()),
+            ("RUST_LOG", "info".into()),
+            ("RUST_BACKTRACE", "1".into()),
+        ]
+    }
+
+    fn command(&self, bin: &str, log_name: &str) -> (Command, PathBuf) {
+        let log = log_dir().join(format!("{}-{log_name}.log", self.tag));
+        let mut cmd = Command::new(bin_dir().join(bin));
+        cmd.envs(self.envs())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .stdin(Stdio::null());
+        (cmd, log)
+    }
+
+    /// Start (or restart) the web app on a free port and wait for its URL.
+    pub fn start_web(&mut self) {
+        if let Some(mut old) = self.web.take() {
+            old.kill();
+        }
+        let (mut cmd, log) = self.command("darkroom-web", "web");
+        let mut child = cmd
+            .args(["--init", "--bind", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start darkroom-web");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("darkroom-web listening on ") {
+                    let _ = tx.send(url.trim_end_matches('/').to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "darkroom-web did not print its URL; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
+        self.base_url = url;
+        self.web = Some(Proc { child, log });
+    }
+
+    pub fn start_processor(&mut self) {
+        let n = self.processors.len();
+        let (mut cmd, log) = self.command("darkroom-processor", &format!("processor{n}"));
+        let child = cmd
+            .env("DARKROOM_WORKER_ID", format!("worker-{n}"))
+            .env("DARKROOM_CONCURRENCY", "2")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start darkroom-processor");
+        self.processors.push(Proc { child, log });
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// POST /api/jobs with `files` from the corpus and `recipe` JSON.
+    pub async fn upload(
+        &self,
+        client: &reqwest::Client,
+        files: &[&str],
+        recipe: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(r) = recipe {
+            form = form.text("recipe", r.to_string());
+        }
+        for f in files {
+            let bytes =
+                std::fs::read(corpus(f)).unwrap_or_else(|e| panic!("read corpus file {f}: {e}"));
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(f.to_string()),
+            );
+        }
+        client
+            .post(self.url("/api/jobs"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST /api/jobs")
+    }
+
+    /// Follow the job's event stream until a final state; returns every status seen.
+    pub async fn follow(&self, client: &reqwest::Client, id: &str) -> Vec<Value> {
+        let fut = async {
+            let mut seen = Vec::new();
+            let resp = client
+                .get(self.url(&format!("/api/jobs/{id}/events")))
+                .send()
+                .await
+                .expect("GET events");
+            assert_eq!(resp.status(), 200, "events for {id}");
+            assert!(resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream"));
+            let mut stream = resp.bytes_stream();
+            let mut buf = String::new();
+            while let Some(chunk) = stream.next().await {
+                buf.push_str(&String::from_utf8_lossy(
+                    &chunk.expect("event stream chunk"),
+                ));
+                while let Some(end) = buf.find("\n\n") {
+                    let event: String = buf.drain(..end + 2).collect();
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                        let v: Value = serde_json::from_str(data).expect("event data is JSON");
+                        let last = matches!(v["state"].as_str(), Some("done" | "failed"));
+                        seen.push(v);
+                        if last {
+                            return seen;
+                        }
+                    }
+                }
+            }
+            panic!("event stream for {id} ended before a final state: {seen:?}");
+        };
+        tokio::time::timeout(Duration::from_secs(180), fut)
+            .await
+            .unwrap_or_else(|_| panic!("job {id} not final within 180 s"))
+    }
+
+    /// A backend handle on this app's bucket and queues (for tests that go around the web app).
+    pub async fn backend(&self) -> Backend {
+        let sdk = darkroom_core::aws::local_sdk_config(&self.moto.endpoint).await;
+        let args = BackendArgs {
+            bucket: self.names.bucket.clone(),
+            job_queue: self.names.jobs.clone(),
+            reply_queue: self.names.replies.clone(),
+            dead_letter_queue: self.names.dead_letters.clone(),
+            visibility_timeout: 30,
+            max_receives: 3,
+            s3_path_style: Some(true),
+        };
+        args.connect_with(&sdk, true)
+            .await
+            .expect("connect to moto")
+    }
+
+    /// Print the logs of every process (on failure it helps to see them).
+    pub fn dump_logs(&self) {
+        for p in self.web.iter().chain(self.processors.iter()) {
+            eprintln!(
+                "==== {} ====\n{}",
+                p.log.display(),
+                std::fs::read_to_string(&p.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Decode image bytes and return (format, width, height).
+pub fn decode(bytes: &[u8]) -> (image::ImageFormat, u32, u32) {
+    let format = image::guess_format(bytes).expect("output is a known image format");
+    let img = image::load_from_memory_with_format(bytes, format).expect("output decodes");
+    (format, img.width(), img.height())
+}

@@ -9,9 +9,16 @@ use crate::{EngineError, Limits};
 
 /// Decode `bytes` into pixels. Dimensions are checked from the header before any pixel
 /// buffer exists; with `auto_orient` the EXIF orientation is applied so the result is upright.
-pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<DynamicImage, EngineError> {
+pub fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+) -> Result<DynamicImage, EngineError> {
     limits.check_bytes(bytes.len())?;
     let format = sniff(bytes)?;
+    if format == image::ImageFormat::Jpeg {
+        check_jpeg_complete(bytes)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc());
@@ -19,7 +26,11 @@ pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<Dynami
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     limits.check_dimensions(width, height)?;
-    let orientation = if auto_orient { decoder.orientation().ok() } else { None };
+    let orientation = if auto_orient {
+        decoder.orientation().ok()
+    } else {
+        None
+    };
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
@@ -29,8 +40,46 @@ pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<Dynami
 
 fn corrupt(e: image::ImageError) -> EngineError {
     match e {
-        image::ImageError::Limits(_) => EngineError::Corrupt(format!("it needs more memory than allowed: {e}")),
-        image::ImageError::Unsupported(u) => EngineError::Corrupt(format!("unsupported variant: {u}")),
+        image::ImageError::Limits(_) => {
+            EngineError::Corrupt(format!("it needs more memory than allowed: {e}"))
+        }
+        image::ImageError::Unsupported(u) => {
+            EngineError::Corrupt(format!("unsupported variant: {u}"))
+        }
         other => EngineError::Corrupt(other.to_string()),
+    }
+}
+
+/// JPEG decoders fill a truncated file with grey and call it a success; a user would rather
+/// hear that the upload is incomplete. Walk the header segments to the first scan, then look
+/// for the end-of-image marker after it (inside entropy-coded data 0xFF is always stuffed, so
+/// FF D9 there can only be the real EOI; an EXIF thumbnail's EOI sits before the scan).
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
+    let truncated = || {
+        EngineError::Corrupt("the file ends before the image data does, so it was probably cut off during upload or copy".into())
+    };
+    let mut i = 2; // after SOI
+    loop {
+        while i < bytes.len() && bytes[i] == 0xFF && bytes.get(i + 1) == Some(&0xFF) {
+            i += 1; // fill bytes
+        }
+        if i + 4 > bytes.len() {
+            return Err(truncated());
+        }
+        if bytes[i] != 0xFF {
+            return Err(EngineError::Corrupt("the JPEG header is malformed".into()));
+        }
+        let marker = bytes[i + 1];
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xDA {
+            let scan = i + 2 + len;
+            let tail = bytes.get(scan..).ok_or_else(truncated)?;
+            return if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+                Ok(())
+            } else {
+                Err(truncated())
+            };
+        }
+        i += 2 + len;
     }
 }

@@ -16,9 +16,9 @@ pub mod ops;
 pub mod pipeline;
 pub mod probe;
 
+pub use encode::Format;
 pub use error::EngineError;
 pub use limits::Limits;
 pub use ops::{Fit, Op};
 pub use pipeline::{process, OutputSpec, Rendered};
 pub use probe::{probe, InputFormat, Probe};
-pub use encode::Format;

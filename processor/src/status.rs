@@ -22,7 +22,15 @@ impl Reporter {
         outputs: Vec<OutputInfo>,
         error: Option<JobError>,
     ) -> Result<(), QueueError> {
-        let msg = StatusMessage { job_id: job_id.to_string(), state, attempt, worker: self.worker.clone(), at: Utc::now(), outputs, error };
+        let msg = StatusMessage {
+            job_id: job_id.to_string(),
+            state,
+            attempt,
+            worker: self.worker.clone(),
+            at: Utc::now(),
+            outputs,
+            error,
+        };
         let body = msg.to_json();
         let mut delay = Duration::from_millis(200);
         let mut tries = 0;

@@ -25,7 +25,11 @@ pub struct CookieSettings {
 impl CookieSettings {
     /// Use `secret` if given; otherwise a random key kept in the store so identities survive
     /// restarts of the web app.
-    pub async fn load(store: &dyn ObjectStore, secret: Option<&str>, secure: bool) -> anyhow::Result<Self> {
+    pub async fn load(
+        store: &dyn ObjectStore,
+        secret: Option<&str>,
+        secure: bool,
+    ) -> anyhow::Result<Self> {
         let key = match secret {
             Some(s) if s.len() >= 32 => Key::derive_from(s.as_bytes()),
             Some(_) => anyhow::bail!("DARKROOM_COOKIE_SECRET must be at least 32 characters long"),
@@ -33,7 +37,13 @@ impl CookieSettings {
                 Ok(bytes) if bytes.len() == 64 => Key::from(&bytes),
                 Ok(_) | Err(StoreError::NotFound(_)) => {
                     let key = Key::generate();
-                    store.put(keys::COOKIE_KEY, Bytes::copy_from_slice(key.master()), "application/octet-stream").await?;
+                    store
+                        .put(
+                            keys::COOKIE_KEY,
+                            Bytes::copy_from_slice(key.master()),
+                            "application/octet-stream",
+                        )
+                        .await?;
                     key
                 }
                 Err(e) => return Err(e.into()),
@@ -65,8 +75,14 @@ impl CookieSettings {
 }
 
 /// Attach an [`Owner`] to every request, issuing a new signed cookie to newcomers.
-pub async fn middleware(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<crate::AppState>>().expect("AppState is registered").clone();
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<crate::AppState>>()
+        .expect("AppState is registered")
+        .clone();
     let known = req.cookie(COOKIE).and_then(|c| state.cookies.verify(&c));
     let fresh = known.is_none();
     let owner = known.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -84,11 +100,8 @@ impl FromRequest for Owner {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(
-            req.extensions()
-                .get::<Owner>()
-                .cloned()
-                .ok_or_else(|| actix_web::error::ErrorInternalServerError("identity middleware missing")),
-        )
+        ready(req.extensions().get::<Owner>().cloned().ok_or_else(|| {
+            actix_web::error::ErrorInternalServerError("identity middleware missing")
+        }))
     }
 }

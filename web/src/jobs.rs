@@ -61,7 +61,9 @@ impl JobRecord {
             JobState::Queued => return false,
             JobState::Processing => {
                 let seen = self.attempts > s.attempt
-                    || (self.state == JobState::Processing && self.attempts == s.attempt && self.worker.as_deref() == Some(&s.worker));
+                    || (self.state == JobState::Processing
+                        && self.attempts == s.attempt
+                        && self.worker.as_deref() == Some(&s.worker));
                 if seen {
                     return false;
                 }
@@ -75,7 +77,10 @@ impl JobRecord {
             JobState::Failed => {
                 self.state = JobState::Failed;
                 self.error = s.error.clone().or_else(|| {
-                    Some(JobError { code: "failed".into(), message: "The job failed without a reason.".into() })
+                    Some(JobError {
+                        code: "failed".into(),
+                        message: "The job failed without a reason.".into(),
+                    })
                 });
             }
         }
@@ -110,7 +115,12 @@ pub struct JobBook {
 
 impl JobBook {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        JobBook { store, cache: Mutex::new(HashMap::new()), writes: tokio::sync::Mutex::new(()), changes: broadcast::channel(1024).0 }
+        JobBook {
+            store,
+            cache: Mutex::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+            changes: broadcast::channel(1024).0,
+        }
     }
 
     /// Live changes to every job (subscribers filter by id).
@@ -120,8 +130,17 @@ impl JobBook {
 
     async fn save(&self, rec: &JobRecord) -> Result<(), StoreError> {
         let json = serde_json::to_vec(rec).expect("records serialize");
-        self.store.put(&keys::job_record(&rec.id), Bytes::from(json), "application/json").await?;
-        self.cache.lock().unwrap().insert(rec.id.clone(), rec.clone());
+        self.store
+            .put(
+                &keys::job_record(&rec.id),
+                Bytes::from(json),
+                "application/json",
+            )
+            .await?;
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(rec.id.clone(), rec.clone());
         let _ = self.changes.send(rec.clone());
         Ok(())
     }
@@ -131,7 +150,11 @@ impl JobBook {
         let _w = self.writes.lock().await;
         self.save(rec).await?;
         self.store
-            .put(&keys::owner_index(&rec.owner, &rec.id), Bytes::from(rec.created_at.to_rfc3339()), "text/plain")
+            .put(
+                &keys::owner_index(&rec.owner, &rec.id),
+                Bytes::from(rec.created_at.to_rfc3339()),
+                "text/plain",
+            )
             .await
     }
 
@@ -144,9 +167,13 @@ impl JobBook {
         }
         match self.store.get(&keys::job_record(id)).await {
             Ok(bytes) => {
-                let rec: JobRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Rejected(format!("job record {id} is unreadable: {e}")))?;
-                self.cache.lock().unwrap().insert(id.to_string(), rec.clone());
+                let rec: JobRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    StoreError::Rejected(format!("job record {id} is unreadable: {e}"))
+                })?;
+                self.cache
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_string(), rec.clone());
                 Ok(Some(rec))
             }
             Err(StoreError::NotFound(_)) => Ok(None),
@@ -213,7 +240,15 @@ mod tests {
     }
 
     fn status(state: JobState, attempt: u32, worker: &str) -> StatusMessage {
-        StatusMessage { job_id: "j".into(), state, attempt, worker: worker.into(), at: Utc::now(), outputs: vec![], error: None }
+        StatusMessage {
+            job_id: "j".into(),
+            state,
+            attempt,
+            worker: worker.into(),
+            at: Utc::now(),
+            outputs: vec![],
+            error: None,
+        }
     }
 
     #[test]

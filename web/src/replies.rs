@@ -12,7 +12,11 @@ use tokio::sync::watch;
 
 use crate::jobs::{Applied, JobBook};
 
-pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    queue: Arc<dyn JobQueue>,
+    book: Arc<JobBook>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let received = tokio::select! {
@@ -44,7 +48,9 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, mut shutdown: wat
                     Ok(Applied::Changed) => {
                         tracing::info!(job_id = %status.job_id, state = status.state.as_str(), attempt = status.attempt, worker = %status.worker, "status applied")
                     }
-                    Ok(Applied::Ignored) => tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored"),
+                    Ok(Applied::Ignored) => {
+                        tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored")
+                    }
                     Ok(Applied::UnknownJob) => {
                         tracing::info!(job_id = %status.job_id, state = status.state.as_str(), "status for a job this web app did not create (submitted from outside)")
                     }

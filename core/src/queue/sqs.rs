@@ -27,11 +27,16 @@ where
             let code = se.err().code().unwrap_or("");
             if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
                 QueueError::NoSuchQueue(queue.to_string())
-            } else if code.contains("ReceiptHandleIsInvalid") || code.contains("InvalidParameterValue") && format!("{e:?}").contains("eceipt") {
+            } else if code.contains("ReceiptHandleIsInvalid")
+                || code.contains("InvalidParameterValue") && format!("{e:?}").contains("eceipt")
+            {
                 QueueError::StaleReceipt
             } else if code.contains("MessageTooLong") {
                 QueueError::TooLarge(0)
-            } else if code.contains("Throttl") || code.contains("ServiceUnavailable") || code.contains("InternalError") {
+            } else if code.contains("Throttl")
+                || code.contains("ServiceUnavailable")
+                || code.contains("InternalError")
+            {
                 QueueError::Unavailable(DisplayErrorContext(&e).to_string())
             } else {
                 QueueError::Rejected(DisplayErrorContext(&e).to_string())
@@ -50,22 +55,56 @@ impl SqsQueue {
     /// Find an existing queue by name or URL.
     pub async fn open(client: Client, name_or_url: &str) -> Result<Self, QueueError> {
         if is_url(name_or_url) {
-            let name = name_or_url.trim_end_matches('/').rsplit('/').next().unwrap_or(name_or_url).to_string();
-            return Ok(SqsQueue { client, name, url: name_or_url.to_string() });
+            let name = name_or_url
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(name_or_url)
+                .to_string();
+            return Ok(SqsQueue {
+                client,
+                name,
+                url: name_or_url.to_string(),
+            });
         }
-        let out = client.get_queue_url().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
-        let url = out.queue_url().ok_or_else(|| QueueError::NoSuchQueue(name_or_url.to_string()))?.to_string();
-        Ok(SqsQueue { client, name: name_or_url.to_string(), url })
+        let out = client
+            .get_queue_url()
+            .queue_name(name_or_url)
+            .send()
+            .await
+            .map_err(|e| classify(name_or_url, e))?;
+        let url = out
+            .queue_url()
+            .ok_or_else(|| QueueError::NoSuchQueue(name_or_url.to_string()))?
+            .to_string();
+        Ok(SqsQueue {
+            client,
+            name: name_or_url.to_string(),
+            url,
+        })
     }
 
     /// Open the queue, creating it if it is missing, and set its attributes.
-    pub async fn ensure(client: Client, name_or_url: &str, attributes: &[(QueueAttributeName, String)]) -> Result<Self, QueueError> {
+    pub async fn ensure(
+        client: Client,
+        name_or_url: &str,
+        attributes: &[(QueueAttributeName, String)],
+    ) -> Result<Self, QueueError> {
         let queue = match Self::open(client.clone(), name_or_url).await {
             Ok(q) => q,
             Err(QueueError::NoSuchQueue(_)) if !is_url(name_or_url) => {
-                let out = client.create_queue().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
+                let out = client
+                    .create_queue()
+                    .queue_name(name_or_url)
+                    .send()
+                    .await
+                    .map_err(|e| classify(name_or_url, e))?;
                 let url = out.queue_url().unwrap_or_default().to_string();
-                SqsQueue { client, name: name_or_url.to_string(), url }
+                SqsQueue {
+                    client,
+                    name: name_or_url.to_string(),
+                    url,
+                }
             }
             Err(e) => return Err(e),
         };
@@ -111,7 +150,14 @@ impl JobQueue for SqsQueue {
     }
 
     async fn send(&self, body: &str) -> Result<String, QueueError> {
-        let out = self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(|e| classify(&self.name, e))?;
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&self.name, e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 
@@ -143,7 +189,13 @@ impl JobQueue for SqsQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
-        self.client.delete_message().queue_url(&self.url).receipt_handle(receipt).send().await.map_err(|e| classify(&self.name, e))?;
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| classify(&self.name, e))?;
         Ok(())
     }
 
@@ -170,7 +222,10 @@ impl JobQueue for SqsQueue {
             .await
             .map_err(|e| classify(&self.name, e))?;
         let get = |k: QueueAttributeName| -> u64 {
-            out.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            out.attributes()
+                .and_then(|a| a.get(&k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
         };
         Ok(QueueCounts {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),

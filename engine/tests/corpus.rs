@@ -1,0 +1,237 @@
+//! The engine on the shared corpus: real photos come out right, hostile files are refused
+//! with the right typed error.
+
+use std::path::PathBuf;
+
+use darkroom_engine::{
+    probe, process, EngineError, Fit, Format, InputFormat, Limits, Op, OutputSpec,
+};
+
+fn corpus(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("DARKROOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
+}
+
+fn out(name: &str, ops: Vec<Op>, format: Format) -> OutputSpec {
+    OutputSpec {
+        name: name.into(),
+        ops,
+        format,
+        quality: Some(85),
+        auto_orient: true,
+    }
+}
+
+fn fit(w: u32, h: u32) -> Op {
+    Op::Resize {
+        width: Some(w),
+        height: Some(h),
+        fit: Fit::Inside,
+        enlarge: false,
+    }
+}
+
+#[test]
+fn probe_reads_headers_of_real_photos() {
+    let l = Limits::default();
+    let p = probe(&corpus("M03_storm_1920x1280_exif.jpg"), &l).unwrap();
+    assert_eq!(
+        (p.format, p.width, p.height),
+        (InputFormat::Jpeg, 1920, 1280)
+    );
+    let p = probe(&corpus("S02_chelsea_451x300.png"), &l).unwrap();
+    assert_eq!((p.format, p.width, p.height), (InputFormat::Png, 451, 300));
+    let p = probe(&corpus("D04_picosdeeuropa_q80.webp"), &l).unwrap();
+    assert_eq!(
+        (p.format, p.width, p.height),
+        (InputFormat::Webp, 3264, 2448)
+    );
+}
+
+#[test]
+fn hostile_files_get_typed_errors() {
+    let l = Limits::default();
+    assert_eq!(
+        probe(&corpus("X02_text_named.jpg"), &l).unwrap_err(),
+        EngineError::NotAnImage
+    );
+    assert_eq!(
+        probe(&corpus("X03_empty.jpg"), &l).unwrap_err(),
+        EngineError::Empty
+    );
+    let bomb = probe(&corpus("X04_bomb_20000x20000.png"), &l).unwrap_err();
+    assert!(
+        matches!(
+            bomb,
+            EngineError::TooManyPixels {
+                width: 20000,
+                height: 20000,
+                ..
+            }
+        ),
+        "{bomb:?}"
+    );
+    assert!(bomb.to_string().contains("400.0 megapixels"), "{bomb}");
+    // The processor refuses the bomb too, before decoding.
+    let err = process(
+        &corpus("X04_bomb_20000x20000.png"),
+        &[out("a", vec![], Format::Png)],
+        &l,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "too_many_pixels");
+    // Half a JPEG: the header is fine, the data is not.
+    let err = process(
+        &corpus("X01_truncated_half.jpg"),
+        &[out("a", vec![fit(400, 400)], Format::Jpeg)],
+        &l,
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "corrupt_image", "{err}");
+}
+
+#[test]
+fn limits_are_configurable() {
+    let small = Limits {
+        max_input_bytes: 1000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        probe(&corpus("S01_rocket_640x427.jpg"), &small),
+        Err(EngineError::FileTooLarge { .. })
+    ));
+    let few = Limits {
+        max_pixels: 100_000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        probe(&corpus("S01_rocket_640x427.jpg"), &few),
+        Err(EngineError::TooManyPixels { .. })
+    ));
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // D01 is stored landscape 3088x2056 with Orientation=6: upright it is a 2056x3088 portrait.
+    let r = process(
+        &corpus("D01_friends_orient6_3088x2056.jpg"),
+        &[out("t", vec![fit(400, 400)], Format::Jpeg)],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!((r[0].width, r[0].height), (266, 400));
+    let mut raw = out("raw", vec![fit(400, 400)], Format::Jpeg);
+    raw.auto_orient = false;
+    let r = process(
+        &corpus("D01_friends_orient6_3088x2056.jpg"),
+        &[raw],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!((r[0].width, r[0].height), (400, 266));
+}
+
+#[test]
+fn one_decode_many_outputs() {
+    let outputs = [
+        out("thumb", vec![fit(400, 400)], Format::Jpeg),
+        out("gray", vec![fit(800, 800), Op::Grayscale], Format::Png),
+        out(
+            "rot",
+            vec![fit(300, 300), Op::Rotate { degrees: 90 }],
+            Format::Webp,
+        ),
+        out(
+            "avatar",
+            vec![Op::Resize {
+                width: Some(128),
+                height: Some(128),
+                fit: Fit::Cover,
+                enlarge: false,
+            }],
+            Format::Jpeg,
+        ),
+    ];
+    let r = process(
+        &corpus("M03_storm_1920x1280_exif.jpg"),
+        &outputs,
+        &Limits::default(),
+    )
+    .unwrap();
+    let dims: Vec<_> = r
+        .iter()
+        .map(|o| (o.name.as_str(), o.width, o.height))
+        .collect();
+    assert_eq!(
+        dims,
+        vec![
+            ("thumb", 400, 267),
+            ("gray", 800, 533),
+            ("rot", 200, 300),
+            ("avatar", 128, 128)
+        ]
+    );
+    for o in &r {
+        let img = image::load_from_memory(&o.bytes).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (o.width, o.height),
+            "{}",
+            o.name
+        );
+    }
+    let gray = image::load_from_memory(&r[1].bytes).unwrap();
+    assert_eq!(gray.color(), image::ColorType::L8);
+    assert_eq!(
+        image::guess_format(&r[2].bytes).unwrap(),
+        image::ImageFormat::WebP
+    );
+}
+
+#[test]
+fn alpha_png_flattens_onto_white_for_jpeg() {
+    let r = process(
+        &corpus("A01_emerald-logo_1689x1800_rgba.png"),
+        &[
+            out("j", vec![fit(200, 200)], Format::Jpeg),
+            out("p", vec![fit(200, 200)], Format::Png),
+        ],
+        &Limits::default(),
+    )
+    .unwrap();
+    let jpeg = image::load_from_memory(&r[0].bytes).unwrap().to_rgb8();
+    let corner = jpeg.get_pixel(0, 0);
+    assert!(
+        corner.0.iter().all(|&c| c > 240),
+        "transparent corner should be white, got {corner:?}"
+    );
+    let png = image::load_from_memory(&r[1].bytes).unwrap();
+    assert!(png.color().has_alpha(), "PNG keeps alpha");
+}
+
+#[test]
+fn every_real_photo_decodes_upright() {
+    let l = Limits::default();
+    let photos = [
+        ("A01_emerald-logo_1689x1800_rgba.png", 1689, 1800),
+        ("D01_friends_orient6_3088x2056.jpg", 2056, 3088),
+        ("D02_storm_progressive.jpg", 1920, 1280),
+        ("D03_storm_cmyk.jpg", 1920, 1280),
+        ("D04_picosdeeuropa_q80.webp", 3264, 2448),
+        ("D05_picosdeeuropa_1024x768_16bit.png", 1024, 768),
+        ("L01_painting-colors_6000x4000.jpg", 6000, 4000),
+        ("L02_kleiber_6028x3391.jpg", 6028, 3391),
+        ("L03_seeding_5312x2988_progressive.jpg", 5312, 2988),
+        ("M01_picosdeeuropa_3264x2448.jpg", 3264, 2448),
+        ("M02_wood_2560x1920_exif.jpg", 2560, 1920),
+        ("S01_rocket_640x427.jpg", 640, 427),
+        ("S03_camera_512x512_gray.png", 512, 512),
+    ];
+    for (name, w, h) in photos {
+        let img = darkroom_engine::decode::decode(&corpus(name), &l, true)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((img.width(), img.height()), (w, h), "{name}");
+    }
+}
