@@ -13,20 +13,13 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 pub async fn sdk_config() -> SdkConfig {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build(),
-        )
+        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
         .load()
         .await;
     if config.region().is_some() {
         return config;
     }
-    config
-        .into_builder()
-        .region(Region::new("us-east-1"))
-        .build()
+    config.into_builder().region(Region::new("us-east-1")).build()
 }
 
 /// An S3 client; `path_style` is needed by most local S3-compatible servers.
@@ -62,9 +55,7 @@ pub fn has_endpoint_override(config: &SdkConfig) -> bool {
 }
 
 fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https()
 }
 
 /// SDK configuration for a local S3/SQS-compatible server with static test credentials,
@@ -74,13 +65,7 @@ pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
         .http_client(https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test",
-            "test",
-            None,
-            None,
-            "darkroom-local",
-        ))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "darkroom-local"))
         .load()
         .await
 }

@@ -2,6 +2,7 @@
 //! [`BackendArgs`] into their command line, so `--help` lists every setting with its
 //! environment variable.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +11,10 @@ use darkroom_engine::Limits;
 use thiserror::Error;
 
 use crate::aws;
-use crate::queue::sqs::SqsQueue;
+use crate::queue::embedded::{EmbeddedDb, QueueSettings};
+use crate::queue::sqs::{self, SqsQueue};
 use crate::queue::{JobQueue, QueueError};
+use crate::store::fs::FsStore;
 use crate::store::s3::S3Store;
 use crate::store::{ObjectStore, StoreError};
 
@@ -20,9 +23,25 @@ AWS settings come through the AWS SDK's standard variables: AWS_ENDPOINT_URL (an
 server, e.g. http://127.0.0.1:5000), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ... Real AWS needs nothing else.";
 
+/// Which implementation of the store and queues to use.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Objects in a folder, queues in an SQLite database, both under DARKROOM_DATA_DIR.
+    Embedded,
+    /// Amazon S3 and SQS, or S3/SQS-compatible servers (AWS_ENDPOINT_URL).
+    Aws,
+}
+
 /// Where Darkroom keeps objects and queues.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BackendArgs {
+    /// Backend: `embedded` or `aws`. Default: `aws` when AWS_ENDPOINT_URL (or a queue URL) is
+    /// configured, `embedded` otherwise.
+    #[arg(long = "backend", env = "DARKROOM_BACKEND", value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Folder of the embedded backend (objects, queue database), shared by every process.
+    #[arg(long, env = "DARKROOM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
     /// S3 bucket holding originals, outputs and job records.
     #[arg(long, env = "DARKROOM_BUCKET", default_value = "darkroom")]
     pub bucket: String,
@@ -33,11 +52,7 @@ pub struct BackendArgs {
     #[arg(long, env = "DARKROOM_REPLY_QUEUE", default_value = "darkroom-replies")]
     pub reply_queue: String,
     /// Dead-letter queue for jobs that failed too often (name or URL).
-    #[arg(
-        long,
-        env = "DARKROOM_DEAD_LETTER_QUEUE",
-        default_value = "darkroom-dead-letters"
-    )]
+    #[arg(long, env = "DARKROOM_DEAD_LETTER_QUEUE", default_value = "darkroom-dead-letters")]
     pub dead_letter_queue: String,
     /// Seconds a received job stays hidden from other workers; workers extend it while they work.
     #[arg(long, env = "DARKROOM_VISIBILITY_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=43_200))]
@@ -97,6 +112,7 @@ pub struct Backend {
     pub dead_letters: Arc<dyn JobQueue>,
     /// Human description for logs ("S3 bucket darkroom at http://…").
     pub description: String,
+    pub kind: BackendKind,
 }
 
 impl BackendArgs {
@@ -104,18 +120,70 @@ impl BackendArgs {
         Duration::from_secs(self.visibility_timeout as u64)
     }
 
+    /// The backend in use: as configured, else `aws` if an AWS endpoint or a queue URL is
+    /// configured, else `embedded`.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.unwrap_or_else(|| {
+            let endpoint = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS"]
+                .iter()
+                .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+            let urls = [&self.job_queue, &self.reply_queue, &self.dead_letter_queue].iter().any(|q| sqs::is_url(q));
+            if endpoint || urls {
+                BackendKind::Aws
+            } else {
+                BackendKind::Embedded
+            }
+        })
+    }
+
     /// Connect to existing resources; with `init`, create what is missing first (bucket,
-    /// queues, the job queue's redrive policy to the dead-letter queue).
+    /// queues, the job queue's redrive policy to the dead-letter queue). The embedded backend
+    /// always creates what is missing.
     pub async fn connect(&self, init: bool) -> Result<Backend, ConnectError> {
-        self.connect_with(&aws::sdk_config().await, init).await
+        match self.kind() {
+            BackendKind::Aws => self.connect_with(&aws::sdk_config().await, init).await,
+            BackendKind::Embedded => {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || this.connect_embedded())
+                    .await
+                    .map_err(|e| ConnectError::Queue(QueueError::Unavailable(e.to_string())))?
+            }
+        }
+    }
+
+    /// The embedded backend in `data_dir`.
+    pub fn connect_embedded(&self) -> Result<Backend, ConnectError> {
+        let store = FsStore::open(&self.data_dir)?;
+        let db = EmbeddedDb::open(&self.data_dir)?;
+        let plain = QueueSettings { visibility: self.visibility(), redrive: None };
+        let dead_letters = db.ensure(&self.dead_letter_queue, &plain)?;
+        let jobs = db.ensure(
+            &self.job_queue,
+            &QueueSettings {
+                visibility: self.visibility(),
+                redrive: Some((self.dead_letter_queue.clone(), self.max_receives)),
+            },
+        )?;
+        let replies = db.ensure(&self.reply_queue, &plain)?;
+        let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        Ok(Backend {
+            store: Arc::new(store),
+            jobs: Arc::new(jobs),
+            replies: Arc::new(replies),
+            dead_letters: Arc::new(dead_letters),
+            description: format!(
+                "embedded backend in {} (queues `{}`/`{}`/`{}`)",
+                dir.display(),
+                self.job_queue,
+                self.reply_queue,
+                self.dead_letter_queue
+            ),
+            kind: BackendKind::Embedded,
+        })
     }
 
     /// [`connect`](Self::connect) with an SDK configuration built by the caller.
-    pub async fn connect_with(
-        &self,
-        sdk: &aws_config::SdkConfig,
-        init: bool,
-    ) -> Result<Backend, ConnectError> {
+    pub async fn connect_with(&self, sdk: &aws_config::SdkConfig, init: bool) -> Result<Backend, ConnectError> {
         let endpoint = sdk.endpoint_url().map(str::to_string);
         let path_style = self.s3_path_style.unwrap_or(endpoint.is_some());
         let s3 = S3Store::new(aws::s3_client(sdk, path_style), &self.bucket);
@@ -131,10 +199,7 @@ impl BackendArgs {
                 sqs.clone(),
                 &self.job_queue,
                 &[
-                    (
-                        QueueAttributeName::VisibilityTimeout,
-                        self.visibility_timeout.to_string(),
-                    ),
+                    (QueueAttributeName::VisibilityTimeout, self.visibility_timeout.to_string()),
                     (QueueAttributeName::RedrivePolicy, redrive.to_string()),
                 ],
             )
@@ -162,6 +227,7 @@ impl BackendArgs {
             replies: Arc::new(replies),
             dead_letters: Arc::new(dead_letters),
             description,
+            kind: BackendKind::Aws,
         })
     }
 }

@@ -106,23 +106,13 @@ struct Envelope<'a, T> {
 }
 
 fn to_json<T: Serialize>(kind: &str, body: &T) -> String {
-    serde_json::to_string(&Envelope {
-        version: VERSION,
-        kind,
-        body,
-    })
-    .expect("message types serialize")
+    serde_json::to_string(&Envelope { version: VERSION, kind, body }).expect("message types serialize")
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(
-    kind: &'static str,
-    text: &str,
-) -> Result<T, MessageError> {
+fn from_json<T: serde::de::DeserializeOwned>(kind: &'static str, text: &str) -> Result<T, MessageError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| MessageError::NotOurs(format!("not JSON ({e})")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| MessageError::NotOurs("not a JSON object".into()))?;
+    let obj = value.as_object().ok_or_else(|| MessageError::NotOurs("not a JSON object".into()))?;
     let version = obj
         .get("version")
         .ok_or_else(|| MessageError::NotOurs("no `version` field".into()))?
@@ -133,20 +123,14 @@ fn from_json<T: serde::de::DeserializeOwned>(
     }
     let got = obj.get("type").and_then(|t| t.as_str()).unwrap_or("");
     if got != kind {
-        return Err(MessageError::WrongType {
-            expected: kind,
-            got: got.to_string(),
-        });
+        return Err(MessageError::WrongType { expected: kind, got: got.to_string() });
     }
     let mut body = value;
     if let Some(map) = body.as_object_mut() {
         map.remove("version");
         map.remove("type");
     }
-    serde_json::from_value(body).map_err(|e| MessageError::Malformed {
-        kind,
-        detail: e.to_string(),
-    })
+    serde_json::from_value(body).map_err(|e| MessageError::Malformed { kind, detail: e.to_string() })
 }
 
 impl JobMessage {
@@ -162,10 +146,7 @@ impl JobMessage {
             });
         }
         crate::recipe::validate_outputs(&job.outputs, &darkroom_engine::Limits::default())
-            .map_err(|e| MessageError::Malformed {
-                kind: "job",
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| MessageError::Malformed { kind: "job", detail: e.to_string() })?;
         Ok(job)
     }
 }
@@ -237,22 +218,13 @@ mod tests {
     #[test]
     fn unknown_version_is_rejected() {
         let text = job().to_json().replace("\"version\":1", "\"version\":2");
-        assert!(matches!(
-            JobMessage::from_json(&text),
-            Err(MessageError::UnsupportedVersion(2))
-        ));
+        assert!(matches!(JobMessage::from_json(&text), Err(MessageError::UnsupportedVersion(2))));
     }
 
     #[test]
     fn foreign_messages_are_not_ours() {
-        assert!(matches!(
-            JobMessage::from_json("hello"),
-            Err(MessageError::NotOurs(_))
-        ));
-        assert!(matches!(
-            JobMessage::from_json("{\"foo\":1}"),
-            Err(MessageError::NotOurs(_))
-        ));
+        assert!(matches!(JobMessage::from_json("hello"), Err(MessageError::NotOurs(_))));
+        assert!(matches!(JobMessage::from_json("{\"foo\":1}"), Err(MessageError::NotOurs(_))));
         let status = StatusMessage::from_json(&job().to_json());
         assert!(matches!(status, Err(MessageError::WrongType { .. })));
     }
@@ -261,15 +233,9 @@ mod tests {
     fn job_with_bad_id_or_recipe_is_malformed() {
         let mut j = job();
         j.job_id = "../etc".into();
-        assert!(matches!(
-            JobMessage::from_json(&j.to_json()),
-            Err(MessageError::Malformed { .. })
-        ));
+        assert!(matches!(JobMessage::from_json(&j.to_json()), Err(MessageError::Malformed { .. })));
         let mut j = job();
         j.outputs.clear();
-        assert!(matches!(
-            JobMessage::from_json(&j.to_json()),
-            Err(MessageError::Malformed { .. })
-        ));
+        assert!(matches!(JobMessage::from_json(&j.to_json()), Err(MessageError::Malformed { .. })));
     }
 }

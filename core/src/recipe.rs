@@ -27,11 +27,7 @@ pub struct RecipeError {
 }
 
 fn err(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> RecipeError {
-    RecipeError {
-        field: field.into(),
-        code,
-        message: message.into(),
-    }
+    RecipeError { field: field.into(), code, message: message.into() }
 }
 
 /// A built-in recipe users pick with one click.
@@ -43,40 +39,15 @@ pub struct Preset {
 }
 
 pub const PRESETS: &[Preset] = &[
-    Preset {
-        id: "thumbnail",
-        label: "Thumbnail 400",
-        description: "Fits within 400×400, JPEG quality 80",
-    },
-    Preset {
-        id: "web",
-        label: "Web 1600",
-        description: "Fits within 1600×1600, JPEG quality 85",
-    },
-    Preset {
-        id: "grayscale",
-        label: "Grayscale",
-        description: "Black and white, fits within 1600×1600, JPEG",
-    },
-    Preset {
-        id: "avatar",
-        label: "Square avatar 256",
-        description: "256×256 centre crop, JPEG quality 85",
-    },
-    Preset {
-        id: "png",
-        label: "PNG full size",
-        description: "Upright, full size, lossless PNG",
-    },
+    Preset { id: "thumbnail", label: "Thumbnail 400", description: "Fits within 400×400, JPEG quality 80" },
+    Preset { id: "web", label: "Web 1600", description: "Fits within 1600×1600, JPEG quality 85" },
+    Preset { id: "grayscale", label: "Grayscale", description: "Black and white, fits within 1600×1600, JPEG" },
+    Preset { id: "avatar", label: "Square avatar 256", description: "256×256 centre crop, JPEG quality 85" },
+    Preset { id: "png", label: "PNG full size", description: "Upright, full size, lossless PNG" },
 ];
 
 fn fit_box(size: u32, fit: Fit) -> Op {
-    Op::Resize {
-        width: Some(size),
-        height: Some(size),
-        fit,
-        enlarge: false,
-    }
+    Op::Resize { width: Some(size), height: Some(size), fit, enlarge: false }
 }
 
 /// The outputs a preset stands for.
@@ -89,30 +60,12 @@ pub fn preset_outputs(id: &str) -> Option<Vec<OutputSpec>> {
         auto_orient: true,
     };
     Some(vec![match id {
-        "thumbnail" => out(
-            "thumbnail",
-            vec![fit_box(400, Fit::Inside)],
-            Format::Jpeg,
-            Some(80),
-        ),
-        "web" => out(
-            "web",
-            vec![fit_box(1600, Fit::Inside)],
-            Format::Jpeg,
-            Some(DEFAULT_QUALITY),
-        ),
-        "grayscale" => out(
-            "grayscale",
-            vec![fit_box(1600, Fit::Inside), Op::Grayscale],
-            Format::Jpeg,
-            Some(DEFAULT_QUALITY),
-        ),
-        "avatar" => out(
-            "avatar",
-            vec![fit_box(256, Fit::Cover)],
-            Format::Jpeg,
-            Some(DEFAULT_QUALITY),
-        ),
+        "thumbnail" => out("thumbnail", vec![fit_box(400, Fit::Inside)], Format::Jpeg, Some(80)),
+        "web" => out("web", vec![fit_box(1600, Fit::Inside)], Format::Jpeg, Some(DEFAULT_QUALITY)),
+        "grayscale" => {
+            out("grayscale", vec![fit_box(1600, Fit::Inside), Op::Grayscale], Format::Jpeg, Some(DEFAULT_QUALITY))
+        }
+        "avatar" => out("avatar", vec![fit_box(256, Fit::Cover)], Format::Jpeg, Some(DEFAULT_QUALITY)),
         "png" => out("png", vec![], Format::Png, None),
         _ => return None,
     }])
@@ -120,24 +73,15 @@ pub fn preset_outputs(id: &str) -> Option<Vec<OutputSpec>> {
 
 /// Parse and validate a recipe from its JSON text.
 pub fn parse(text: &str, limits: &Limits) -> Result<Vec<OutputSpec>, RecipeError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        err(
-            "recipe",
-            "invalid_json",
-            format!("the recipe is not valid JSON: {e}"),
-        )
-    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| err("recipe", "invalid_json", format!("the recipe is not valid JSON: {e}")))?;
     parse_value(&value, limits)
 }
 
 /// Parse and validate a recipe already decoded as JSON.
 pub fn parse_value(value: &Value, limits: &Limits) -> Result<Vec<OutputSpec>, RecipeError> {
     let obj = value.as_object().ok_or_else(|| {
-        err(
-            "recipe",
-            "invalid_recipe",
-            "the recipe must be a JSON object with `preset` or `outputs`",
-        )
+        err("recipe", "invalid_recipe", "the recipe must be a JSON object with `preset` or `outputs`")
     })?;
     for key in obj.keys() {
         if key != "preset" && key != "outputs" {
@@ -150,40 +94,19 @@ pub fn parse_value(value: &Value, limits: &Limits) -> Result<Vec<OutputSpec>, Re
     }
     let outputs = match (obj.get("preset"), obj.get("outputs")) {
         (Some(_), Some(_)) => {
-            return Err(err(
-                "preset",
-                "invalid_recipe",
-                "give either `preset` or `outputs`, not both",
-            ))
+            return Err(err("preset", "invalid_recipe", "give either `preset` or `outputs`, not both"))
         }
-        (None, None) => {
-            return Err(err(
-                "recipe",
-                "missing_field",
-                "the recipe needs `preset` or `outputs`",
-            ))
-        }
+        (None, None) => return Err(err("recipe", "missing_field", "the recipe needs `preset` or `outputs`")),
         (Some(p), None) => {
-            let id = p
-                .as_str()
-                .ok_or_else(|| err("preset", "invalid_value", "`preset` must be a string"))?;
+            let id = p.as_str().ok_or_else(|| err("preset", "invalid_value", "`preset` must be a string"))?;
             preset_outputs(id).ok_or_else(|| {
                 let known: Vec<_> = PRESETS.iter().map(|p| p.id).collect();
-                err(
-                    "preset",
-                    "unknown_preset",
-                    format!("unknown preset `{id}`; choose one of {}", known.join(", ")),
-                )
+                err("preset", "unknown_preset", format!("unknown preset `{id}`; choose one of {}", known.join(", ")))
             })?
         }
         (None, Some(list)) => {
-            let list = list
-                .as_array()
-                .ok_or_else(|| err("outputs", "invalid_value", "`outputs` must be a list"))?;
-            list.iter()
-                .enumerate()
-                .map(|(i, o)| parse_output(i, o))
-                .collect::<Result<Vec<_>, _>>()?
+            let list = list.as_array().ok_or_else(|| err("outputs", "invalid_value", "`outputs` must be a list"))?;
+            list.iter().enumerate().map(|(i, o)| parse_output(i, o)).collect::<Result<Vec<_>, _>>()?
         }
     };
     validate_outputs(&outputs, limits)?;
@@ -192,9 +115,7 @@ pub fn parse_value(value: &Value, limits: &Limits) -> Result<Vec<OutputSpec>, Re
 
 fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
     let at = format!("outputs[{i}]");
-    let obj = value
-        .as_object()
-        .ok_or_else(|| err(&at, "invalid_value", "each output must be an object"))?;
+    let obj = value.as_object().ok_or_else(|| err(&at, "invalid_value", "each output must be an object"))?;
     const FIELDS: &[&str] = &["name", "ops", "format", "quality", "auto_orient"];
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(err(
@@ -209,27 +130,16 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
             return Err(err(
                 format!("{at}.format"),
                 "unknown_format",
-                format!(
-                    "unknown format {f}; choose one of {}",
-                    Format::NAMES.join(", ")
-                ),
+                format!("unknown format {f}; choose one of {}", Format::NAMES.join(", ")),
             ));
         }
     }
     if let Some(ops) = obj.get("ops") {
-        let ops = ops
-            .as_array()
-            .ok_or_else(|| err(format!("{at}.ops"), "invalid_value", "`ops` must be a list"))?;
+        let ops = ops.as_array().ok_or_else(|| err(format!("{at}.ops"), "invalid_value", "`ops` must be a list"))?;
         for (j, op) in ops.iter().enumerate() {
             let name = op.get("op").and_then(Value::as_str);
             match name {
-                None => {
-                    return Err(err(
-                        format!("{at}.ops[{j}].op"),
-                        "missing_field",
-                        "each op needs an `op` name",
-                    ))
-                }
+                None => return Err(err(format!("{at}.ops[{j}].op"), "missing_field", "each op needs an `op` name")),
                 Some(n) if !Op::NAMES.contains(&n) => {
                     return Err(err(
                         format!("{at}.ops[{j}].op"),
@@ -243,36 +153,26 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
                 .map_err(|e| err(format!("{at}.ops[{j}]"), "invalid_value", e.to_string()))?;
         }
     }
-    serde_json::from_value::<OutputSpec>(value.clone())
-        .map_err(|e| err(&at, "invalid_value", e.to_string()))
+    serde_json::from_value::<OutputSpec>(value.clone()).map_err(|e| err(&at, "invalid_value", e.to_string()))
 }
 
 /// Rules every list of outputs obeys, whoever built it (the API, a preset, an outside tool).
 pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), RecipeError> {
     if outputs.is_empty() {
-        return Err(err(
-            "outputs",
-            "invalid_value",
-            "ask for at least one output",
-        ));
+        return Err(err("outputs", "invalid_value", "ask for at least one output"));
     }
     if outputs.len() > MAX_OUTPUTS {
         return Err(err(
             "outputs",
             "too_many_outputs",
-            format!(
-                "at most {MAX_OUTPUTS} outputs per job, got {}",
-                outputs.len()
-            ),
+            format!("at most {MAX_OUTPUTS} outputs per job, got {}", outputs.len()),
         ));
     }
     for (i, o) in outputs.iter().enumerate() {
         let at = format!("outputs[{i}]");
         let name_ok = !o.name.is_empty()
             && o.name.len() <= 40
-            && o.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            && o.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !name_ok {
             return Err(err(
                 format!("{at}.name"),
@@ -281,11 +181,7 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
             ));
         }
         if outputs[..i].iter().any(|p| p.name == o.name) {
-            return Err(err(
-                format!("{at}.name"),
-                "duplicate_name",
-                format!("two outputs are named `{}`", o.name),
-            ));
+            return Err(err(format!("{at}.name"), "duplicate_name", format!("two outputs are named `{}`", o.name)));
         }
         if o.ops.len() > MAX_OPS {
             return Err(err(
@@ -296,17 +192,12 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
         }
         if let Some(q) = o.quality {
             if !(1..=100).contains(&q) {
-                return Err(err(
-                    format!("{at}.quality"),
-                    "invalid_value",
-                    format!("quality must be 1-100, got {q}"),
-                ));
+                return Err(err(format!("{at}.quality"), "invalid_value", format!("quality must be 1-100, got {q}")));
             }
         }
         for (j, op) in o.ops.iter().enumerate() {
-            op.validate(limits).map_err(|(field, message)| {
-                err(format!("{at}.ops[{j}].{field}"), "invalid_value", message)
-            })?;
+            op.validate(limits)
+                .map_err(|(field, message)| err(format!("{at}.ops[{j}].{field}"), "invalid_value", message))?;
         }
     }
     Ok(())
@@ -340,17 +231,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"grayscale"},{"op":"explode"}]}]}"#)
-            .unwrap_err();
-        assert_eq!(
-            (e.field.as_str(), e.code),
-            ("outputs[0].ops[1].op", "unknown_op")
-        );
-        assert!(
-            e.message.contains("explode") && e.message.contains("resize"),
-            "{}",
-            e.message
-        );
+        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"grayscale"},{"op":"explode"}]}]}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("outputs[0].ops[1].op", "unknown_op"));
+        assert!(e.message.contains("explode") && e.message.contains("resize"), "{}", e.message);
 
         let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"resize"}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0].width");
@@ -358,24 +241,17 @@ mod tests {
         let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"resize","width":0}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0].width");
 
-        let e =
-            p(r#"{"outputs":[{"name":"a","ops":[{"op":"rotate","degrees":45}]}]}"#).unwrap_err();
+        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"rotate","degrees":45}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0].degrees");
 
         let e = p(r#"{"outputs":[{"name":"a","format":"bmp"}]}"#).unwrap_err();
-        assert_eq!(
-            (e.field.as_str(), e.code),
-            ("outputs[0].format", "unknown_format")
-        );
+        assert_eq!((e.field.as_str(), e.code), ("outputs[0].format", "unknown_format"));
 
         let e = p(r#"{"outputs":[{"name":"a","quality":0}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].quality");
 
         let e = p(r#"{"outputs":[{"name":"a"},{"name":"a"}]}"#).unwrap_err();
-        assert_eq!(
-            (e.field.as_str(), e.code),
-            ("outputs[1].name", "duplicate_name")
-        );
+        assert_eq!((e.field.as_str(), e.code), ("outputs[1].name", "duplicate_name"));
 
         let e = p(r#"{"outputs":[{"name":"Bad Name"}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].name");
@@ -383,9 +259,7 @@ mod tests {
         let e = p(r#"{"preset":"huge"}"#).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("preset", "unknown_preset"));
 
-        let e =
-            p(r#"{"outputs":[{"name":"a","ops":[{"op":"resize","width":10,"colour":"red"}]}]}"#)
-                .unwrap_err();
+        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"resize","width":10,"colour":"red"}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0]");
         assert!(e.message.contains("colour"), "{}", e.message);
     }
@@ -396,25 +270,13 @@ mod tests {
         assert_eq!(p("not json").unwrap_err().code, "invalid_json");
         assert_eq!(p("[]").unwrap_err().code, "invalid_recipe");
         assert_eq!(p(r#"{"outputs":[]}"#).unwrap_err().field, "outputs");
-        assert_eq!(
-            p(r#"{"preset":"web","outputs":[]}"#).unwrap_err().field,
-            "preset"
-        );
+        assert_eq!(p(r#"{"preset":"web","outputs":[]}"#).unwrap_err().field, "preset");
         assert_eq!(p(r#"{"presett":"web"}"#).unwrap_err().code, "unknown_field");
         let many: Vec<String> = (0..11).map(|i| format!("{{\"name\":\"o{i}\"}}")).collect();
-        assert_eq!(
-            p(&format!("{{\"outputs\":[{}]}}", many.join(",")))
-                .unwrap_err()
-                .code,
-            "too_many_outputs"
-        );
+        assert_eq!(p(&format!("{{\"outputs\":[{}]}}", many.join(","))).unwrap_err().code, "too_many_outputs");
         let ops = vec!["{\"op\":\"grayscale\"}"; MAX_OPS + 1].join(",");
         assert_eq!(
-            p(&format!(
-                "{{\"outputs\":[{{\"name\":\"a\",\"ops\":[{ops}]}}]}}"
-            ))
-            .unwrap_err()
-            .code,
+            p(&format!("{{\"outputs\":[{{\"name\":\"a\",\"ops\":[{ops}]}}]}}")).unwrap_err().code,
             "too_many_ops"
         );
     }

@@ -1,9 +1,10 @@
-//! Test harness for Darkroom's end-to-end tests: a real S3/SQS-compatible server (moto, see
-//! ../shared/LOCAL-AWS.md), real `darkroom-web` and `darkroom-processor` processes on port 0,
-//! and an HTTP client with a cookie jar, like a browser or `curl -c/-b`.
+//! Test harness for Darkroom's end-to-end tests: real `darkroom-web` and `darkroom-processor`
+//! processes on port 0, an HTTP client with a cookie jar (like a browser or `curl -c/-b`), on
+//! either backend ([`Kind`]): a real S3/SQS-compatible server (moto, see
+//! ../shared/LOCAL-AWS.md) or the embedded one (a fresh data folder).
 //!
-//! Every [`TestApp`] gets its own server and its own bucket and queue names, so tests run in
-//! parallel. Children are killed when the app is dropped (also when a test panics).
+//! Every [`TestApp`] gets its own server or folder and its own bucket and queue names, so tests
+//! run in parallel. Children are killed when the app is dropped (also when a test panics).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,23 +14,18 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use darkroom_core::config::{Backend, BackendArgs};
+use darkroom_core::config::{Backend, BackendArgs, BackendKind};
 use futures_util::StreamExt;
 use serde_json::Value;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A file from ../shared/corpus.
 pub fn corpus(name: &str) -> PathBuf {
-    let dir = std::env::var_os("DARKROOM_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/corpus"));
+    let dir = std::env::var_os("DARKROOM_CORPUS").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/corpus"));
     dir.join(name)
 }
 
@@ -46,10 +42,7 @@ pub fn bin_dir() -> &'static Path {
             .current_dir(root())
             .status()
             .expect("run cargo build");
-        assert!(
-            status.success(),
-            "building darkroom-web and darkroom-processor failed"
-        );
+        assert!(status.success(), "building darkroom-web and darkroom-processor failed");
         let exe = std::env::current_exe().unwrap();
         // target/debug/deps/<test> -> target/debug
         exe.parent().and_then(Path::parent).unwrap().to_path_buf()
@@ -57,11 +50,7 @@ pub fn bin_dir() -> &'static Path {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A running moto server (S3 and SQS on one port).
@@ -76,10 +65,7 @@ impl Moto {
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join(".venv-aws/bin/moto_server"));
         if !bin.exists() {
-            bail!(
-                "{} is missing: run scripts/test (it installs moto into .venv-aws)",
-                bin.display()
-            );
+            bail!("{} is missing: run scripts/test (it installs moto into .venv-aws)", bin.display());
         }
         for _ in 0..3 {
             let port = free_port();
@@ -89,10 +75,7 @@ impl Moto {
                 .stderr(Stdio::null())
                 .spawn()
                 .context("start moto_server")?;
-            let mut moto = Moto {
-                child,
-                endpoint: format!("http://127.0.0.1:{port}"),
-            };
+            let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = moto.child.try_wait() {
@@ -118,16 +101,8 @@ impl Drop for Moto {
 /// Names unique to one test app.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        nanos % 100_000
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos % 100_000)
 }
 
 /// A child process whose output goes to a log file under target/e2e-logs.
@@ -152,6 +127,101 @@ impl Drop for Proc {
     }
 }
 
+/// Which backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// moto: S3 and SQS over HTTP through the AWS SDK.
+    Moto,
+    /// The embedded default: a folder and an SQLite queue database.
+    Embedded,
+}
+
+/// A backend for one test: moto server or data folder, removed on drop.
+pub struct Site {
+    pub kind: Kind,
+    pub moto: Option<Moto>,
+    pub data_dir: PathBuf,
+    pub names: Names,
+    pub tag: String,
+}
+
+impl Site {
+    pub fn new(kind: Kind) -> Site {
+        let tag = unique("t");
+        let names = Names {
+            bucket: tag.to_lowercase(),
+            jobs: format!("{tag}-jobs"),
+            replies: format!("{tag}-replies"),
+            dead_letters: format!("{tag}-dlq"),
+        };
+        let moto = (kind == Kind::Moto).then(|| Moto::start().expect("start moto"));
+        let data_dir = root().join("target/e2e-data").join(&tag);
+        Site { kind, moto, data_dir, names, tag }
+    }
+
+    /// Backend settings for this site.
+    pub fn args(&self, visibility_timeout: u32, max_receives: u32) -> BackendArgs {
+        BackendArgs {
+            backend: Some(match self.kind {
+                Kind::Moto => BackendKind::Aws,
+                Kind::Embedded => BackendKind::Embedded,
+            }),
+            data_dir: self.data_dir.clone(),
+            bucket: self.names.bucket.clone(),
+            job_queue: self.names.jobs.clone(),
+            reply_queue: self.names.replies.clone(),
+            dead_letter_queue: self.names.dead_letters.clone(),
+            visibility_timeout,
+            max_receives,
+            s3_path_style: Some(true),
+        }
+    }
+
+    /// Connect in-process (creating what is missing, as `--init` does).
+    pub async fn connect(&self, visibility_timeout: u32, max_receives: u32) -> Backend {
+        let args = self.args(visibility_timeout, max_receives);
+        match &self.moto {
+            Some(m) => {
+                let sdk = darkroom_core::aws::local_sdk_config(&m.endpoint).await;
+                args.connect_with(&sdk, true).await.expect("connect to moto")
+            }
+            None => args.connect_embedded().expect("open the embedded backend"),
+        }
+    }
+
+    /// Environment for a Darkroom process on this site.
+    pub fn envs(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("DARKROOM_BUCKET", self.names.bucket.clone()),
+            ("DARKROOM_JOB_QUEUE", self.names.jobs.clone()),
+            ("DARKROOM_REPLY_QUEUE", self.names.replies.clone()),
+            ("DARKROOM_DEAD_LETTER_QUEUE", self.names.dead_letters.clone()),
+            ("DARKROOM_DATA_DIR", self.data_dir.to_string_lossy().into_owned()),
+            ("RUST_LOG", "info".into()),
+            ("RUST_BACKTRACE", "1".into()),
+        ];
+        match &self.moto {
+            Some(m) => env.extend([
+                ("DARKROOM_BACKEND", "aws".to_string()),
+                ("AWS_ENDPOINT_URL", m.endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+                ("AWS_REGION", "us-east-1".into()),
+                ("AWS_DEFAULT_REGION", "us-east-1".into()),
+                ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ]),
+            None => env.push(("DARKROOM_BACKEND", "embedded".to_string())),
+        }
+        env
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
 /// Settings shared by every process of one app.
 #[derive(Clone, Debug)]
 pub struct Names {
@@ -162,13 +232,12 @@ pub struct Names {
 }
 
 pub struct TestApp {
-    pub moto: Moto,
-    pub names: Names,
     pub web: Option<Proc>,
     pub base_url: String,
     pub processors: Vec<Proc>,
     pub client: reqwest::Client,
-    tag: String,
+    // Last, so the processes die before their backend goes.
+    pub site: Site,
 }
 
 pub fn log_dir() -> PathBuf {
@@ -178,31 +247,17 @@ pub fn log_dir() -> PathBuf {
 }
 
 impl TestApp {
-    /// moto + `darkroom-web --init` + `processors` processors.
-    pub async fn spawn(processors: usize) -> TestApp {
-        Self::spawn_with(true, processors).await
+    /// A backend + `darkroom-web --init` + `processors` processors.
+    pub async fn spawn(kind: Kind, processors: usize) -> TestApp {
+        Self::spawn_with(kind, true, processors).await
     }
 
     /// Like [`spawn`](Self::spawn); without the web app the bucket and queues are created
     /// in-process, as `--init` would.
-    pub async fn spawn_with(web: bool, processors: usize) -> TestApp {
-        let moto = Moto::start().expect("start moto");
-        let tag = unique("t");
-        let names = Names {
-            bucket: tag.to_lowercase(),
-            jobs: format!("{tag}-jobs"),
-            replies: format!("{tag}-replies"),
-            dead_letters: format!("{tag}-dlq"),
-        };
-        let mut app = TestApp {
-            moto,
-            names,
-            web: None,
-            base_url: String::new(),
-            processors: vec![],
-            client: Self::new_client(),
-            tag,
-        };
+    pub async fn spawn_with(kind: Kind, web: bool, processors: usize) -> TestApp {
+        let site = Site::new(kind);
+        let mut app =
+            TestApp { site, web: None, base_url: String::new(), processors: vec![], client: Self::new_client() };
         if web {
             app.start_web();
         } else {
@@ -216,37 +271,18 @@ impl TestApp {
 
     /// A fresh HTTP client with its own cookie jar (another browser).
     pub fn new_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .unwrap()
+        reqwest::Client::builder().cookie_store(true).build().unwrap()
     }
 
     pub fn envs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_DEFAULT_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("DARKROOM_BUCKET", self.names.bucket.clone()),
-            ("DARKROOM_JOB_QUEUE", self.names.jobs.clone()),
-            ("DARKROOM_REPLY_QUEUE", self.names.replies.clone()),
-            (
-                "DARKROOM_DEAD_LETTER_QUEUE",
-                self.names.dead_letters.clone(),
-            ),
-            ("DARKROOM_VISIBILITY_TIMEOUT", "30".into()),
-            ("RUST_LOG", "info".into()),
-            ("RUST_BACKTRACE", "1".into()),
-        ]
+        self.site.envs()
     }
 
     fn command(&self, bin: &str, log_name: &str) -> (Command, PathBuf) {
-        let log = log_dir().join(format!("{}-{log_name}.log", self.tag));
+        let log = log_dir().join(format!("{}-{log_name}.log", self.site.tag));
         let mut cmd = Command::new(bin_dir().join(bin));
-        cmd.envs(self.envs())
+        cmd.env_remove("AWS_ENDPOINT_URL")
+            .envs(self.envs())
             .stderr(std::fs::File::create(&log).unwrap())
             .stdin(Stdio::null());
         (cmd, log)
@@ -258,11 +294,8 @@ impl TestApp {
             old.kill();
         }
         let (mut cmd, log) = self.command("darkroom-web", "web");
-        let mut child = cmd
-            .args(["--init", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start darkroom-web");
+        let mut child =
+            cmd.args(["--init", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("start darkroom-web");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -272,14 +305,9 @@ impl TestApp {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "darkroom-web did not print its URL; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
+        let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            panic!("darkroom-web did not print its URL; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
         self.base_url = url;
         self.web = Some(Proc { child, log });
     }
@@ -301,52 +329,29 @@ impl TestApp {
     }
 
     /// POST /api/jobs with `files` from the corpus and `recipe` JSON.
-    pub async fn upload(
-        &self,
-        client: &reqwest::Client,
-        files: &[&str],
-        recipe: Option<&str>,
-    ) -> reqwest::Response {
+    pub async fn upload(&self, client: &reqwest::Client, files: &[&str], recipe: Option<&str>) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new();
         if let Some(r) = recipe {
             form = form.text("recipe", r.to_string());
         }
         for f in files {
-            let bytes =
-                std::fs::read(corpus(f)).unwrap_or_else(|e| panic!("read corpus file {f}: {e}"));
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name(f.to_string()),
-            );
+            let bytes = std::fs::read(corpus(f)).unwrap_or_else(|e| panic!("read corpus file {f}: {e}"));
+            form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(f.to_string()));
         }
-        client
-            .post(self.url("/api/jobs"))
-            .multipart(form)
-            .send()
-            .await
-            .expect("POST /api/jobs")
+        client.post(self.url("/api/jobs")).multipart(form).send().await.expect("POST /api/jobs")
     }
 
     /// Follow the job's event stream until a final state; returns every status seen.
     pub async fn follow(&self, client: &reqwest::Client, id: &str) -> Vec<Value> {
         let fut = async {
             let mut seen = Vec::new();
-            let resp = client
-                .get(self.url(&format!("/api/jobs/{id}/events")))
-                .send()
-                .await
-                .expect("GET events");
+            let resp = client.get(self.url(&format!("/api/jobs/{id}/events"))).send().await.expect("GET events");
             assert_eq!(resp.status(), 200, "events for {id}");
-            assert!(resp.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream"));
+            assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
             let mut stream = resp.bytes_stream();
             let mut buf = String::new();
             while let Some(chunk) = stream.next().await {
-                buf.push_str(&String::from_utf8_lossy(
-                    &chunk.expect("event stream chunk"),
-                ));
+                buf.push_str(&String::from_utf8_lossy(&chunk.expect("event stream chunk")));
                 while let Some(end) = buf.find("\n\n") {
                     let event: String = buf.drain(..end + 2).collect();
                     if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
@@ -366,31 +371,15 @@ impl TestApp {
             .unwrap_or_else(|_| panic!("job {id} not final within 180 s"))
     }
 
-    /// A backend handle on this app's bucket and queues (for tests that go around the web app).
+    /// A backend handle on this app's store and queues (for tests that go around the web app).
     pub async fn backend(&self) -> Backend {
-        let sdk = darkroom_core::aws::local_sdk_config(&self.moto.endpoint).await;
-        let args = BackendArgs {
-            bucket: self.names.bucket.clone(),
-            job_queue: self.names.jobs.clone(),
-            reply_queue: self.names.replies.clone(),
-            dead_letter_queue: self.names.dead_letters.clone(),
-            visibility_timeout: 30,
-            max_receives: 3,
-            s3_path_style: Some(true),
-        };
-        args.connect_with(&sdk, true)
-            .await
-            .expect("connect to moto")
+        self.site.connect(30, 3).await
     }
 
     /// Print the logs of every process (on failure it helps to see them).
     pub fn dump_logs(&self) {
         for p in self.web.iter().chain(self.processors.iter()) {
-            eprintln!(
-                "==== {} ====\n{}",
-                p.log.display(),
-                std::fs::read_to_string(&p.log).unwrap_or_default()
-            );
+            eprintln!("==== {} ====\n{}", p.log.display(), std::fs::read_to_string(&p.log).unwrap_or_default());
         }
     }
 }

@@ -4,29 +4,21 @@
 use std::time::Duration;
 
 use darkroom_core::message::{JobMessage, JobState, StatusMessage};
-use darkroom_e2e::{corpus, decode, TestApp};
+use darkroom_e2e::{corpus, decode, Kind, TestApp};
 use image::ImageFormat;
 use serde_json::Value;
 
 fn states(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["state"].as_str().unwrap().to_string())
-        .collect()
+    events.iter().map(|e| e["state"].as_str().unwrap().to_string()).collect()
 }
 
 async fn fetch(client: &reqwest::Client, app: &TestApp, path: &str) -> reqwest::Response {
-    client
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    client.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Upload, wait for done, download every output and check it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presets_and_custom_recipes_reach_done_with_valid_outputs() {
-    let app = TestApp::spawn(2).await;
+async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
+    let app = TestApp::spawn(kind, 2).await;
     let c = &app.client;
 
     let health = fetch(c, &app, "/healthz").await;
@@ -61,15 +53,8 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs() {
         for (job, file) in jobs.iter().zip(files.iter()) {
             assert_eq!(job["state"], "queued");
             assert_eq!(job["filename"], *file);
-            assert!(job["links"]["events"]
-                .as_str()
-                .unwrap()
-                .ends_with("/events"));
-            submitted.push((
-                job["id"].as_str().unwrap().to_string(),
-                *file,
-                expect.clone(),
-            ));
+            assert!(job["links"]["events"].as_str().unwrap().ends_with("/events"));
+            submitted.push((job["id"].as_str().unwrap().to_string(), *file, expect.clone()));
         }
     }
 
@@ -80,42 +65,22 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs() {
             app.dump_logs();
         }
         assert_eq!(last["state"], "done", "{file}: {last}");
-        let timeline: Vec<_> = last["timeline"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["state"].as_str().unwrap())
-            .collect();
+        let timeline: Vec<_> =
+            last["timeline"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
         assert_eq!(timeline, vec!["queued", "processing", "done"], "{file}");
-        assert!(
-            last["worker"].as_str().unwrap().starts_with("worker-"),
-            "{last}"
-        );
+        assert!(last["worker"].as_str().unwrap().starts_with("worker-"), "{last}");
         assert_eq!(last["attempts"], 1);
-        assert!(states(&events)
-            .iter()
-            .all(|s| ["queued", "processing", "done"].contains(&s.as_str())));
+        assert!(states(&events).iter().all(|s| ["queued", "processing", "done"].contains(&s.as_str())));
 
-        let job: Value = fetch(c, &app, &format!("/api/jobs/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let job: Value = fetch(c, &app, &format!("/api/jobs/{id}")).await.json().await.unwrap();
         let outputs = job["outputs"].as_array().unwrap();
         assert_eq!(outputs.len(), expect.len(), "{file}");
         for (out, (name, format, w, h)) in outputs.iter().zip(expect) {
             assert_eq!(out["name"], *name);
             // D01 is a portrait once auto-oriented.
-            let (w, h) = if file.starts_with("D01") {
-                (266, 400)
-            } else {
-                (*w, *h)
-            };
+            let (w, h) = if file.starts_with("D01") { (266, 400) } else { (*w, *h) };
             assert_eq!(
-                (
-                    out["width"].as_u64().unwrap(),
-                    out["height"].as_u64().unwrap()
-                ),
+                (out["width"].as_u64().unwrap(), out["height"].as_u64().unwrap()),
                 (w as u64, h as u64),
                 "{file} {name}"
             );
@@ -129,95 +94,74 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs() {
         }
         // The original comes back byte for byte, with its type.
         let resp = fetch(c, &app, &format!("/api/jobs/{id}/original")).await;
-        assert!(resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("image/"));
-        assert_eq!(
-            resp.bytes().await.unwrap().as_ref(),
-            std::fs::read(corpus(file)).unwrap().as_slice()
-        );
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("image/"));
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), std::fs::read(corpus(file)).unwrap().as_slice());
     }
 
     // The list has every job, newest first.
     let list: Value = fetch(c, &app, "/api/jobs").await.json().await.unwrap();
-    let ids: Vec<_> = list["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids: Vec<_> = list["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect();
     let mut expected: Vec<_> = submitted.iter().map(|s| s.0.clone()).collect();
     expected.reverse();
     assert_eq!(ids, expected);
 }
 
 /// A job sent straight to the queue, as docs/protocol.md shows with the AWS CLI.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_submitted_with_the_aws_cli_is_processed() {
+async fn job_submitted_straight_to_the_queue_is_processed(kind: Kind) {
     // No web app: it would consume the replies; here the test reads them, as an outside tool would.
-    let app = TestApp::spawn_with(false, 2).await;
+    let app = TestApp::spawn_with(kind, false, 2).await;
     let backend = app.backend().await;
 
-    let aws = darkroom_e2e::root().join(".venv-aws/bin/aws");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&aws)
-            .args(["--endpoint-url", &app.moto.endpoint])
-            .args(args)
-            .envs(app.envs())
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "run {}: {e} (scripts/test installs the AWS CLI)",
-                    aws.display()
-                )
-            });
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let photo = corpus("S01_rocket_640x427.jpg");
-    let bucket_key = format!("s3://{}/originals/cli-job-1", app.names.bucket);
-    run(&["s3", "cp", photo.to_str().unwrap(), &bucket_key]);
-    let queue_url = run(&[
-        "sqs",
-        "get-queue-url",
-        "--queue-name",
-        &app.names.jobs,
-        "--query",
-        "QueueUrl",
-        "--output",
-        "text",
-    ]);
     let body = r#"{"version":1,"type":"job","job_id":"cli-job-1","original_key":"originals/cli-job-1","outputs":[{"name":"small","ops":[{"op":"resize","width":320}],"format":"png"}]}"#;
     // The documented message parses as a job.
     let parsed = JobMessage::from_json(body).expect("documented job message parses");
     assert_eq!(parsed.outputs[0].name, "small");
-    run(&[
-        "sqs",
-        "send-message",
-        "--queue-url",
-        queue_url.trim(),
-        "--message-body",
-        body,
-    ]);
+    let photo = corpus("S01_rocket_640x427.jpg");
+    match app.site.moto.as_ref() {
+        Some(moto) => {
+            // Exactly the commands of docs/protocol.md.
+            let aws = darkroom_e2e::root().join(".venv-aws/bin/aws");
+            let run = |args: &[&str]| {
+                let out = std::process::Command::new(&aws)
+                    .args(["--endpoint-url", &moto.endpoint])
+                    .args(args)
+                    .envs(app.envs())
+                    .output()
+                    .unwrap_or_else(|e| panic!("run {}: {e} (scripts/test installs the AWS CLI)", aws.display()));
+                assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8(out.stdout).unwrap()
+            };
+            let bucket_key = format!("s3://{}/originals/cli-job-1", app.site.names.bucket);
+            run(&["s3", "cp", photo.to_str().unwrap(), &bucket_key]);
+            let queue_url = run(&[
+                "sqs",
+                "get-queue-url",
+                "--queue-name",
+                &app.site.names.jobs,
+                "--query",
+                "QueueUrl",
+                "--output",
+                "text",
+            ]);
+            run(&["sqs", "send-message", "--queue-url", queue_url.trim(), "--message-body", body]);
+        }
+        None => {
+            // The embedded backend has no CLI: the same object and message through its store and queue.
+            backend
+                .store
+                .put("originals/cli-job-1", std::fs::read(&photo).unwrap().into(), "image/jpeg")
+                .await
+                .unwrap();
+            backend.jobs.send(body).await.unwrap();
+        }
+    }
 
     // Wait for the worker's final status on the reply queue (long poll: returns on arrival).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
     let done = loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no final status within 120 s; saw {seen:?}"
-        );
-        let msgs = backend
-            .replies
-            .receive(10, Duration::from_secs(20))
-            .await
-            .unwrap();
+        assert!(tokio::time::Instant::now() < deadline, "no final status within 120 s; saw {seen:?}");
+        let msgs = backend.replies.receive(10, Duration::from_secs(20)).await.unwrap();
         let mut fin = None;
         for m in msgs {
             let s = StatusMessage::from_json(&m.body).expect("replies are status messages");
@@ -236,11 +180,7 @@ async fn job_submitted_with_the_aws_cli_is_processed() {
     assert_eq!(done.attempt, 1);
     assert!(done.worker.starts_with("worker-"), "{done:?}");
     assert_eq!(done.outputs[0].key, "outputs/cli-job-1/small.png");
-    let bytes = backend
-        .store
-        .get("outputs/cli-job-1/small.png")
-        .await
-        .unwrap();
+    let bytes = backend.store.get("outputs/cli-job-1/small.png").await.unwrap();
     assert_eq!(decode(&bytes), (ImageFormat::Png, 320, 214));
     // The job message is gone from the queue once the final status is out.
     let counts = backend.jobs.counts().await.unwrap();
@@ -248,9 +188,8 @@ async fn job_submitted_with_the_aws_cli_is_processed() {
 }
 
 /// Hostile files and bad requests get clear errors; nothing crashes; good work still flows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_clear_errors_and_nothing_breaks() {
-    let mut app = TestApp::spawn(2).await;
+async fn bad_input_gets_clear_errors_and_nothing_breaks(kind: Kind) {
+    let mut app = TestApp::spawn(kind, 2).await;
     let c = &app.client;
     let thumb = Some(r#"{"preset":"thumbnail"}"#);
 
@@ -265,10 +204,7 @@ async fn bad_input_gets_clear_errors_and_nothing_breaks() {
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{file}: {body}");
         assert_eq!(body["error"]["filename"], file);
-        assert!(
-            body["error"]["message"].as_str().unwrap().len() > 20,
-            "{body}"
-        );
+        assert!(body["error"]["message"].as_str().unwrap().len() > 20, "{body}");
     }
 
     // Recipe problems name the field.
@@ -276,40 +212,25 @@ async fn bad_input_gets_clear_errors_and_nothing_breaks() {
     assert_eq!(resp.status(), 400);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(
-        (
-            body["error"]["code"].as_str(),
-            body["error"]["field"].as_str()
-        ),
+        (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
         (Some("missing_recipe"), Some("recipe"))
     );
 
     let resp = app
-        .upload(
-            c,
-            &["S01_rocket_640x427.jpg"],
-            Some(r#"{"outputs":[{"name":"x","ops":[{"op":"sparkle"}]}]}"#),
-        )
+        .upload(c, &["S01_rocket_640x427.jpg"], Some(r#"{"outputs":[{"name":"x","ops":[{"op":"sparkle"}]}]}"#))
         .await;
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unknown_op");
     assert_eq!(body["error"]["field"], "outputs[0].ops[0].op");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("sparkle"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("sparkle"));
 
     let resp = app.upload(c, &[], thumb).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"]["code"],
-        "missing_file"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], "missing_file");
 
     // A mixed batch: the good file is queued, the bad one is reported next to its name.
-    let resp = app
-        .upload(c, &["S01_rocket_640x427.jpg", "X02_text_named.jpg"], thumb)
-        .await;
+    let resp = app.upload(c, &["S01_rocket_640x427.jpg", "X02_text_named.jpg"], thumb).await;
     assert_eq!(resp.status(), 202);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jobs"].as_array().unwrap().len(), 1);
@@ -320,81 +241,42 @@ async fn bad_input_gets_clear_errors_and_nothing_breaks() {
     // A truncated JPEG passes the header check, then fails in the worker with a reason.
     let resp = app.upload(c, &["X01_truncated_half.jpg"], thumb).await;
     assert_eq!(resp.status(), 202);
-    let truncated = resp.json::<Value>().await.unwrap()["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let truncated = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
     let last = app.follow(c, &truncated).await.pop().unwrap();
     assert_eq!(last["state"], "failed", "{last}");
     assert_eq!(last["error"]["code"], "corrupt_image");
-    assert!(
-        last["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cut off"),
-        "{last}"
-    );
+    assert!(last["error"]["message"].as_str().unwrap().contains("cut off"), "{last}");
     assert_eq!(last["attempts"], 1, "permanent failures are not retried");
 
     // A message on the job queue that is not ours does not crash a worker.
     let backend = app.backend().await;
-    backend
-        .jobs
-        .send("hello, this is not a Darkroom job")
-        .await
-        .unwrap();
+    backend.jobs.send("hello, this is not a Darkroom job").await.unwrap();
 
     let last = app.follow(c, &good).await.pop().unwrap();
     assert_eq!(last["state"], "done", "{last}");
 
     // After all that, one more job still goes through, and every process is alive.
     let resp = app.upload(c, &["S03_camera_512x512_gray.png"], thumb).await;
-    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(app.follow(c, &id).await.pop().unwrap()["state"], "done");
     assert!(app.web.as_mut().unwrap().is_running(), "web app died");
     for p in app.processors.iter_mut() {
-        assert!(
-            p.is_running(),
-            "a processor died: {}",
-            std::fs::read_to_string(&p.log).unwrap_or_default()
-        );
+        assert!(p.is_running(), "a processor died: {}", std::fs::read_to_string(&p.log).unwrap_or_default());
     }
 }
 
 /// Jobs belong to the browser that made them, and survive a reload and a web app restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_are_private_and_survive_a_restart() {
-    let mut app = TestApp::spawn(1).await;
+async fn jobs_are_private_and_survive_a_restart(kind: Kind) {
+    let mut app = TestApp::spawn(kind, 1).await;
     let alice = TestApp::new_client();
     let bob = TestApp::new_client();
 
-    let resp = app
-        .upload(
-            &alice,
-            &["S01_rocket_640x427.jpg"],
-            Some(r#"{"preset":"avatar"}"#),
-        )
-        .await;
+    let resp = app.upload(&alice, &["S01_rocket_640x427.jpg"], Some(r#"{"preset":"avatar"}"#)).await;
     assert_eq!(resp.status(), 202);
-    let set_cookie = resp
-        .headers()
-        .get("set-cookie")
-        .expect("identity cookie")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let set_cookie = resp.headers().get("set-cookie").expect("identity cookie").to_str().unwrap().to_string();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
-    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        app.follow(&alice, &id).await.pop().unwrap()["state"],
-        "done"
-    );
+    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(app.follow(&alice, &id).await.pop().unwrap()["state"], "done");
 
     for path in [
         format!("/api/jobs/{id}"),
@@ -402,23 +284,15 @@ async fn jobs_are_private_and_survive_a_restart() {
         format!("/api/jobs/{id}/outputs/avatar"),
         format!("/api/jobs/{id}/events"),
     ] {
-        assert_eq!(
-            fetch(&bob, &app, &path).await.status(),
-            404,
-            "bob must not see {path}"
-        );
+        assert_eq!(fetch(&bob, &app, &path).await.status(), 404, "bob must not see {path}");
     }
     let bobs: Value = fetch(&bob, &app, "/api/jobs").await.json().await.unwrap();
     assert_eq!(bobs["jobs"].as_array().unwrap().len(), 0);
 
     // A forged cookie is a stranger, not Alice.
     let forged = reqwest::Client::new();
-    let resp = forged
-        .get(app.url(&format!("/api/jobs/{id}")))
-        .header("cookie", "darkroom_id=anything")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        forged.get(app.url(&format!("/api/jobs/{id}"))).header("cookie", "darkroom_id=anything").send().await.unwrap();
     assert_eq!(resp.status(), 404);
 
     app.start_web();
@@ -427,26 +301,33 @@ async fn jobs_are_private_and_survive_a_restart() {
     assert_eq!(jobs.len(), 1, "{list}");
     assert_eq!(jobs[0]["id"], id.as_str());
     assert_eq!(jobs[0]["state"], "done");
-    let bytes = fetch(&alice, &app, jobs[0]["outputs"][0]["url"].as_str().unwrap())
-        .await
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = fetch(&alice, &app, jobs[0]["outputs"][0]["url"].as_str().unwrap()).await.bytes().await.unwrap();
     assert_eq!(decode(&bytes), (ImageFormat::Jpeg, 256, 256));
 
     // The pages render the job for its owner, without JavaScript.
     let html = fetch(&alice, &app, "/").await.text().await.unwrap();
-    assert!(
-        html.contains("S01_rocket_640x427.jpg") && html.contains("state-done"),
-        "{html}"
-    );
-    let html = fetch(&alice, &app, &format!("/jobs/{id}"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        html.contains(&format!("/api/jobs/{id}/outputs/avatar")),
-        "{html}"
-    );
+    assert!(html.contains("S01_rocket_640x427.jpg") && html.contains("state-done"), "{html}");
+    let html = fetch(&alice, &app, &format!("/jobs/{id}")).await.text().await.unwrap();
+    assert!(html.contains(&format!("/api/jobs/{id}/outputs/avatar")), "{html}");
 }
+
+/// Every test above, once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod moto {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Moto).await })*
+        }
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Embedded).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    presets_and_custom_recipes_reach_done_with_valid_outputs,
+    job_submitted_straight_to_the_queue_is_processed,
+    bad_input_gets_clear_errors_and_nothing_breaks,
+    jobs_are_private_and_survive_a_restart,
+);

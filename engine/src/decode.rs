@@ -9,11 +9,7 @@ use crate::{EngineError, Limits};
 
 /// Decode `bytes` into pixels. Dimensions are checked from the header before any pixel
 /// buffer exists; with `auto_orient` the EXIF orientation is applied so the result is upright.
-pub fn decode(
-    bytes: &[u8],
-    limits: &Limits,
-    auto_orient: bool,
-) -> Result<DynamicImage, EngineError> {
+pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<DynamicImage, EngineError> {
     limits.check_bytes(bytes.len())?;
     let format = sniff(bytes)?;
     if format == image::ImageFormat::Jpeg {
@@ -26,11 +22,7 @@ pub fn decode(
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     limits.check_dimensions(width, height)?;
-    let orientation = if auto_orient {
-        decoder.orientation().ok()
-    } else {
-        None
-    };
+    let orientation = if auto_orient { decoder.orientation().ok() } else { None };
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
@@ -40,12 +32,8 @@ pub fn decode(
 
 fn corrupt(e: image::ImageError) -> EngineError {
     match e {
-        image::ImageError::Limits(_) => {
-            EngineError::Corrupt(format!("it needs more memory than allowed: {e}"))
-        }
-        image::ImageError::Unsupported(u) => {
-            EngineError::Corrupt(format!("unsupported variant: {u}"))
-        }
+        image::ImageError::Limits(_) => EngineError::Corrupt(format!("it needs more memory than allowed: {e}")),
+        image::ImageError::Unsupported(u) => EngineError::Corrupt(format!("unsupported variant: {u}")),
         other => EngineError::Corrupt(other.to_string()),
     }
 }
@@ -56,7 +44,9 @@ fn corrupt(e: image::ImageError) -> EngineError {
 /// FF D9 there can only be the real EOI; an EXIF thumbnail's EOI sits before the scan).
 fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
     let truncated = || {
-        EngineError::Corrupt("the file ends before the image data does, so it was probably cut off during upload or copy".into())
+        EngineError::Corrupt(
+            "the file ends before the image data does, so it was probably cut off during upload or copy".into(),
+        )
     };
     let mut i = 2; // after SOI
     loop {
@@ -74,11 +64,7 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
         if marker == 0xDA {
             let scan = i + 2 + len;
             let tail = bytes.get(scan..).ok_or_else(truncated)?;
-            return if tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-                Ok(())
-            } else {
-                Err(truncated())
-            };
+            return if tail.windows(2).any(|w| w == [0xFF, 0xD9]) { Ok(()) } else { Err(truncated()) };
         }
         i += 2 + len;
     }

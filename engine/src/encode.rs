@@ -48,46 +48,29 @@ impl Format {
 pub const DEFAULT_QUALITY: u8 = 85;
 
 /// Encode `img` as `format`. JPEG has no alpha: transparent pixels are flattened onto white.
-pub fn encode(
-    img: &DynamicImage,
-    format: Format,
-    quality: Option<u8>,
-) -> Result<Vec<u8>, EngineError> {
+pub fn encode(img: &DynamicImage, format: Format, quality: Option<u8>) -> Result<Vec<u8>, EngineError> {
     let mut out = Vec::with_capacity((img.width() * img.height()) as usize / 4);
-    let err = |e: image::ImageError| EngineError::Encode {
-        format: format.name(),
-        detail: e.to_string(),
-    };
+    let err = |e: image::ImageError| EngineError::Encode { format: format.name(), detail: e.to_string() };
     match format {
         Format::Jpeg => {
             let q = quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
             let enc = JpegEncoder::new_with_quality(&mut out, q);
             match img {
                 DynamicImage::ImageLuma8(g) => g.write_with_encoder(enc).map_err(err)?,
-                other if other.color().has_alpha() => flatten_on_white(other)
-                    .write_with_encoder(enc)
-                    .map_err(err)?,
+                other if other.color().has_alpha() => flatten_on_white(other).write_with_encoder(enc).map_err(err)?,
                 DynamicImage::ImageRgb8(rgb) => rgb.write_with_encoder(enc).map_err(err)?,
-                DynamicImage::ImageLuma16(_) => {
-                    img.to_luma8().write_with_encoder(enc).map_err(err)?
-                }
+                DynamicImage::ImageLuma16(_) => img.to_luma8().write_with_encoder(enc).map_err(err)?,
                 other => other.to_rgb8().write_with_encoder(enc).map_err(err)?,
             }
         }
         Format::Png => {
-            let enc = PngEncoder::new_with_quality(
-                &mut out,
-                CompressionType::Default,
-                FilterType::Adaptive,
-            );
+            let enc = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
             write(img, enc).map_err(err)?;
         }
         Format::Webp => {
             let enc = WebPEncoder::new_lossless(&mut out);
             match img {
-                DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => {
-                    write(img, enc).map_err(err)?
-                }
+                DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => write(img, enc).map_err(err)?,
                 other if other.color().has_alpha() => {
                     write(&DynamicImage::ImageRgba8(other.to_rgba8()), enc).map_err(err)?
                 }
@@ -99,12 +82,7 @@ pub fn encode(
 }
 
 fn write(img: &DynamicImage, enc: impl ImageEncoder) -> image::ImageResult<()> {
-    enc.write_image(
-        img.as_bytes(),
-        img.width(),
-        img.height(),
-        img.color().into(),
-    )
+    enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
 }
 
 fn flatten_on_white(img: &DynamicImage) -> RgbImage {

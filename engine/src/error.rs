@@ -13,17 +13,12 @@ pub enum EngineError {
     NotAnImage,
     #[error("The image is {width}×{height} ({} megapixels), over the limit of {} megapixels. Scale it down before uploading.", mp(*width as u64 * *height as u64), mp(*limit))]
     TooManyPixels { width: u32, height: u32, limit: u64 },
-    #[error(
-        "The image data is damaged or incomplete ({0}). Export the photo again and re-upload it."
-    )]
+    #[error("The image data is damaged or incomplete ({0}). Export the photo again and re-upload it.")]
     Corrupt(String),
     #[error("The requested output would be {width}×{height}, over the limit of {limit} pixels per side. Ask for a smaller size.")]
     OutputTooLarge { width: u32, height: u32, limit: u32 },
     #[error("Could not encode the output as {format}: {detail}")]
-    Encode {
-        format: &'static str,
-        detail: String,
-    },
+    Encode { format: &'static str, detail: String },
 }
 
 fn mp(pixels: u64) -> String {

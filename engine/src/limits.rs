@@ -17,11 +17,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_input_bytes: 50 * 1024 * 1024,
-            max_pixels: 100_000_000,
-            max_output_dimension: 16_384,
-        }
+        Limits { max_input_bytes: 50 * 1024 * 1024, max_pixels: 100_000_000, max_output_dimension: 16_384 }
     }
 }
 
@@ -31,10 +27,7 @@ impl Limits {
             return Err(EngineError::Empty);
         }
         if len as u64 > self.max_input_bytes {
-            return Err(EngineError::FileTooLarge {
-                bytes: len as u64,
-                limit: self.max_input_bytes,
-            });
+            return Err(EngineError::FileTooLarge { bytes: len as u64, limit: self.max_input_bytes });
         }
         Ok(())
     }
@@ -42,16 +35,10 @@ impl Limits {
     pub fn check_dimensions(&self, width: u32, height: u32) -> Result<(), EngineError> {
         let pixels = width as u64 * height as u64;
         if width == 0 || height == 0 {
-            return Err(EngineError::Corrupt(
-                "the header says the image has no pixels".into(),
-            ));
+            return Err(EngineError::Corrupt("the header says the image has no pixels".into()));
         }
         if pixels > self.max_pixels {
-            return Err(EngineError::TooManyPixels {
-                width,
-                height,
-                limit: self.max_pixels,
-            });
+            return Err(EngineError::TooManyPixels { width, height, limit: self.max_pixels });
         }
         Ok(())
     }
@@ -59,19 +46,13 @@ impl Limits {
     pub fn check_output(&self, width: u32, height: u32) -> Result<(), EngineError> {
         let biggest = width.max(height);
         if biggest > self.max_output_dimension {
-            return Err(EngineError::OutputTooLarge {
-                width,
-                height,
-                limit: self.max_output_dimension,
-            });
+            return Err(EngineError::OutputTooLarge { width, height, limit: self.max_output_dimension });
         }
         Ok(())
     }
 
     /// Bytes the decoder may allocate: the pixel limit at 16-bit RGBA, plus slack.
     pub fn max_alloc(&self) -> u64 {
-        self.max_pixels
-            .saturating_mul(8)
-            .saturating_add(64 * 1024 * 1024)
+        self.max_pixels.saturating_mul(8).saturating_add(64 * 1024 * 1024)
     }
 }

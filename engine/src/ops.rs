@@ -62,13 +62,7 @@ impl Op {
     }
 
     /// All op names, for error messages that list what exists.
-    pub const NAMES: &'static [&'static str] = &[
-        "resize",
-        "rotate",
-        "flip_horizontal",
-        "flip_vertical",
-        "grayscale",
-    ];
+    pub const NAMES: &'static [&'static str] = &["resize", "rotate", "flip_horizontal", "flip_vertical", "grayscale"];
 
     /// Check parameters without touching pixels. The message names the bad field.
     pub fn validate(&self, limits: &Limits) -> Result<(), (&'static str, String)> {
@@ -82,10 +76,7 @@ impl Op {
                         if v == 0 || v > limits.max_output_dimension {
                             return Err((
                                 field,
-                                format!(
-                                    "{field} must be between 1 and {}, got {v}",
-                                    limits.max_output_dimension
-                                ),
+                                format!("{field} must be between 1 and {}, got {v}", limits.max_output_dimension),
                             ));
                         }
                     }
@@ -94,10 +85,7 @@ impl Op {
             }
             Op::Rotate { degrees } => match degrees.rem_euclid(360) {
                 0 | 90 | 180 | 270 if degrees % 90 == 0 => Ok(()),
-                _ => Err((
-                    "degrees",
-                    format!("rotate supports 90, 180 and 270 degrees, got {degrees}"),
-                )),
+                _ => Err(("degrees", format!("rotate supports 90, 180 and 270 degrees, got {degrees}"))),
             },
             Op::FlipHorizontal | Op::FlipVertical | Op::Grayscale => Ok(()),
         }
@@ -106,12 +94,7 @@ impl Op {
     /// Apply this op.
     pub fn apply(&self, img: DynamicImage, limits: &Limits) -> Result<DynamicImage, EngineError> {
         Ok(match *self {
-            Op::Resize {
-                width,
-                height,
-                fit,
-                enlarge,
-            } => resize(img, width, height, fit, enlarge, limits)?,
+            Op::Resize { width, height, fit, enlarge } => resize(img, width, height, fit, enlarge, limits)?,
             Op::Rotate { degrees } => match degrees.rem_euclid(360) {
                 90 => img.rotate90(),
                 180 => img.rotate180(),
@@ -198,34 +181,16 @@ mod tests {
 
     #[test]
     fn inside_keeps_aspect_and_never_enlarges() {
-        assert_eq!(
-            resize_dimensions((1920, 1280), Some(400), Some(400), Fit::Inside, false),
-            (400, 267)
-        );
-        assert_eq!(
-            resize_dimensions((640, 427), Some(1600), Some(1600), Fit::Inside, false),
-            (640, 427)
-        );
-        assert_eq!(
-            resize_dimensions((640, 427), Some(1280), None, Fit::Inside, true),
-            (1280, 854)
-        );
+        assert_eq!(resize_dimensions((1920, 1280), Some(400), Some(400), Fit::Inside, false), (400, 267));
+        assert_eq!(resize_dimensions((640, 427), Some(1600), Some(1600), Fit::Inside, false), (640, 427));
+        assert_eq!(resize_dimensions((640, 427), Some(1280), None, Fit::Inside, true), (1280, 854));
     }
 
     #[test]
     fn cover_and_fill_give_the_box() {
-        assert_eq!(
-            resize_dimensions((1920, 1280), Some(256), Some(256), Fit::Cover, false),
-            (256, 256)
-        );
-        assert_eq!(
-            resize_dimensions((1920, 1280), Some(300), Some(100), Fit::Fill, false),
-            (300, 100)
-        );
-        assert_eq!(
-            resize_dimensions((1920, 1280), Some(500), Some(500), Fit::Outside, false),
-            (750, 500)
-        );
+        assert_eq!(resize_dimensions((1920, 1280), Some(256), Some(256), Fit::Cover, false), (256, 256));
+        assert_eq!(resize_dimensions((1920, 1280), Some(300), Some(100), Fit::Fill, false), (300, 100));
+        assert_eq!(resize_dimensions((1920, 1280), Some(500), Some(500), Fit::Outside, false), (750, 500));
     }
 
     #[test]

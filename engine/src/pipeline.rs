@@ -40,20 +40,12 @@ pub struct Rendered {
 }
 
 /// Decode `input` once and render every output.
-pub fn process(
-    input: &[u8],
-    outputs: &[OutputSpec],
-    limits: &Limits,
-) -> Result<Vec<Rendered>, EngineError> {
+pub fn process(input: &[u8], outputs: &[OutputSpec], limits: &Limits) -> Result<Vec<Rendered>, EngineError> {
     let mut oriented = None;
     let mut raw = None;
     let mut rendered = Vec::with_capacity(outputs.len());
     for spec in outputs {
-        let slot = if spec.auto_orient {
-            &mut oriented
-        } else {
-            &mut raw
-        };
+        let slot = if spec.auto_orient { &mut oriented } else { &mut raw };
         if slot.is_none() {
             *slot = Some(decode(input, limits, spec.auto_orient)?);
         }

@@ -60,16 +60,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
     limits.check_bytes(bytes.len())?;
     let format = sniff(bytes)?;
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| EngineError::Corrupt(format!("cannot read the header: {e}")))?;
+    let (width, height) =
+        reader.into_dimensions().map_err(|e| EngineError::Corrupt(format!("cannot read the header: {e}")))?;
     limits.check_dimensions(width, height)?;
     let format = InputFormat::from_image(format).ok_or(EngineError::NotAnImage)?;
-    Ok(Probe {
-        format,
-        width,
-        height,
-    })
+    Ok(Probe { format, width, height })
 }
 
 pub(crate) fn sniff(bytes: &[u8]) -> Result<ImageFormat, EngineError> {

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use darkroom_engine::{
-    probe, process, EngineError, Fit, Format, InputFormat, Limits, Op, OutputSpec,
-};
+use darkroom_engine::{probe, process, EngineError, Fit, Format, InputFormat, Limits, Op, OutputSpec};
 
 fn corpus(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("DARKROOM_CORPUS")
@@ -15,101 +13,47 @@ fn corpus(name: &str) -> Vec<u8> {
 }
 
 fn out(name: &str, ops: Vec<Op>, format: Format) -> OutputSpec {
-    OutputSpec {
-        name: name.into(),
-        ops,
-        format,
-        quality: Some(85),
-        auto_orient: true,
-    }
+    OutputSpec { name: name.into(), ops, format, quality: Some(85), auto_orient: true }
 }
 
 fn fit(w: u32, h: u32) -> Op {
-    Op::Resize {
-        width: Some(w),
-        height: Some(h),
-        fit: Fit::Inside,
-        enlarge: false,
-    }
+    Op::Resize { width: Some(w), height: Some(h), fit: Fit::Inside, enlarge: false }
 }
 
 #[test]
 fn probe_reads_headers_of_real_photos() {
     let l = Limits::default();
     let p = probe(&corpus("M03_storm_1920x1280_exif.jpg"), &l).unwrap();
-    assert_eq!(
-        (p.format, p.width, p.height),
-        (InputFormat::Jpeg, 1920, 1280)
-    );
+    assert_eq!((p.format, p.width, p.height), (InputFormat::Jpeg, 1920, 1280));
     let p = probe(&corpus("S02_chelsea_451x300.png"), &l).unwrap();
     assert_eq!((p.format, p.width, p.height), (InputFormat::Png, 451, 300));
     let p = probe(&corpus("D04_picosdeeuropa_q80.webp"), &l).unwrap();
-    assert_eq!(
-        (p.format, p.width, p.height),
-        (InputFormat::Webp, 3264, 2448)
-    );
+    assert_eq!((p.format, p.width, p.height), (InputFormat::Webp, 3264, 2448));
 }
 
 #[test]
 fn hostile_files_get_typed_errors() {
     let l = Limits::default();
-    assert_eq!(
-        probe(&corpus("X02_text_named.jpg"), &l).unwrap_err(),
-        EngineError::NotAnImage
-    );
-    assert_eq!(
-        probe(&corpus("X03_empty.jpg"), &l).unwrap_err(),
-        EngineError::Empty
-    );
+    assert_eq!(probe(&corpus("X02_text_named.jpg"), &l).unwrap_err(), EngineError::NotAnImage);
+    assert_eq!(probe(&corpus("X03_empty.jpg"), &l).unwrap_err(), EngineError::Empty);
     let bomb = probe(&corpus("X04_bomb_20000x20000.png"), &l).unwrap_err();
-    assert!(
-        matches!(
-            bomb,
-            EngineError::TooManyPixels {
-                width: 20000,
-                height: 20000,
-                ..
-            }
-        ),
-        "{bomb:?}"
-    );
+    assert!(matches!(bomb, EngineError::TooManyPixels { width: 20000, height: 20000, .. }), "{bomb:?}");
     assert!(bomb.to_string().contains("400.0 megapixels"), "{bomb}");
     // The processor refuses the bomb too, before decoding.
-    let err = process(
-        &corpus("X04_bomb_20000x20000.png"),
-        &[out("a", vec![], Format::Png)],
-        &l,
-    )
-    .unwrap_err();
+    let err = process(&corpus("X04_bomb_20000x20000.png"), &[out("a", vec![], Format::Png)], &l).unwrap_err();
     assert_eq!(err.code(), "too_many_pixels");
     // Half a JPEG: the header is fine, the data is not.
-    let err = process(
-        &corpus("X01_truncated_half.jpg"),
-        &[out("a", vec![fit(400, 400)], Format::Jpeg)],
-        &l,
-    )
-    .unwrap_err();
+    let err =
+        process(&corpus("X01_truncated_half.jpg"), &[out("a", vec![fit(400, 400)], Format::Jpeg)], &l).unwrap_err();
     assert_eq!(err.code(), "corrupt_image", "{err}");
 }
 
 #[test]
 fn limits_are_configurable() {
-    let small = Limits {
-        max_input_bytes: 1000,
-        ..Limits::default()
-    };
-    assert!(matches!(
-        probe(&corpus("S01_rocket_640x427.jpg"), &small),
-        Err(EngineError::FileTooLarge { .. })
-    ));
-    let few = Limits {
-        max_pixels: 100_000,
-        ..Limits::default()
-    };
-    assert!(matches!(
-        probe(&corpus("S01_rocket_640x427.jpg"), &few),
-        Err(EngineError::TooManyPixels { .. })
-    ));
+    let small = Limits { max_input_bytes: 1000, ..Limits::default() };
+    assert!(matches!(probe(&corpus("S01_rocket_640x427.jpg"), &small), Err(EngineError::FileTooLarge { .. })));
+    let few = Limits { max_pixels: 100_000, ..Limits::default() };
+    assert!(matches!(probe(&corpus("S01_rocket_640x427.jpg"), &few), Err(EngineError::TooManyPixels { .. })));
 }
 
 #[test]
@@ -124,12 +68,7 @@ fn exif_orientation_is_applied() {
     assert_eq!((r[0].width, r[0].height), (266, 400));
     let mut raw = out("raw", vec![fit(400, 400)], Format::Jpeg);
     raw.auto_orient = false;
-    let r = process(
-        &corpus("D01_friends_orient6_3088x2056.jpg"),
-        &[raw],
-        &Limits::default(),
-    )
-    .unwrap();
+    let r = process(&corpus("D01_friends_orient6_3088x2056.jpg"), &[raw], &Limits::default()).unwrap();
     assert_eq!((r[0].width, r[0].height), (400, 266));
 }
 
@@ -138,75 +77,36 @@ fn one_decode_many_outputs() {
     let outputs = [
         out("thumb", vec![fit(400, 400)], Format::Jpeg),
         out("gray", vec![fit(800, 800), Op::Grayscale], Format::Png),
-        out(
-            "rot",
-            vec![fit(300, 300), Op::Rotate { degrees: 90 }],
-            Format::Webp,
-        ),
+        out("rot", vec![fit(300, 300), Op::Rotate { degrees: 90 }], Format::Webp),
         out(
             "avatar",
-            vec![Op::Resize {
-                width: Some(128),
-                height: Some(128),
-                fit: Fit::Cover,
-                enlarge: false,
-            }],
+            vec![Op::Resize { width: Some(128), height: Some(128), fit: Fit::Cover, enlarge: false }],
             Format::Jpeg,
         ),
     ];
-    let r = process(
-        &corpus("M03_storm_1920x1280_exif.jpg"),
-        &outputs,
-        &Limits::default(),
-    )
-    .unwrap();
-    let dims: Vec<_> = r
-        .iter()
-        .map(|o| (o.name.as_str(), o.width, o.height))
-        .collect();
-    assert_eq!(
-        dims,
-        vec![
-            ("thumb", 400, 267),
-            ("gray", 800, 533),
-            ("rot", 200, 300),
-            ("avatar", 128, 128)
-        ]
-    );
+    let r = process(&corpus("M03_storm_1920x1280_exif.jpg"), &outputs, &Limits::default()).unwrap();
+    let dims: Vec<_> = r.iter().map(|o| (o.name.as_str(), o.width, o.height)).collect();
+    assert_eq!(dims, vec![("thumb", 400, 267), ("gray", 800, 533), ("rot", 200, 300), ("avatar", 128, 128)]);
     for o in &r {
         let img = image::load_from_memory(&o.bytes).unwrap();
-        assert_eq!(
-            (img.width(), img.height()),
-            (o.width, o.height),
-            "{}",
-            o.name
-        );
+        assert_eq!((img.width(), img.height()), (o.width, o.height), "{}", o.name);
     }
     let gray = image::load_from_memory(&r[1].bytes).unwrap();
     assert_eq!(gray.color(), image::ColorType::L8);
-    assert_eq!(
-        image::guess_format(&r[2].bytes).unwrap(),
-        image::ImageFormat::WebP
-    );
+    assert_eq!(image::guess_format(&r[2].bytes).unwrap(), image::ImageFormat::WebP);
 }
 
 #[test]
 fn alpha_png_flattens_onto_white_for_jpeg() {
     let r = process(
         &corpus("A01_emerald-logo_1689x1800_rgba.png"),
-        &[
-            out("j", vec![fit(200, 200)], Format::Jpeg),
-            out("p", vec![fit(200, 200)], Format::Png),
-        ],
+        &[out("j", vec![fit(200, 200)], Format::Jpeg), out("p", vec![fit(200, 200)], Format::Png)],
         &Limits::default(),
     )
     .unwrap();
     let jpeg = image::load_from_memory(&r[0].bytes).unwrap().to_rgb8();
     let corner = jpeg.get_pixel(0, 0);
-    assert!(
-        corner.0.iter().all(|&c| c > 240),
-        "transparent corner should be white, got {corner:?}"
-    );
+    assert!(corner.0.iter().all(|&c| c > 240), "transparent corner should be white, got {corner:?}");
     let png = image::load_from_memory(&r[1].bytes).unwrap();
     assert!(png.color().has_alpha(), "PNG keeps alpha");
 }
@@ -230,8 +130,7 @@ fn every_real_photo_decodes_upright() {
         ("S03_camera_512x512_gray.png", 512, 512),
     ];
     for (name, w, h) in photos {
-        let img = darkroom_engine::decode::decode(&corpus(name), &l, true)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let img = darkroom_engine::decode::decode(&corpus(name), &l, true).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!((img.width(), img.height()), (w, h), "{name}");
     }
 }

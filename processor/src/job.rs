@@ -42,10 +42,7 @@ pub enum Failure {
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        Failure::Permanent(JobError {
-            code: e.code().to_string(),
-            message: e.to_string(),
-        })
+        Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
     }
 }
 
@@ -54,9 +51,7 @@ impl From<StoreError> for Failure {
         match e {
             StoreError::NotFound(key) => Failure::Permanent(JobError {
                 code: "original_missing".into(),
-                message: format!(
-                    "The original photo ({key}) is no longer in storage; upload it again."
-                ),
+                message: format!("The original photo ({key}) is no longer in storage; upload it again."),
             }),
             other => Failure::Transient(other.to_string()),
         }
@@ -75,7 +70,8 @@ pub async fn handle(ctx: Arc<Context>, msg: Received) {
             return;
         }
     };
-    let span = tracing::info_span!("job", job_id = %job.job_id, attempt = msg.receive_count, worker = %ctx.reporter.worker);
+    let span =
+        tracing::info_span!("job", job_id = %job.job_id, attempt = msg.receive_count, worker = %ctx.reporter.worker);
     handle_job(ctx, msg, job).instrument(span).await
 }
 
@@ -84,11 +80,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let started = Instant::now();
     tracing::info!(outputs = job.outputs.len(), "job received");
     let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
-    if let Err(e) = ctx
-        .reporter
-        .send(&job.job_id, JobState::Processing, attempt, vec![], None)
-        .await
-    {
+    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None).await {
         tracing::warn!(error = %e, "could not post `processing`; continuing");
     }
 
@@ -100,10 +92,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
 
     let (state, outputs, error) = match result {
         Ok(outputs) => {
-            tracing::info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "job done"
-            );
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
             (JobState::Done, outputs, None)
         }
         Err(Failure::Permanent(e)) => {
@@ -114,9 +103,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             tracing::error!(%detail, "giving up after {attempt} attempts");
             let e = JobError {
                 code: "gave_up".into(),
-                message: format!(
-                    "Processing failed {attempt} times; gave up. Last error: {detail}"
-                ),
+                message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
             };
             (JobState::Failed, vec![], Some(e))
         }
@@ -130,11 +117,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         }
     };
 
-    if let Err(e) = ctx
-        .reporter
-        .send(&job.job_id, state, attempt, outputs, error)
-        .await
-    {
+    if let Err(e) = ctx.reporter.send(&job.job_id, state, attempt, outputs, error).await {
         tracing::error!(error = %e, "could not post the final status; the job will be redelivered");
         return;
     }
@@ -148,9 +131,7 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
     let limits = ctx.limits;
     let specs = job.outputs.clone();
     let rendered = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            engine::process(&input, &specs, &limits)
-        }))
+        std::panic::catch_unwind(AssertUnwindSafe(|| engine::process(&input, &specs, &limits)))
     })
     .await
     .map_err(|e| Failure::Crash(format!("image task failed: {e}")))?
@@ -167,17 +148,8 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
     for r in rendered {
         let key = keys::output(&job.job_id, &r.name, r.format);
         let bytes = r.bytes.len() as u64;
-        ctx.store
-            .put(&key, Bytes::from(r.bytes), r.format.mime())
-            .await?;
-        outputs.push(OutputInfo {
-            name: r.name,
-            key,
-            format: r.format,
-            width: r.width,
-            height: r.height,
-            bytes,
-        });
+        ctx.store.put(&key, Bytes::from(r.bytes), r.format.mime()).await?;
+        outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
     }
     Ok(outputs)
 }

@@ -42,18 +42,10 @@ pub struct Config {
 
 impl Config {
     pub fn concurrency(&self) -> usize {
-        self.concurrency
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            })
-            .max(1)
+        self.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
     }
     pub fn worker_id(&self) -> String {
-        self.worker_id
-            .clone()
-            .unwrap_or_else(darkroom_core::worker_id::default_worker_id)
+        self.worker_id.clone().unwrap_or_else(darkroom_core::worker_id::default_worker_id)
     }
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace)
@@ -75,8 +67,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -41,10 +41,7 @@ pub async fn serve(
     let ctx = Arc::new(Context {
         store: backend.store.clone(),
         jobs: backend.jobs.clone(),
-        reporter: Reporter {
-            replies: backend.replies.clone(),
-            worker: worker.clone(),
-        },
+        reporter: Reporter { replies: backend.replies.clone(), worker: worker.clone() },
         limits: config.limits.limits(),
         visibility: config.backend.visibility(),
         max_receives: config.backend.max_receives,
@@ -98,17 +95,13 @@ pub async fn serve(
 
     let in_flight = tasks.len();
     if in_flight > 0 {
-        tracing::info!(
-            in_flight,
-            grace_s = config.grace().as_secs(),
-            "finishing in-flight jobs"
-        );
-        let drained = tokio::time::timeout(config.grace(), async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        tracing::info!(in_flight, grace_s = config.grace().as_secs(), "finishing in-flight jobs");
+        let drained = tokio::time::timeout(config.grace(), async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(left = tasks.len(), "grace period over; unfinished jobs return to the queue after their visibility timeout");
+            tracing::warn!(
+                left = tasks.len(),
+                "grace period over; unfinished jobs return to the queue after their visibility timeout"
+            );
             tasks.abort_all();
         }
     }

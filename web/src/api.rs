@@ -19,10 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/jobs", web::post().to(create))
         .route("/api/jobs", web::get().to(list))
         .route("/api/jobs/{id}", web::get().to(show))
-        .route(
-            "/api/jobs/{id}/events",
-            web::get().to(crate::events::stream),
-        )
+        .route("/api/jobs/{id}/events", web::get().to(crate::events::stream))
         .route("/api/jobs/{id}/original", web::get().to(original))
         .route("/api/jobs/{id}/outputs/{name}", web::get().to(output));
 }
@@ -102,19 +99,14 @@ impl From<&JobRecord> for JobView {
 
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     match state.backend.jobs.counts().await {
-        Ok(c) => HttpResponse::Ok().json(
-            json!({ "status": "ok", "jobs_visible": c.visible, "jobs_in_flight": c.in_flight }),
-        ),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "degraded", "error": e.to_string() })),
+        Ok(c) => {
+            HttpResponse::Ok().json(json!({ "status": "ok", "jobs_visible": c.visible, "jobs_in_flight": c.in_flight }))
+        }
+        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "status": "degraded", "error": e.to_string() })),
     }
 }
 
-async fn create(
-    state: web::Data<AppState>,
-    owner: Owner,
-    payload: Multipart,
-) -> Result<HttpResponse, ApiError> {
+async fn create(state: web::Data<AppState>, owner: Owner, payload: Multipart) -> Result<HttpResponse, ApiError> {
     let upload = ingest::read_multipart(payload, state.limits.max_input_bytes).await?;
     let submitted = ingest::submit(&state, &owner.0, upload).await?;
     let jobs: Vec<_> = submitted
@@ -137,29 +129,15 @@ async fn create(
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
-    let jobs: Vec<JobView> = state
-        .book
-        .list(&owner.0)
-        .await?
-        .iter()
-        .map(JobView::from)
-        .collect();
+    let jobs: Vec<JobView> = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
     Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
 }
 
 pub async fn owned(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ApiError> {
-    state
-        .book
-        .get_owned(id, &owner.0)
-        .await?
-        .ok_or(ApiError::NotFound)
+    state.book.get_owned(id, &owner.0).await?.ok_or(ApiError::NotFound)
 }
 
-async fn show(
-    state: web::Data<AppState>,
-    owner: Owner,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+async fn show(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let rec = owned(&state, &owner, &id).await?;
     Ok(HttpResponse::Ok().json(JobView::from(&rec)))
 }
@@ -169,29 +147,13 @@ struct DownloadQuery {
     download: Option<String>,
 }
 
-fn bytes_response(
-    data: bytes::Bytes,
-    content_type: &str,
-    filename: &str,
-    download: bool,
-) -> HttpResponse {
+fn bytes_response(data: bytes::Bytes, content_type: &str, filename: &str, download: bool) -> HttpResponse {
     let disposition = if download { "attachment" } else { "inline" };
-    let safe: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe: String =
+        filename.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
     HttpResponse::Ok()
         .content_type(content_type)
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("{disposition}; filename=\"{safe}\""),
-        ))
+        .insert_header((header::CONTENT_DISPOSITION, format!("{disposition}; filename=\"{safe}\"")))
         .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
         .body(data)
 }
@@ -204,12 +166,7 @@ async fn original(
 ) -> Result<HttpResponse, ApiError> {
     let rec = owned(&state, &owner, &id).await?;
     let data = state.backend.store.get(&rec.original_key).await?;
-    Ok(bytes_response(
-        data,
-        &rec.original_type,
-        &rec.filename,
-        q.download.is_some(),
-    ))
+    Ok(bytes_response(data, &rec.original_type, &rec.filename, q.download.is_some()))
 }
 
 async fn output(
@@ -220,22 +177,9 @@ async fn output(
 ) -> Result<HttpResponse, ApiError> {
     let (id, name) = path.into_inner();
     let rec = owned(&state, &owner, &id).await?;
-    let out = rec
-        .outputs
-        .iter()
-        .find(|o| o.name == name)
-        .ok_or(ApiError::NotFound)?;
+    let out = rec.outputs.iter().find(|o| o.name == name).ok_or(ApiError::NotFound)?;
     let data = state.backend.store.get(&out.key).await?;
-    let stem = rec
-        .filename
-        .rsplit_once('.')
-        .map(|(s, _)| s)
-        .unwrap_or(&rec.filename);
+    let stem = rec.filename.rsplit_once('.').map(|(s, _)| s).unwrap_or(&rec.filename);
     let filename = format!("{stem}-{}.{}", out.name, out.format.extension());
-    Ok(bytes_response(
-        data,
-        out.format.mime(),
-        &filename,
-        q.download.is_some(),
-    ))
+    Ok(bytes_response(data, out.format.mime(), &filename, q.download.is_some()))
 }

@@ -4,16 +4,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/app.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../static/style.css"),
-    ),
+    ("app.js", "text/javascript; charset=utf-8", include_str!("../../static/app.js")),
+    ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css")),
 ];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -13,9 +13,7 @@ use serde_json::json;
 pub enum ApiError {
     #[error("invalid recipe: {0}")]
     Recipe(RecipeError),
-    #[error(
-        "the request has no `recipe` part; send a JSON recipe such as {{\"preset\":\"thumbnail\"}}"
-    )]
+    #[error("the request has no `recipe` part; send a JSON recipe such as {{\"preset\":\"thumbnail\"}}")]
     MissingRecipe,
     #[error("the request has no `file` part; attach one or more photos")]
     MissingFile,
@@ -24,10 +22,7 @@ pub enum ApiError {
     #[error("the upload is larger than {limit} bytes in total; send fewer or smaller files")]
     UploadTooLarge { limit: u64 },
     #[error("{filename}: {error}")]
-    File {
-        filename: String,
-        error: EngineError,
-    },
+    File { filename: String, error: EngineError },
     #[error("no such job")]
     NotFound,
     #[error("storage is unavailable right now ({0}); try again in a moment")]
@@ -85,9 +80,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Recipe(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::MissingRecipe | ApiError::MissingFile | ApiError::BadUpload(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MissingRecipe | ApiError::MissingFile | ApiError::BadUpload(_) => StatusCode::BAD_REQUEST,
             ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::File { error, .. } => file_status(error),
             ApiError::NotFound => StatusCode::NOT_FOUND,

@@ -32,27 +32,14 @@ struct Follow {
 /// Format one record as an SSE event.
 pub fn event(rec: &JobRecord) -> Bytes {
     let data = serde_json::to_string(&JobView::from(rec)).expect("views serialize");
-    Bytes::from(format!(
-        "event: status\nid: {}\ndata: {data}\n\n",
-        rec.timeline.len()
-    ))
+    Bytes::from(format!("event: status\nid: {}\ndata: {data}\n\n", rec.timeline.len()))
 }
 
-pub async fn stream(
-    state: web::Data<AppState>,
-    owner: Owner,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn stream(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     // Subscribe before reading, so a change between the two is not lost.
     let rx = state.book.subscribe();
     let rec = owned(&state, &owner, &id).await?;
-    let follow = Follow {
-        id: rec.id.clone(),
-        book: state.book.clone(),
-        rx,
-        pending: Some(rec),
-        sent: 0,
-    };
+    let follow = Follow { id: rec.id.clone(), book: state.book.clone(), rx, pending: Some(rec), sent: 0 };
     let body = futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut f = follow?;
         loop {

@@ -25,11 +25,7 @@ pub struct CookieSettings {
 impl CookieSettings {
     /// Use `secret` if given; otherwise a random key kept in the store so identities survive
     /// restarts of the web app.
-    pub async fn load(
-        store: &dyn ObjectStore,
-        secret: Option<&str>,
-        secure: bool,
-    ) -> anyhow::Result<Self> {
+    pub async fn load(store: &dyn ObjectStore, secret: Option<&str>, secure: bool) -> anyhow::Result<Self> {
         let key = match secret {
             Some(s) if s.len() >= 32 => Key::derive_from(s.as_bytes()),
             Some(_) => anyhow::bail!("DARKROOM_COOKIE_SECRET must be at least 32 characters long"),
@@ -38,11 +34,7 @@ impl CookieSettings {
                 Ok(_) | Err(StoreError::NotFound(_)) => {
                     let key = Key::generate();
                     store
-                        .put(
-                            keys::COOKIE_KEY,
-                            Bytes::copy_from_slice(key.master()),
-                            "application/octet-stream",
-                        )
+                        .put(keys::COOKIE_KEY, Bytes::copy_from_slice(key.master()), "application/octet-stream")
                         .await?;
                     key
                 }
@@ -79,10 +71,7 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req
-        .app_data::<web::Data<crate::AppState>>()
-        .expect("AppState is registered")
-        .clone();
+    let state = req.app_data::<web::Data<crate::AppState>>().expect("AppState is registered").clone();
     let known = req.cookie(COOKIE).and_then(|c| state.cookies.verify(&c));
     let fresh = known.is_none();
     let owner = known.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -100,8 +89,11 @@ impl FromRequest for Owner {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(req.extensions().get::<Owner>().cloned().ok_or_else(|| {
-            actix_web::error::ErrorInternalServerError("identity middleware missing")
-        }))
+        ready(
+            req.extensions()
+                .get::<Owner>()
+                .cloned()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("identity middleware missing")),
+        )
     }
 }

@@ -34,39 +34,23 @@ impl Upload {
     fn recipe_text(&self) -> Option<String> {
         match (&self.recipe, &self.preset) {
             (Some(r), _) if !r.trim().is_empty() => Some(r.clone()),
-            (_, Some(p)) if !p.trim().is_empty() => {
-                Some(serde_json::json!({ "preset": p.trim() }).to_string())
-            }
+            (_, Some(p)) if !p.trim().is_empty() => Some(serde_json::json!({ "preset": p.trim() }).to_string()),
             _ => None,
         }
     }
 }
 
 /// Read the multipart body: `file` parts (any number), one `recipe` part, or a `preset` field.
-pub async fn read_multipart(
-    mut payload: Multipart,
-    max_file_bytes: u64,
-) -> Result<Upload, ApiError> {
+pub async fn read_multipart(mut payload: Multipart, max_file_bytes: u64) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let total_limit = max_file_bytes.saturating_mul(4).max(200 * 1024 * 1024);
     let mut total: u64 = 0;
-    while let Some(mut field) = payload
-        .try_next()
-        .await
-        .map_err(|e| ApiError::BadUpload(e.to_string()))?
-    {
+    while let Some(mut field) = payload.try_next().await.map_err(|e| ApiError::BadUpload(e.to_string()))? {
         let name = field.name().unwrap_or_default().to_string();
-        let filename = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .map(sanitize_filename);
+        let filename = field.content_disposition().and_then(|cd| cd.get_filename()).map(sanitize_filename);
         let mut buf = BytesMut::new();
         let mut over = false;
-        while let Some(chunk) = field
-            .try_next()
-            .await
-            .map_err(|e| ApiError::BadUpload(e.to_string()))?
-        {
+        while let Some(chunk) = field.try_next().await.map_err(|e| ApiError::BadUpload(e.to_string()))? {
             total += chunk.len() as u64;
             if total > total_limit {
                 return Err(ApiError::UploadTooLarge { limit: total_limit });
@@ -82,20 +66,15 @@ pub async fn read_multipart(
         match name.as_str() {
             "file" | "files" | "file[]" => {
                 if upload.files.len() >= MAX_FILES {
-                    return Err(ApiError::BadUpload(format!(
-                        "at most {MAX_FILES} files per request"
-                    )));
+                    return Err(ApiError::BadUpload(format!("at most {MAX_FILES} files per request")));
                 }
                 // A form with an empty file picker still sends an empty, nameless part.
                 let filename = filename.unwrap_or_default();
                 if filename.is_empty() && buf.is_empty() {
                     continue;
                 }
-                let filename = if filename.is_empty() {
-                    format!("upload-{}", upload.files.len() + 1)
-                } else {
-                    filename
-                };
+                let filename =
+                    if filename.is_empty() { format!("upload-{}", upload.files.len() + 1) } else { filename };
                 upload.files.push((filename, buf.freeze()));
             }
             "recipe" => upload.recipe = Some(String::from_utf8_lossy(&buf).into_owned()),
@@ -112,12 +91,7 @@ pub async fn read_multipart(
 
 fn sanitize_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    base.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
+    base.chars().filter(|c| !c.is_control()).take(200).collect::<String>().trim().to_string()
 }
 
 /// The outcome of a submission: the queued jobs and the files refused.
@@ -180,26 +154,11 @@ async fn queue_one(
         requested: outputs.to_vec(),
         outputs: vec![],
         error: None,
-        timeline: vec![TimelineEntry {
-            at: now,
-            state: JobState::Queued,
-            worker: None,
-            attempt: 0,
-            note: None,
-        }],
+        timeline: vec![TimelineEntry { at: now, state: JobState::Queued, worker: None, attempt: 0, note: None }],
     };
-    state
-        .backend
-        .store
-        .put(&original_key, bytes, probe.format.mime())
-        .await?;
+    state.backend.store.put(&original_key, bytes, probe.format.mime()).await?;
     state.book.create(&record).await?;
-    let message = JobMessage {
-        job_id: id.clone(),
-        original_key,
-        outputs: outputs.to_vec(),
-        submitted_at: now,
-    };
+    let message = JobMessage { job_id: id.clone(), original_key, outputs: outputs.to_vec(), submitted_at: now };
     state.backend.jobs.send(&message.to_json()).await?;
     tracing::info!(job_id = %id, filename = %record.filename, width = probe.width, height = probe.height, "job queued");
     Ok(record)

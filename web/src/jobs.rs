@@ -77,10 +77,7 @@ impl JobRecord {
             JobState::Failed => {
                 self.state = JobState::Failed;
                 self.error = s.error.clone().or_else(|| {
-                    Some(JobError {
-                        code: "failed".into(),
-                        message: "The job failed without a reason.".into(),
-                    })
+                    Some(JobError { code: "failed".into(), message: "The job failed without a reason.".into() })
                 });
             }
         }
@@ -130,17 +127,8 @@ impl JobBook {
 
     async fn save(&self, rec: &JobRecord) -> Result<(), StoreError> {
         let json = serde_json::to_vec(rec).expect("records serialize");
-        self.store
-            .put(
-                &keys::job_record(&rec.id),
-                Bytes::from(json),
-                "application/json",
-            )
-            .await?;
-        self.cache
-            .lock()
-            .unwrap()
-            .insert(rec.id.clone(), rec.clone());
+        self.store.put(&keys::job_record(&rec.id), Bytes::from(json), "application/json").await?;
+        self.cache.lock().unwrap().insert(rec.id.clone(), rec.clone());
         let _ = self.changes.send(rec.clone());
         Ok(())
     }
@@ -150,11 +138,7 @@ impl JobBook {
         let _w = self.writes.lock().await;
         self.save(rec).await?;
         self.store
-            .put(
-                &keys::owner_index(&rec.owner, &rec.id),
-                Bytes::from(rec.created_at.to_rfc3339()),
-                "text/plain",
-            )
+            .put(&keys::owner_index(&rec.owner, &rec.id), Bytes::from(rec.created_at.to_rfc3339()), "text/plain")
             .await
     }
 
@@ -167,13 +151,9 @@ impl JobBook {
         }
         match self.store.get(&keys::job_record(id)).await {
             Ok(bytes) => {
-                let rec: JobRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::Rejected(format!("job record {id} is unreadable: {e}"))
-                })?;
-                self.cache
-                    .lock()
-                    .unwrap()
-                    .insert(id.to_string(), rec.clone());
+                let rec: JobRecord = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Rejected(format!("job record {id} is unreadable: {e}")))?;
+                self.cache.lock().unwrap().insert(id.to_string(), rec.clone());
                 Ok(Some(rec))
             }
             Err(StoreError::NotFound(_)) => Ok(None),

@@ -61,8 +61,7 @@ pub struct AppState {
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let backend = connect(&config).await?;
-    let listener = TcpListener::bind(&config.bind)
-        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let listener = TcpListener::bind(&config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
     serve(config, backend, listener).await
 }
 
@@ -72,20 +71,14 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
         match config.backend.connect(config.init).await {
             Ok(b) => return Ok(b),
             Err(e) if e.is_missing_resource() => {
-                anyhow::bail!(
-                    "{e}\nStart darkroom-web with --init once to create the bucket and queues."
-                )
+                anyhow::bail!("{e}\nStart darkroom-web with --init once to create the bucket and queues.")
             }
             Err(e) if delay < Duration::from_secs(8) => {
                 tracing::warn!(error = %e, "backend not reachable yet; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            Err(e) => {
-                return Err(
-                    anyhow::anyhow!(e).context("cannot reach the object store or the queues")
-                )
-            }
+            Err(e) => return Err(anyhow::anyhow!(e).context("cannot reach the object store or the queues")),
         }
     }
 }
@@ -93,12 +86,8 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
 /// Serve on an already bound listener.
 pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    let cookies = identity::CookieSettings::load(
-        &*backend.store,
-        config.cookie_secret.as_deref(),
-        config.cookie_secure,
-    )
-    .await?;
+    let cookies =
+        identity::CookieSettings::load(&*backend.store, config.cookie_secret.as_deref(), config.cookie_secure).await?;
     let book = Arc::new(jobs::JobBook::new(backend.store.clone()));
     let state = web::Data::new(AppState {
         backend: backend.clone(),
@@ -108,11 +97,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let consumer = tokio::spawn(replies::run(
-        backend.replies.clone() as Arc<dyn JobQueue>,
-        book,
-        stop_rx,
-    ));
+    let consumer = tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book, stop_rx));
 
     let server = HttpServer::new(move || {
         App::new()

@@ -45,10 +45,7 @@ fn error_page(e: &ApiError) -> HttpResponse {
     use actix_web::ResponseError;
     let page = ErrorPage {
         title: "That did not work".into(),
-        message: e.body()["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        message: e.body()["error"]["message"].as_str().unwrap_or("").to_string(),
     };
     HttpResponse::build(e.status_code())
         .content_type("text/html; charset=utf-8")
@@ -56,30 +53,15 @@ fn error_page(e: &ApiError) -> HttpResponse {
 }
 
 async fn index(state: web::Data<AppState>, owner: Owner) -> Result<impl Responder, ApiError> {
-    let jobs = state
-        .book
-        .list(&owner.0)
-        .await?
-        .iter()
-        .map(JobView::from)
-        .collect();
-    Ok(IndexPage {
-        presets: PRESETS,
-        jobs,
-        max_mb: state.limits.max_input_bytes / (1024 * 1024),
-    })
+    let jobs = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
+    Ok(IndexPage { presets: PRESETS, jobs, max_mb: state.limits.max_input_bytes / (1024 * 1024) })
 }
 
 async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
     match owned(&state, &owner, &id).await {
         Ok(rec) => {
-            let page = JobPage {
-                is_final: rec.state.is_final(),
-                job: JobView::from(&rec),
-            };
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render().unwrap_or_default())
+            let page = JobPage { is_final: rec.state.is_final(), job: JobView::from(&rec) };
+            HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default())
         }
         Err(e) => error_page(&e),
     }
@@ -98,9 +80,7 @@ async fn upload(state: web::Data<AppState>, owner: Owner, payload: Multipart) ->
                 [one] if submitted.rejected.is_empty() => format!("/jobs/{}", one.id),
                 _ => "/".to_string(),
             };
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, target))
-                .finish()
+            HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
         }
         Err(e) => error_page(&e),
     }

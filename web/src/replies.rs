@@ -12,11 +12,7 @@ use tokio::sync::watch;
 
 use crate::jobs::{Applied, JobBook};
 
-pub async fn run(
-    queue: Arc<dyn JobQueue>,
-    book: Arc<JobBook>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(500);
     loop {
         let received = tokio::select! {

@@ -2,9 +2,7 @@
 
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,aws_config=warn,aws_smithy_runtime=warn,actix_server=warn",
-        )
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,actix_server=warn")
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 
-use super::{JobQueue, QueueCounts, QueueError, Received};
+use super::{check_send, JobQueue, QueueCounts, QueueError, Received, MAX_BATCH};
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -33,9 +35,7 @@ where
                 QueueError::StaleReceipt
             } else if code.contains("MessageTooLong") {
                 QueueError::TooLarge(0)
-            } else if code.contains("Throttl")
-                || code.contains("ServiceUnavailable")
-                || code.contains("InternalError")
+            } else if code.contains("Throttl") || code.contains("ServiceUnavailable") || code.contains("InternalError")
             {
                 QueueError::Unavailable(DisplayErrorContext(&e).to_string())
             } else {
@@ -55,33 +55,12 @@ impl SqsQueue {
     /// Find an existing queue by name or URL.
     pub async fn open(client: Client, name_or_url: &str) -> Result<Self, QueueError> {
         if is_url(name_or_url) {
-            let name = name_or_url
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or(name_or_url)
-                .to_string();
-            return Ok(SqsQueue {
-                client,
-                name,
-                url: name_or_url.to_string(),
-            });
+            let name = name_or_url.trim_end_matches('/').rsplit('/').next().unwrap_or(name_or_url).to_string();
+            return Ok(SqsQueue { client, name, url: name_or_url.to_string() });
         }
-        let out = client
-            .get_queue_url()
-            .queue_name(name_or_url)
-            .send()
-            .await
-            .map_err(|e| classify(name_or_url, e))?;
-        let url = out
-            .queue_url()
-            .ok_or_else(|| QueueError::NoSuchQueue(name_or_url.to_string()))?
-            .to_string();
-        Ok(SqsQueue {
-            client,
-            name: name_or_url.to_string(),
-            url,
-        })
+        let out = client.get_queue_url().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
+        let url = out.queue_url().ok_or_else(|| QueueError::NoSuchQueue(name_or_url.to_string()))?.to_string();
+        Ok(SqsQueue { client, name: name_or_url.to_string(), url })
     }
 
     /// Open the queue, creating it if it is missing, and set its attributes.
@@ -93,18 +72,10 @@ impl SqsQueue {
         let queue = match Self::open(client.clone(), name_or_url).await {
             Ok(q) => q,
             Err(QueueError::NoSuchQueue(_)) if !is_url(name_or_url) => {
-                let out = client
-                    .create_queue()
-                    .queue_name(name_or_url)
-                    .send()
-                    .await
-                    .map_err(|e| classify(name_or_url, e))?;
+                let out =
+                    client.create_queue().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
                 let url = out.queue_url().unwrap_or_default().to_string();
-                SqsQueue {
-                    client,
-                    name: name_or_url.to_string(),
-                    url,
-                }
+                SqsQueue { client, name: name_or_url.to_string(), url }
             }
             Err(e) => return Err(e),
         };
@@ -150,6 +121,7 @@ impl JobQueue for SqsQueue {
     }
 
     async fn send(&self, body: &str) -> Result<String, QueueError> {
+        check_send(&[body])?;
         let out = self
             .client
             .send_message()
@@ -161,12 +133,73 @@ impl JobQueue for SqsQueue {
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 
+    async fn send_batch(&self, bodies: &[&str]) -> Result<Vec<String>, QueueError> {
+        check_send(bodies)?;
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(*b).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError::Rejected(e.to_string()))?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(&self.name, e))?;
+        if let Some(f) = out.failed().first() {
+            return Err(QueueError::Rejected(format!(
+                "batch entry {} failed: {}",
+                f.id(),
+                f.message().unwrap_or(f.code())
+            )));
+        }
+        let mut ids = vec![String::new(); bodies.len()];
+        for ok in out.successful() {
+            if let Ok(i) = ok.id().parse::<usize>() {
+                ids[i] = ok.message_id().to_string();
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn delete_batch(&self, receipts: &[&str]) -> Result<(), QueueError> {
+        if receipts.is_empty() || receipts.len() > MAX_BATCH {
+            return Err(QueueError::BatchSize(receipts.len()));
+        }
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*r).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError::Rejected(e.to_string()))?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| classify(&self.name, e))?;
+        match out.failed().first() {
+            Some(f) => {
+                Err(QueueError::Rejected(format!("batch entry {} failed: {}", f.id(), f.message().unwrap_or(f.code()))))
+            }
+            None => Ok(()),
+        }
+    }
+
     async fn receive(&self, max: u32, wait: Duration) -> Result<Vec<Received>, QueueError> {
+        if max == 0 || max as usize > MAX_BATCH {
+            return Err(QueueError::BatchSize(max as usize));
+        }
         let out = self
             .client
             .receive_message()
             .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .max_number_of_messages(max as i32)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -222,10 +255,7 @@ impl JobQueue for SqsQueue {
             .await
             .map_err(|e| classify(&self.name, e))?;
         let get = |k: QueueAttributeName| -> u64 {
-            out.attributes()
-                .and_then(|a| a.get(&k))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
+            out.attributes().and_then(|a| a.get(&k)).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
         Ok(QueueCounts {
             visible: get(QueueAttributeName::ApproximateNumberOfMessages),

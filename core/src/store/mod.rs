@@ -1,7 +1,9 @@
 //! The `ObjectStore` seam: where originals, outputs and job records are kept.
 //!
-//! Backends: [`s3::S3Store`] (Amazon S3 or any S3-compatible server).
+//! Backends: [`s3::S3Store`] (Amazon S3 or any S3-compatible server) and [`fs::FsStore`]
+//! (a folder, the embedded default).
 
+pub mod fs;
 pub mod s3;
 
 use async_trait::async_trait;

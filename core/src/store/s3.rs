@@ -33,10 +33,7 @@ where
                     StoreError::NotFound(key.to_string())
                 };
             }
-            if matches!(
-                code,
-                "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout"
-            ) {
+            if matches!(code, "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout") {
                 return StoreError::Unavailable(DisplayErrorContext(&e).to_string());
             }
             StoreError::Rejected(DisplayErrorContext(&e).to_string())
@@ -47,10 +44,7 @@ where
 
 impl S3Store {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
-        S3Store {
-            client,
-            bucket: bucket.into(),
-        }
+        S3Store { client, bucket: bucket.into() }
     }
 
     pub fn bucket(&self) -> &str {
@@ -59,14 +53,7 @@ impl S3Store {
 
     /// Create the bucket if it does not exist yet.
     pub async fn ensure_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
-        if self
-            .client
-            .head_bucket()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .is_ok()
-        {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
             return Ok(());
         }
         let mut req = self.client.create_bucket().bucket(&self.bucket);
@@ -79,14 +66,7 @@ impl S3Store {
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
-                ) =>
-            {
-                Ok(())
-            }
+            Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
             Err(e) => Err(classify(&self.bucket, e)),
         }
     }
@@ -108,31 +88,13 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(key, e))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
+        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
         Ok(data.into_bytes())
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 content_type: out.content_type().map(str::to_string),
@@ -147,33 +109,17 @@ impl ObjectStore for S3Store {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         }
         keys.sort();
         Ok(keys)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(key, e))?;
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
         Ok(())
     }
 }

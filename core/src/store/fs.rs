@@ -1,0 +1,165 @@
+//! `ObjectStore` in a folder: the embedded default. Same key layout as the S3 bucket, one
+//! file per object under `{data_dir}/objects/`. Writes are atomic (temp file, fsync, rename),
+//! so a reader or a crash never sees half an object, and keys cannot escape the folder.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectInfo, ObjectStore, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct FsStore {
+    objects: PathBuf,
+    tmp: PathBuf,
+}
+
+fn io(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("file system: {e}"))
+}
+
+/// Reject keys that could leave the folder or collide with our temp files.
+fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = key.is_empty()
+        || key.len() > 1024
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == ".." || seg.starts_with(".tmp-"));
+    if bad {
+        return Err(StoreError::Rejected(format!("invalid object key `{key}`")));
+    }
+    Ok(())
+}
+
+impl FsStore {
+    /// A store rooted at `dir` (created if missing).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let objects = dir.join("objects");
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&objects).map_err(io)?;
+        std::fs::create_dir_all(&tmp).map_err(io)?;
+        Ok(FsStore { objects, tmp })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        Ok(self.objects.join(key))
+    }
+
+    fn put_sync(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let tmp = self.tmp.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(body)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
+    fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Walk the deepest folder the prefix names, then filter by the full prefix.
+        let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        if !dir_part.is_empty() {
+            check_key(dir_part)?;
+        }
+        let start = if dir_part.is_empty() { self.objects.clone() } else { self.objects.join(dir_part) };
+        let mut keys = Vec::new();
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io)?;
+                let path = entry.path();
+                if entry.file_type().map_err(io)?.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.objects) {
+                    let key = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+                    if key.starts_with(prefix) {
+                        keys.push(key);
+                    }
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.put_sync(&key, &body)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || path.is_dir() => {
+                Err(StoreError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(ObjectInfo { size: m.len(), content_type: None })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.list_sync(&prefix)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape() {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a\\b", "a/.tmp-1"] {
+            assert!(check_key(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["originals/abc", "outputs/j/web.jpg", "jobs/x.json", "owners/o/j"] {
+            assert!(check_key(good).is_ok(), "{good:?}");
+        }
+    }
+}
