@@ -75,7 +75,11 @@ pub fn check_name(name: &str) -> Result<(), QueueError> {
 pub struct EmbeddedDb {
     conn: Mutex<Connection>,
     doorbell: Doorbell,
+    safety_poll: Duration,
 }
+
+/// How often a long poll looks again even without a doorbell ring (a safety net only).
+pub const SAFETY_POLL: Duration = Duration::from_secs(2);
 
 /// How a queue is set up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +92,12 @@ pub struct QueueSettings {
 impl EmbeddedDb {
     /// Open (or create) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Arc<Self>, QueueError> {
+        Self::open_with(dir, SAFETY_POLL)
+    }
+
+    /// [`open`](Self::open) with another safety-net period (tests use a long one to prove
+    /// that wake-ups come from the doorbell).
+    pub fn open_with(dir: &Path, safety_poll: Duration) -> Result<Arc<Self>, QueueError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| QueueError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("queues.sqlite3")).map_err(db_err)?;
@@ -99,7 +109,7 @@ impl EmbeddedDb {
         conn.execute_batch(SCHEMA).map_err(db_err)?;
         let doorbell = Doorbell::open(&dir.join("doorbells"))
             .map_err(|e| QueueError::Unavailable(format!("cannot create doorbells in {}: {e}", dir.display())))?;
-        Ok(Arc::new(EmbeddedDb { conn: Mutex::new(conn), doorbell }))
+        Ok(Arc::new(EmbeddedDb { conn: Mutex::new(conn), doorbell, safety_poll }))
     }
 
     /// Create the queue if missing and apply `settings`.
@@ -293,7 +303,7 @@ impl JobQueue for EmbeddedQueue {
                 until = until.min(now + Duration::from_millis(in_ms));
             }
             // A safety net only: wake-ups come from the doorbell.
-            until = until.min(now + if watching { Duration::from_secs(2) } else { FALLBACK_POLL });
+            until = until.min(now + if watching { self.db.safety_poll } else { FALLBACK_POLL });
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(until.into()) => {}

@@ -1,0 +1,111 @@
+//! `darkroom-ctl`: the AWS CLI's role for any Darkroom backend (embedded included): put and
+//! get objects, send and receive queue messages, show queue depths. Reads the same settings
+//! as `darkroom-web` and `darkroom-processor`.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use darkroom_core::config::{BackendArgs, AWS_HELP};
+use darkroom_core::queue::JobQueue;
+
+#[derive(Parser)]
+#[command(name = "darkroom-ctl", version, about = "Inspect and feed a Darkroom backend", after_help = AWS_HELP)]
+struct Cli {
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Which {
+    Jobs,
+    Replies,
+    DeadLetters,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Visible and in-flight messages of every queue.
+    Counts,
+    /// Send a message body (`-` reads it from standard input).
+    Send {
+        #[arg(long, value_enum, default_value = "jobs")]
+        queue: Which,
+        body: String,
+    },
+    /// Receive messages and print them as JSON lines.
+    Receive {
+        #[arg(long, value_enum, default_value = "replies")]
+        queue: Which,
+        #[arg(long, default_value_t = 10)]
+        max: u32,
+        /// Seconds to wait for the first message (at most 20).
+        #[arg(long, default_value_t = 20)]
+        wait: u64,
+        /// Delete what was received.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Store a file at KEY.
+    Put { key: String, file: std::path::PathBuf },
+    /// Write the object at KEY to FILE (or standard output).
+    Get { key: String, file: Option<std::path::PathBuf> },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let b = cli.backend.connect(false).await.context("cannot reach the backend")?;
+    let pick = |w: Which| -> &std::sync::Arc<dyn JobQueue> {
+        match w {
+            Which::Jobs => &b.jobs,
+            Which::Replies => &b.replies,
+            Which::DeadLetters => &b.dead_letters,
+        }
+    };
+    match cli.command {
+        Command::Counts => {
+            for (name, q) in [("jobs", &b.jobs), ("replies", &b.replies), ("dead-letters", &b.dead_letters)] {
+                let c = q.counts().await?;
+                println!("{name:<13} {:<30} visible {:>6}  in flight {:>6}", q.name(), c.visible, c.in_flight);
+            }
+        }
+        Command::Send { queue, body } => {
+            let body = if body == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                body
+            };
+            println!("{}", pick(queue).send(&body).await?);
+        }
+        Command::Receive { queue, max, wait, delete } => {
+            let q = pick(queue);
+            for m in q.receive(max, Duration::from_secs(wait)).await? {
+                println!(
+                    "{}",
+                    serde_json::json!({"message_id": m.message_id, "receive_count": m.receive_count, "body": m.body})
+                );
+                if delete {
+                    q.delete(&m.receipt).await?;
+                }
+            }
+        }
+        Command::Put { key, file } => {
+            let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            b.store.put(&key, data.into(), "application/octet-stream").await?;
+        }
+        Command::Get { key, file } => {
+            let data = b.store.get(&key).await?;
+            match file {
+                Some(f) => std::fs::write(&f, &data).with_context(|| format!("write {}", f.display()))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &data)?,
+            }
+        }
+    }
+    Ok(())
+}

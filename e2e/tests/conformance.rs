@@ -1,0 +1,235 @@
+//! One conformance suite for the `JobQueue` and `ObjectStore` seams, run against both
+//! backends: the SQS/S3-compatible server (moto, through the AWS SDK) and the embedded one.
+//! It pins down the SQS semantics Darkroom relies on.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use darkroom_core::config::Backend;
+use darkroom_core::queue::{QueueError, MAX_MESSAGE_BYTES};
+use darkroom_core::store::StoreError;
+use darkroom_e2e::{Kind, Site};
+
+const NOW: Duration = Duration::ZERO;
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn setup(kind: Kind, visibility: u32, max_receives: u32) -> (Site, Backend) {
+    let site = Site::new(kind);
+    let backend = site.connect(visibility, max_receives).await;
+    (site, backend)
+}
+
+async fn visibility_expiry_redelivers_with_a_higher_receive_count(kind: Kind) {
+    let (_site, b) = setup(kind, 1, 10).await;
+    b.jobs.send("hello").await.unwrap();
+    let first = b.jobs.receive(1, WAIT).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].body.as_str(), first[0].receive_count), ("hello", 1));
+    assert!(b.jobs.receive(1, NOW).await.unwrap().is_empty(), "hidden while in flight");
+    let again = b.jobs.receive(1, WAIT).await.unwrap();
+    assert_eq!(again.len(), 1, "redelivered after the visibility timeout");
+    assert_eq!((again[0].message_id.as_str(), again[0].receive_count), (first[0].message_id.as_str(), 2));
+    assert_ne!(again[0].receipt, first[0].receipt, "each receive has its own receipt");
+}
+
+async fn change_visibility_extends_and_releases(kind: Kind) {
+    let (_site, b) = setup(kind, 1, 10).await;
+    b.jobs.send("work").await.unwrap();
+    let m = b.jobs.receive(1, WAIT).await.unwrap().remove(0);
+    b.jobs.change_visibility(&m.receipt, Duration::from_secs(5)).await.unwrap();
+    // Without the extension it would be back after 1 s.
+    assert!(b.jobs.receive(1, Duration::from_secs(3)).await.unwrap().is_empty(), "extension holds it");
+    b.jobs.change_visibility(&m.receipt, Duration::ZERO).await.unwrap();
+    let back = b.jobs.receive(1, WAIT).await.unwrap();
+    assert_eq!(back.len(), 1, "visibility 0 releases it at once");
+    assert_eq!(back[0].receive_count, 2);
+}
+
+async fn receive_count_increments_and_redrive_moves_to_the_dead_letter_queue(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 2).await;
+    b.jobs.send("poison").await.unwrap();
+    for n in 1..=2 {
+        let m = b.jobs.receive(1, WAIT).await.unwrap().remove(0);
+        assert_eq!(m.receive_count, n);
+        b.jobs.change_visibility(&m.receipt, Duration::ZERO).await.unwrap();
+    }
+    assert!(b.jobs.receive(1, Duration::from_secs(1)).await.unwrap().is_empty(), "moved after 2 receives");
+    let dead = b.dead_letters.receive(1, WAIT).await.unwrap();
+    assert_eq!(dead.len(), 1, "the dead-letter queue has it");
+    assert_eq!(dead[0].body, "poison");
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (0, 0));
+}
+
+async fn long_poll_returns_as_soon_as_a_message_arrives(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    let q = b.jobs.clone();
+    let started = Instant::now();
+    let poll = tokio::spawn(async move { (q.receive(1, Duration::from_secs(20)).await, Instant::now()) });
+    // Let the poll start waiting, then send.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = Instant::now();
+    b.jobs.send("wake up").await.unwrap();
+    let (got, at) = poll.await.unwrap();
+    assert_eq!(got.unwrap().len(), 1);
+    let latency = at.saturating_duration_since(sent);
+    eprintln!("{kind:?}: long poll woke {latency:?} after the send");
+    assert!(started.elapsed() < Duration::from_secs(15), "the poll ran to its 20 s limit instead of waking");
+}
+
+async fn batches_hold_at_most_ten(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    let eleven: Vec<String> = (0..11).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = eleven.iter().map(String::as_str).collect();
+    assert!(matches!(b.jobs.send_batch(&refs).await, Err(QueueError::BatchSize(11))));
+    assert!(matches!(b.jobs.send_batch(&[]).await, Err(QueueError::BatchSize(0))));
+    let ids = b.jobs.send_batch(&refs[..10]).await.unwrap();
+    assert_eq!(ids.len(), 10);
+    assert!(ids.iter().all(|id| !id.is_empty()));
+    b.jobs.send(refs[10]).await.unwrap();
+    assert!(b.jobs.receive(11, NOW).await.is_err());
+    assert!(b.jobs.receive(0, NOW).await.is_err());
+
+    let mut got = Vec::new();
+    while got.len() < 11 {
+        let batch = b.jobs.receive(10, Duration::from_secs(2)).await.unwrap();
+        assert!(batch.len() <= 10);
+        assert!(!batch.is_empty(), "messages went missing: got {}", got.len());
+        got.extend(batch);
+    }
+    let mut bodies: Vec<_> = got.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    let mut expected = eleven.clone();
+    expected.sort();
+    assert_eq!(bodies, expected);
+    let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
+    b.jobs.delete_batch(&receipts[..10]).await.unwrap();
+    b.jobs.delete_batch(&receipts[10..]).await.unwrap();
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (0, 0));
+}
+
+async fn deletes_with_stale_receipts_behave_as_sqs(kind: Kind) {
+    let (_site, b) = setup(kind, 1, 10).await;
+    b.jobs.send("x").await.unwrap();
+    let old = b.jobs.receive(1, WAIT).await.unwrap().remove(0);
+    let new = b.jobs.receive(1, WAIT).await.unwrap().remove(0);
+    assert_eq!(new.receive_count, 2);
+    // SQS: a delete with an earlier receipt succeeds (it may or may not delete).
+    b.jobs.delete(&old.receipt).await.unwrap();
+    // The current receipt deletes; deleting again is fine.
+    b.jobs.delete(&new.receipt).await.unwrap();
+    b.jobs.delete(&new.receipt).await.unwrap();
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (0, 0));
+    assert!(b.jobs.receive(1, Duration::from_secs(2)).await.unwrap().is_empty(), "deleted for good");
+    // Extending a deleted message fails: the worker must learn it no longer owns it.
+    assert!(b.jobs.change_visibility(&new.receipt, Duration::from_secs(5)).await.is_err());
+    // A receipt the queue never issued is refused.
+    assert!(b.jobs.delete("not-a-receipt").await.is_err());
+}
+
+async fn counts_show_visible_and_in_flight(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    b.jobs.send_batch(&["a", "b", "c"]).await.unwrap();
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (3, 0));
+    let m = b.jobs.receive(1, WAIT).await.unwrap();
+    assert_eq!(m.len(), 1);
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (2, 1));
+    b.jobs.delete(&m[0].receipt).await.unwrap();
+    let c = b.jobs.counts().await.unwrap();
+    assert_eq!((c.visible, c.in_flight), (2, 0));
+}
+
+async fn oversized_messages_are_refused(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+    assert!(matches!(b.jobs.send(&big).await, Err(QueueError::TooLarge(_))));
+    let fits = "y".repeat(MAX_MESSAGE_BYTES - 1024);
+    b.jobs.send(&fits).await.unwrap();
+    assert_eq!(b.jobs.receive(1, WAIT).await.unwrap()[0].body.len(), fits.len());
+}
+
+async fn object_store_put_get_head_list_delete(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    let s = &b.store;
+    assert!(matches!(s.get("outputs/j1/missing.jpg").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.head("outputs/j1/missing.jpg").await.unwrap(), None);
+    s.delete("outputs/j1/missing.jpg").await.expect("deleting a missing key is fine");
+
+    s.put("outputs/j1/web.jpg", Bytes::from_static(b"first"), "image/jpeg").await.unwrap();
+    s.put("outputs/j1/web.jpg", Bytes::from_static(b"second!"), "image/jpeg").await.unwrap();
+    s.put("outputs/j1/thumb.png", Bytes::from_static(b"png"), "image/png").await.unwrap();
+    s.put("outputs/j2/web.jpg", Bytes::from_static(b"other"), "image/jpeg").await.unwrap();
+    s.put("originals/j1", Bytes::from(vec![7u8; 100_000]), "image/jpeg").await.unwrap();
+
+    assert_eq!(s.get("outputs/j1/web.jpg").await.unwrap().as_ref(), b"second!", "put overwrites");
+    assert_eq!(s.head("outputs/j1/web.jpg").await.unwrap().unwrap().size, 7);
+    assert_eq!(s.get("originals/j1").await.unwrap().len(), 100_000);
+    assert_eq!(s.list("outputs/j1/").await.unwrap(), vec!["outputs/j1/thumb.png", "outputs/j1/web.jpg"]);
+    assert_eq!(s.list("outputs/").await.unwrap().len(), 3);
+    assert_eq!(s.list("outputs/j").await.unwrap().len(), 3, "prefixes need not end at a slash");
+    assert!(s.list("nothing/").await.unwrap().is_empty());
+
+    s.delete("outputs/j1/web.jpg").await.unwrap();
+    assert!(matches!(s.get("outputs/j1/web.jpg").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.list("outputs/j1/").await.unwrap(), vec!["outputs/j1/thumb.png"]);
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod moto {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Moto).await })*
+        }
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Embedded).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    visibility_expiry_redelivers_with_a_higher_receive_count,
+    change_visibility_extends_and_releases,
+    receive_count_increments_and_redrive_moves_to_the_dead_letter_queue,
+    long_poll_returns_as_soon_as_a_message_arrives,
+    batches_hold_at_most_ten,
+    deletes_with_stale_receipts_behave_as_sqs,
+    counts_show_visible_and_in_flight,
+    oversized_messages_are_refused,
+    object_store_put_get_head_list_delete,
+);
+
+/// The embedded queue's long poll wakes on a send from another process (the doorbell), not
+/// on its safety-net timer: the timer is set longer than the poll here, so without the
+/// doorbell this poll would come back empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_long_poll_wakes_on_a_send_from_another_process() {
+    use darkroom_core::queue::embedded::{EmbeddedDb, QueueSettings};
+    use darkroom_core::queue::JobQueue;
+    let ctl = darkroom_e2e::bin_dir().join("darkroom-ctl"); // built before the clock starts
+    let site = Site::new(Kind::Embedded);
+    site.connect(30, 3).await;
+    let db = EmbeddedDb::open_with(&site.data_dir, Duration::from_secs(120)).unwrap();
+    assert!(db.wakes_across_processes(), "no file watcher on this machine");
+    let q =
+        db.ensure(&site.names.replies, &QueueSettings { visibility: Duration::from_secs(30), redrive: None }).unwrap();
+    let poll = tokio::spawn(async move { (q.receive(1, Duration::from_secs(15)).await, Instant::now()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::process::Command::new(&ctl)
+        .envs(site.envs())
+        .args(["send", "--queue", "replies", "ping from another process"])
+        .status()
+        .await
+        .expect("run darkroom-ctl");
+    let sent = Instant::now();
+    assert!(status.success());
+    let (got, at) = poll.await.unwrap();
+    let got = got.unwrap();
+    assert_eq!(got.len(), 1, "the poll did not wake on another process's send");
+    assert_eq!(got[0].body, "ping from another process");
+    eprintln!("cross-process wake: received {:?} after darkroom-ctl exited", at.saturating_duration_since(sent));
+}
