@@ -93,6 +93,7 @@ pub async fn serve(
         }
     }
 
+    while tasks.try_join_next().is_some() {}
     let in_flight = tasks.len();
     if in_flight > 0 {
         tracing::info!(in_flight, grace_s = config.grace().as_secs(), "finishing in-flight jobs");
