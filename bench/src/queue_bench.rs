@@ -105,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(r) = args.ring {
         let db = darkroom_core::queue::embedded::EmbeddedDb::open(std::path::Path::new(&r[0]))?;
-        let q = db.ensure(&r[1], &darkroom_core::queue::embedded::QueueSettings { visibility: Duration::from_secs(30), redrive: None })?;
+        let q = db.ensure(
+            &r[1],
+            &darkroom_core::queue::embedded::QueueSettings { visibility: Duration::from_secs(30), redrive: None },
+        )?;
         for _ in 0..r[2].parse::<usize>()? {
             tokio::time::sleep(Duration::from_millis(100)).await;
             q.send(&epoch_us().to_string()).await?;

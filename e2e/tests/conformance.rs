@@ -233,3 +233,44 @@ async fn embedded_long_poll_wakes_on_a_send_from_another_process() {
     assert_eq!(got[0].body, "ping from another process");
     eprintln!("cross-process wake: received {:?} after darkroom-ctl exited", at.saturating_duration_since(sent));
 }
+
+/// kill -9 of a process in the middle of sending loses nothing it was told was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_queue_survives_kill_9_of_a_sender() {
+    use tokio::io::AsyncBufReadExt;
+    let ctl = darkroom_e2e::bin_dir().join("darkroom-ctl");
+    let site = Site::new(Kind::Embedded);
+    let b = site.connect(30, 3).await;
+    let mut child = tokio::process::Command::new(&ctl)
+        .envs(site.envs())
+        .args(["send", "--count", "100000", "payload"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 300 {
+        acknowledged.push(lines.next_line().await.unwrap().expect("sender alive"));
+    }
+    child.start_kill().unwrap(); // SIGKILL, mid-stream
+    child.wait().await.unwrap();
+    while let Ok(Some(line)) = lines.next_line().await {
+        acknowledged.push(line);
+    }
+    let mut stored = std::collections::HashSet::new();
+    loop {
+        let got = b.jobs.receive(10, Duration::ZERO).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        stored.extend(got.into_iter().map(|m| m.message_id));
+    }
+    let lost: Vec<_> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages lost after kill -9: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(stored.len() >= acknowledged.len());
+}

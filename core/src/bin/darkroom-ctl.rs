@@ -30,10 +30,14 @@ enum Which {
 enum Command {
     /// Visible and in-flight messages of every queue.
     Counts,
-    /// Send a message body (`-` reads it from standard input).
+    /// Send a message body (`-` reads it from standard input); prints each message id once
+    /// the queue has it.
     Send {
         #[arg(long, value_enum, default_value = "jobs")]
         queue: Which,
+        /// Send the body this many times.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
         body: String,
     },
     /// Receive messages and print them as JSON lines.
@@ -73,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("{name:<13} {:<30} visible {:>6}  in flight {:>6}", q.name(), c.visible, c.in_flight);
             }
         }
-        Command::Send { queue, body } => {
+        Command::Send { queue, count, body } => {
             let body = if body == "-" {
                 let mut s = String::new();
                 std::io::stdin().read_to_string(&mut s)?;
@@ -81,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 body
             };
-            println!("{}", pick(queue).send(&body).await?);
+            for _ in 0..count {
+                println!("{}", pick(queue).send(&body).await?);
+            }
         }
         Command::Receive { queue, max, wait, delete } => {
             let q = pick(queue);
