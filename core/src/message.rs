@@ -170,16 +170,19 @@ mod tests {
             job_id: "0190-abc".into(),
             original_key: "originals/0190-abc".into(),
             outputs: vec![OutputSpec {
-                name: "web".into(),
-                ops: vec![Op::Resize {
-                    width: Some(1600),
-                    height: Some(1600),
-                    fit: Default::default(),
-                    enlarge: false,
-                }],
-                format: Format::Jpeg,
                 quality: Some(85),
-                auto_orient: true,
+                ..OutputSpec::new(
+                    "web",
+                    vec![Op::Resize {
+                        width: Some(1600),
+                        height: Some(1600),
+                        fit: Default::default(),
+                        gravity: Default::default(),
+                        enlarge: false,
+                        filter: Default::default(),
+                    }],
+                    Format::Jpeg,
+                )
             }],
             submitted_at: Utc::now(),
         }

@@ -5,7 +5,7 @@
 //! happens before anything is stored or queued, and every error names the field at fault.
 
 use darkroom_engine::encode::DEFAULT_QUALITY;
-use darkroom_engine::{Fit, Format, Limits, Op, OutputSpec};
+use darkroom_engine::{Filter, Fit, Format, Gravity, Limits, Op, OutputSpec};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -44,20 +44,28 @@ pub const PRESETS: &[Preset] = &[
     Preset { id: "grayscale", label: "Grayscale", description: "Black and white, fits within 1600×1600, JPEG" },
     Preset { id: "avatar", label: "Square avatar 256", description: "256×256 centre crop, JPEG quality 85" },
     Preset { id: "png", label: "PNG full size", description: "Upright, full size, lossless PNG" },
+    Preset { id: "webp", label: "WebP 1600", description: "Fits within 1600×1600, WebP quality 80 (small files)" },
+    Preset {
+        id: "social",
+        label: "Social card 1200×630",
+        description: "Link-preview size, cropped to the most detailed part",
+    },
+    Preset { id: "sepia", label: "Sepia", description: "Warm old-photo tone, fits within 1600×1600, JPEG" },
 ];
 
 fn fit_box(size: u32, fit: Fit) -> Op {
-    Op::Resize { width: Some(size), height: Some(size), fit, enlarge: false }
+    sized(size, size, fit, Gravity::Centre)
+}
+
+fn sized(width: u32, height: u32, fit: Fit, gravity: Gravity) -> Op {
+    Op::Resize { width: Some(width), height: Some(height), fit, gravity, enlarge: false, filter: Filter::Lanczos3 }
 }
 
 /// The outputs a preset stands for.
 pub fn preset_outputs(id: &str) -> Option<Vec<OutputSpec>> {
     let out = |name: &str, ops: Vec<Op>, format: Format, quality: Option<u8>| OutputSpec {
-        name: name.into(),
-        ops,
-        format,
         quality,
-        auto_orient: true,
+        ..OutputSpec::new(name, ops, format)
     };
     Some(vec![match id {
         "thumbnail" => out("thumbnail", vec![fit_box(400, Fit::Inside)], Format::Jpeg, Some(80)),
@@ -67,6 +75,11 @@ pub fn preset_outputs(id: &str) -> Option<Vec<OutputSpec>> {
         }
         "avatar" => out("avatar", vec![fit_box(256, Fit::Cover)], Format::Jpeg, Some(DEFAULT_QUALITY)),
         "png" => out("png", vec![], Format::Png, None),
+        "webp" => out("webp", vec![fit_box(1600, Fit::Inside)], Format::Webp, Some(80)),
+        "social" => {
+            out("social", vec![sized(1200, 630, Fit::Cover, Gravity::Attention)], Format::Jpeg, Some(DEFAULT_QUALITY))
+        }
+        "sepia" => out("sepia", vec![fit_box(1600, Fit::Inside), Op::Sepia], Format::Jpeg, Some(DEFAULT_QUALITY)),
         _ => return None,
     }])
 }
@@ -116,7 +129,17 @@ pub fn parse_value(value: &Value, limits: &Limits) -> Result<Vec<OutputSpec>, Re
 fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
     let at = format!("outputs[{i}]");
     let obj = value.as_object().ok_or_else(|| err(&at, "invalid_value", "each output must be an object"))?;
-    const FIELDS: &[&str] = &["name", "ops", "format", "quality", "auto_orient"];
+    const FIELDS: &[&str] = &[
+        "name",
+        "ops",
+        "format",
+        "quality",
+        "progressive",
+        "chroma_subsampling",
+        "compression_level",
+        "lossless",
+        "auto_orient",
+    ];
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(err(
             format!("{at}.{k}"),
@@ -193,6 +216,15 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
         if let Some(q) = o.quality {
             if !(1..=100).contains(&q) {
                 return Err(err(format!("{at}.quality"), "invalid_value", format!("quality must be 1-100, got {q}")));
+            }
+        }
+        if let Some(c) = o.compression_level {
+            if c > 9 {
+                return Err(err(
+                    format!("{at}.compression_level"),
+                    "invalid_value",
+                    format!("compression_level must be 0-9, got {c}"),
+                ));
             }
         }
         for (j, op) in o.ops.iter().enumerate() {

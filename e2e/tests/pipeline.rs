@@ -36,10 +36,15 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
             &["M02_wood_2560x1920_exif.jpg"],
             r#"{"outputs":[
                 {"name":"web","ops":[{"op":"resize","width":1600,"height":1600,"fit":"inside"},{"op":"grayscale"}],"format":"jpeg","quality":85},
-                {"name":"turned","ops":[{"op":"resize","width":300},{"op":"rotate","degrees":90}],"format":"png"}
+                {"name":"turned","ops":[{"op":"resize","width":300},{"op":"rotate","degrees":90}],"format":"png"},
+                {"name":"card","ops":[{"op":"resize","width":400,"height":400,"fit":"cover","gravity":"attention"},{"op":"sepia"},{"op":"watermark","text":"Darkroom"}],"format":"webp","quality":70}
             ]}"#
             .into(),
-            vec![("web", ImageFormat::Jpeg, 1600, 1200), ("turned", ImageFormat::Png, 225, 300)],
+            vec![
+                ("web", ImageFormat::Jpeg, 1600, 1200),
+                ("turned", ImageFormat::Png, 225, 300),
+                ("card", ImageFormat::WebP, 400, 400),
+            ],
         ),
     ];
 

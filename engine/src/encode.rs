@@ -1,9 +1,9 @@
-//! Output formats and how pixels are written to them.
+//! Output formats and how pixels are written to them. Nothing but pixels is written: EXIF,
+//! XMP and other metadata of the input are stripped.
 
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageEncoder, RgbImage};
+use jpeg_encoder::{ColorType as JColor, Encoder as JpegEncoder, SamplingFactor};
 use serde::{Deserialize, Serialize};
 
 use crate::EngineError;
@@ -15,7 +15,7 @@ pub enum Format {
     #[default]
     Jpeg,
     Png,
-    /// Lossless WebP.
+    /// WebP, lossy (quality) or lossless.
     Webp,
 }
 
@@ -44,45 +44,96 @@ impl Format {
     pub const NAMES: &'static [&'static str] = &["jpeg", "png", "webp"];
 }
 
+/// JPEG chroma subsampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Chroma {
+    #[serde(rename = "4:2:0")]
+    S420,
+    #[serde(rename = "4:2:2")]
+    S422,
+    #[serde(rename = "4:4:4")]
+    S444,
+}
+
+/// How to write an output.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EncodeOptions {
+    /// JPEG and lossy WebP quality 1–100.
+    pub quality: Option<u8>,
+    /// Progressive JPEG.
+    pub progressive: bool,
+    /// JPEG chroma subsampling (default 4:2:0).
+    pub chroma: Option<Chroma>,
+    /// PNG zlib level 0–9 (default 6).
+    pub compression_level: Option<u8>,
+    /// Lossless WebP.
+    pub lossless: bool,
+}
+
 /// Default JPEG quality when a recipe gives none.
 pub const DEFAULT_QUALITY: u8 = 85;
+/// Default lossy WebP quality.
+pub const DEFAULT_WEBP_QUALITY: u8 = 80;
 
-/// Encode `img` as `format`. JPEG has no alpha: transparent pixels are flattened onto white.
-pub fn encode(img: &DynamicImage, format: Format, quality: Option<u8>) -> Result<Vec<u8>, EngineError> {
-    let mut out = Vec::with_capacity((img.width() * img.height()) as usize / 4);
-    let err = |e: image::ImageError| EngineError::Encode { format: format.name(), detail: e.to_string() };
+/// Encode `img` as `format`. JPEG has no alpha: transparent pixels are flattened onto white
+/// (use the `flatten` op for another colour).
+pub fn encode(img: &DynamicImage, format: Format, opts: &EncodeOptions) -> Result<Vec<u8>, EngineError> {
+    let err = |detail: String| EngineError::Encode { format: format.name(), detail };
+    let mut out = Vec::with_capacity((img.width() as usize * img.height() as usize) / 8 + 1024);
     match format {
         Format::Jpeg => {
-            let q = quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
-            let enc = JpegEncoder::new_with_quality(&mut out, q);
-            match img {
-                DynamicImage::ImageLuma8(g) => g.write_with_encoder(enc).map_err(err)?,
-                other if other.color().has_alpha() => flatten_on_white(other).write_with_encoder(enc).map_err(err)?,
-                DynamicImage::ImageRgb8(rgb) => rgb.write_with_encoder(enc).map_err(err)?,
-                DynamicImage::ImageLuma16(_) => img.to_luma8().write_with_encoder(enc).map_err(err)?,
-                other => other.to_rgb8().write_with_encoder(enc).map_err(err)?,
+            if img.width() > u16::MAX as u32 || img.height() > u16::MAX as u32 {
+                return Err(err("JPEG is limited to 65535 pixels per side".into()));
             }
+            let q = opts.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
+            let mut enc = JpegEncoder::new(&mut out, q);
+            enc.set_progressive(opts.progressive);
+            // Optimised Huffman tables are off on purpose: with 4:2:0 they produced JPEGs whose
+            // flat areas decode with wrong chroma (white came back green) in zune-jpeg.
+            enc.set_optimized_huffman_tables(false);
+            enc.set_sampling_factor(match opts.chroma.unwrap_or(Chroma::S420) {
+                Chroma::S420 => SamplingFactor::R_4_2_0,
+                Chroma::S422 => SamplingFactor::R_4_2_2,
+                Chroma::S444 => SamplingFactor::R_4_4_4,
+            });
+            let (w, h) = (img.width() as u16, img.height() as u16);
+            let result = match img {
+                DynamicImage::ImageLuma8(g) => enc.encode(g.as_raw(), w, h, JColor::Luma),
+                DynamicImage::ImageRgb8(rgb) => enc.encode(rgb.as_raw(), w, h, JColor::Rgb),
+                other if other.color().has_alpha() => enc.encode(flatten_on_white(other).as_raw(), w, h, JColor::Rgb),
+                other if !other.color().has_color() => enc.encode(other.to_luma8().as_raw(), w, h, JColor::Luma),
+                other => enc.encode(other.to_rgb8().as_raw(), w, h, JColor::Rgb),
+            };
+            result.map_err(|e| err(e.to_string()))?;
         }
         Format::Png => {
-            let enc = PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive);
-            write(img, enc).map_err(err)?;
+            let level = opts.compression_level.unwrap_or(6).min(9);
+            let enc = PngEncoder::new_with_quality(&mut out, CompressionType::Level(level), FilterType::Adaptive);
+            enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
+                .map_err(|e| err(e.to_string()))?;
         }
         Format::Webp => {
-            let enc = WebPEncoder::new_lossless(&mut out);
-            match img {
-                DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => write(img, enc).map_err(err)?,
-                other if other.color().has_alpha() => {
-                    write(&DynamicImage::ImageRgba8(other.to_rgba8()), enc).map_err(err)?
-                }
-                other => write(&DynamicImage::ImageRgb8(other.to_rgb8()), enc).map_err(err)?,
+            let (w, h) = (img.width(), img.height());
+            if w > 16383 || h > 16383 {
+                return Err(err("WebP is limited to 16383 pixels per side".into()));
             }
+            let data;
+            let encoder = if img.color().has_alpha() {
+                data = img.to_rgba8().into_raw();
+                webp::Encoder::from_rgba(&data, w, h)
+            } else {
+                data = img.to_rgb8().into_raw();
+                webp::Encoder::from_rgb(&data, w, h)
+            };
+            let mem = if opts.lossless {
+                encoder.encode_lossless()
+            } else {
+                encoder.encode(opts.quality.unwrap_or(DEFAULT_WEBP_QUALITY).clamp(1, 100) as f32)
+            };
+            out.extend_from_slice(&mem);
         }
     }
     Ok(out)
-}
-
-fn write(img: &DynamicImage, enc: impl ImageEncoder) -> image::ImageResult<()> {
-    enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
 }
 
 fn flatten_on_white(img: &DynamicImage) -> RgbImage {

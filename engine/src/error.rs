@@ -19,6 +19,10 @@ pub enum EngineError {
     OutputTooLarge { width: u32, height: u32, limit: u32 },
     #[error("Could not encode the output as {format}: {detail}")]
     Encode { format: &'static str, detail: String },
+    #[error("The edit cannot be applied: {0}")]
+    InvalidOp(String),
+    #[error("Processing took longer than the limit of {0} seconds. Ask for fewer outputs or smaller sizes.")]
+    TimeLimit(u64),
 }
 
 fn mp(pixels: u64) -> String {
@@ -36,6 +40,8 @@ impl EngineError {
             EngineError::Corrupt(_) => "corrupt_image",
             EngineError::OutputTooLarge { .. } => "output_too_large",
             EngineError::Encode { .. } => "encode_failed",
+            EngineError::InvalidOp(_) => "invalid_op",
+            EngineError::TimeLimit(_) => "time_limit",
         }
     }
 }

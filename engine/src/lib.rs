@@ -16,9 +16,9 @@ pub mod ops;
 pub mod pipeline;
 pub mod probe;
 
-pub use encode::Format;
+pub use encode::{Chroma, Format};
 pub use error::EngineError;
 pub use limits::Limits;
-pub use ops::{Fit, Op};
+pub use ops::{Color, Filter, Fit, Gravity, Op};
 pub use pipeline::{process, OutputSpec, Rendered};
 pub use probe::{probe, InputFormat, Probe};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use darkroom_engine::{probe, process, EngineError, Fit, Format, InputFormat, Limits, Op, OutputSpec};
+use darkroom_engine::{probe, process, EngineError, Format, InputFormat, Limits, Op, OutputSpec};
 
 fn corpus(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("DARKROOM_CORPUS")
@@ -13,11 +13,15 @@ fn corpus(name: &str) -> Vec<u8> {
 }
 
 fn out(name: &str, ops: Vec<Op>, format: Format) -> OutputSpec {
-    OutputSpec { name: name.into(), ops, format, quality: Some(85), auto_orient: true }
+    OutputSpec { quality: Some(85), ..OutputSpec::new(name, ops, format) }
+}
+
+fn op(json: &str) -> Op {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
 }
 
 fn fit(w: u32, h: u32) -> Op {
-    Op::Resize { width: Some(w), height: Some(h), fit: Fit::Inside, enlarge: false }
+    op(&format!(r#"{{"op":"resize","width":{w},"height":{h},"fit":"inside"}}"#))
 }
 
 #[test]
@@ -77,12 +81,8 @@ fn one_decode_many_outputs() {
     let outputs = [
         out("thumb", vec![fit(400, 400)], Format::Jpeg),
         out("gray", vec![fit(800, 800), Op::Grayscale], Format::Png),
-        out("rot", vec![fit(300, 300), Op::Rotate { degrees: 90 }], Format::Webp),
-        out(
-            "avatar",
-            vec![Op::Resize { width: Some(128), height: Some(128), fit: Fit::Cover, enlarge: false }],
-            Format::Jpeg,
-        ),
+        out("rot", vec![fit(300, 300), op(r#"{"op":"rotate","degrees":90}"#)], Format::Webp),
+        out("avatar", vec![op(r#"{"op":"resize","width":128,"height":128,"fit":"cover"}"#)], Format::Jpeg),
     ];
     let r = process(&corpus("M03_storm_1920x1280_exif.jpg"), &outputs, &Limits::default()).unwrap();
     let dims: Vec<_> = r.iter().map(|o| (o.name.as_str(), o.width, o.height)).collect();

@@ -27,6 +27,8 @@ pub struct Context {
     pub limits: Limits,
     pub visibility: Duration,
     pub max_receives: u32,
+    /// Longest the image work of one job may take.
+    pub time_limit: Duration,
 }
 
 /// How a job attempt ended badly.
@@ -130,8 +132,11 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
     let input = ctx.store.get(&job.original_key).await?;
     let limits = ctx.limits;
     let specs = job.outputs.clone();
+    let deadline = (Instant::now() + ctx.time_limit, ctx.time_limit.as_secs());
     let rendered = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| engine::process(&input, &specs, &limits)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            engine::pipeline::process_until(&input, &specs, &limits, Some(deadline))
+        }))
     })
     .await
     .map_err(|e| Failure::Crash(format!("image task failed: {e}")))?

@@ -35,6 +35,9 @@ pub struct Config {
     /// Seconds to finish in-flight jobs after SIGTERM/Ctrl-C before giving them back to the queue.
     #[arg(long, env = "DARKROOM_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Seconds the image work of one job may take before it fails with `time_limit`.
+    #[arg(long, env = "DARKROOM_JOB_TIME_LIMIT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub job_time_limit: u64,
     /// Long-poll wait in seconds (SQS allows at most 20).
     #[arg(long, env = "DARKROOM_POLL_WAIT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub poll_wait: u64,

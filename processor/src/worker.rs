@@ -45,6 +45,7 @@ pub async fn serve(
         limits: config.limits.limits(),
         visibility: config.backend.visibility(),
         max_receives: config.backend.max_receives,
+        time_limit: Duration::from_secs(config.job_time_limit),
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));
     let wait = Duration::from_secs(config.poll_wait);

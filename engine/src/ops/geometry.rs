@@ -1,0 +1,237 @@
+//! Geometry: resize (SIMD convolution through fast_image_resize, crop folded into the
+//! resample for `cover`), crop, rotate by any angle.
+
+use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, Rgba, RgbaImage};
+
+use super::attention;
+use super::types::{parse_aspect, Color, Filter, Fit, Gravity};
+use crate::{EngineError, Limits};
+
+/// Target size of a resize, from the source size and the box.
+pub fn resize_dimensions(
+    src: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+    enlarge: bool,
+) -> (u32, u32) {
+    let (sw, sh) = (src.0 as f64, src.1 as f64);
+    let (w, h) = match (width.map(f64::from), height.map(f64::from), fit) {
+        (Some(bw), Some(bh), Fit::Fill | Fit::Cover) => (bw, bh),
+        (Some(bw), Some(bh), Fit::Inside) => {
+            let s = (bw / sw).min(bh / sh);
+            (sw * s, sh * s)
+        }
+        (Some(bw), Some(bh), Fit::Outside) => {
+            let s = (bw / sw).max(bh / sh);
+            (sw * s, sh * s)
+        }
+        (Some(bw), None, _) => (bw, sh * bw / sw),
+        (None, Some(bh), _) => (sw * bh / sh, bh),
+        (None, None, _) => (sw, sh),
+    };
+    let (mut w, mut h) = (w.round().max(1.0) as u32, h.round().max(1.0) as u32);
+    if !enlarge && (w > src.0 || h > src.1) {
+        if matches!(fit, Fit::Fill | Fit::Cover) && width.is_some() && height.is_some() {
+            // Keep the requested shape but never scale up: shrink the box to fit the source.
+            let s = (src.0 as f64 / w as f64).min(src.1 as f64 / h as f64);
+            w = ((w as f64 * s).round() as u32).max(1);
+            h = ((h as f64 * s).round() as u32).max(1);
+        } else {
+            return src;
+        }
+    }
+    (w, h)
+}
+
+fn algorithm(filter: Filter) -> ResizeAlg {
+    match filter {
+        Filter::Nearest => ResizeAlg::Nearest,
+        Filter::Bilinear => ResizeAlg::Convolution(fr::FilterType::Bilinear),
+        Filter::Mitchell => ResizeAlg::Convolution(fr::FilterType::Mitchell),
+        Filter::Catmullrom => ResizeAlg::Convolution(fr::FilterType::CatmullRom),
+        Filter::Lanczos3 => ResizeAlg::Convolution(fr::FilterType::Lanczos3),
+    }
+}
+
+/// Resample the region (`left`, `top`, `cw`, `ch`) of `img` to `w`×`h`. Alpha is
+/// premultiplied during the resample, so transparent pixels do not bleed their colour.
+pub fn resample(
+    img: &DynamicImage,
+    crop: (f64, f64, f64, f64),
+    w: u32,
+    h: u32,
+    filter: Filter,
+) -> Result<DynamicImage, EngineError> {
+    let img = match img {
+        // fast_image_resize has no 32-bit float path worth having here: work in 16-bit.
+        DynamicImage::ImageRgb32F(_) => DynamicImage::ImageRgb16(img.to_rgb16()),
+        DynamicImage::ImageRgba32F(_) => DynamicImage::ImageRgba16(img.to_rgba16()),
+        _ => img.clone(),
+    };
+    let mut dst = DynamicImage::new(w, h, img.color());
+    let options = ResizeOptions::new().resize_alg(algorithm(filter)).crop(crop.0, crop.1, crop.2, crop.3);
+    Resizer::new().resize(&img, &mut dst, &options).map_err(|e| EngineError::Corrupt(format!("resize failed: {e}")))?;
+    Ok(dst)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn resize(
+    img: DynamicImage,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+    gravity: Gravity,
+    enlarge: bool,
+    filter: Filter,
+    limits: &Limits,
+) -> Result<DynamicImage, EngineError> {
+    let (sw, sh) = (img.width(), img.height());
+    let (w, h) = resize_dimensions((sw, sh), width, height, fit, enlarge);
+    limits.check_output(w, h)?;
+    let mut region = (0.0, 0.0, sw as f64, sh as f64);
+    if fit == Fit::Cover && width.is_some() && height.is_some() {
+        // The largest source region with the target's shape, placed by gravity.
+        let target = w as f64 / h as f64;
+        let (cw, ch) = if sw as f64 / sh as f64 > target {
+            (sh as f64 * target, sh as f64)
+        } else {
+            (sw as f64, sw as f64 / target)
+        };
+        let (cwi, chi) = (cw.round() as u32, ch.round() as u32);
+        let (x, y) = match gravity {
+            Gravity::Attention => attention::best_region(&img, cwi, chi),
+            g => g.place(sw, sh, cwi, chi),
+        };
+        region = (x as f64, y as f64, cw, ch);
+    }
+    if (w, h) == (sw, sh) && region.2 as u32 == sw && region.3 as u32 == sh {
+        return Ok(img);
+    }
+    resample(&img, region, w, h, filter)
+}
+
+pub fn crop(
+    img: DynamicImage,
+    x: Option<u32>,
+    y: Option<u32>,
+    width: Option<u32>,
+    height: Option<u32>,
+    aspect: Option<&str>,
+    gravity: Gravity,
+) -> Result<DynamicImage, EngineError> {
+    let (sw, sh) = (img.width(), img.height());
+    let (x, y, w, h) = match aspect {
+        Some(a) => {
+            let ratio = parse_aspect(a).map_err(EngineError::InvalidOp)?;
+            let (w, h) = if sw as f64 / sh as f64 > ratio {
+                (((sh as f64) * ratio).round() as u32, sh)
+            } else {
+                (sw, ((sw as f64) / ratio).round() as u32)
+            };
+            let (w, h) = (w.clamp(1, sw), h.clamp(1, sh));
+            let (x, y) = match gravity {
+                Gravity::Attention => attention::best_region(&img, w, h),
+                g => g.place(sw, sh, w, h),
+            };
+            (x, y, w, h)
+        }
+        None => {
+            let (x, y) = (x.unwrap_or(0), y.unwrap_or(0));
+            let (w, h) = (width.unwrap_or(sw), height.unwrap_or(sh));
+            if x >= sw || y >= sh {
+                return Err(EngineError::InvalidOp(format!(
+                    "the crop box starts at {x},{y}, outside the {sw}×{sh} image"
+                )));
+            }
+            (x, y, w.min(sw - x), h.min(sh - y))
+        }
+    };
+    Ok(img.crop_imm(x, y, w, h))
+}
+
+/// Rotate clockwise by `degrees`. Right angles are exact; other angles resample bilinearly
+/// onto a canvas that holds the whole rotated photo.
+pub fn rotate(
+    img: DynamicImage,
+    degrees: f32,
+    background: Option<Color>,
+    limits: &Limits,
+) -> Result<DynamicImage, EngineError> {
+    let d = degrees.rem_euclid(360.0);
+    let right = (d / 90.0).round();
+    if (d - right * 90.0).abs() < 1e-3 {
+        return Ok(match right as i32 % 4 {
+            1 => img.rotate90(),
+            2 => img.rotate180(),
+            3 => img.rotate270(),
+            _ => img,
+        });
+    }
+    let had_alpha = img.color().has_alpha();
+    let bg = background.unwrap_or(if had_alpha { Color([0, 0, 0, 0]) } else { Color([0, 0, 0, 255]) });
+    let src = img.to_rgba8();
+    let (sw, sh) = (src.width() as f64, src.height() as f64);
+    let (sin, cos) = (d as f64).to_radians().sin_cos();
+    let w = (sw * cos.abs() + sh * sin.abs()).ceil() as u32;
+    let h = (sw * sin.abs() + sh * cos.abs()).ceil() as u32;
+    limits.check_output(w, h)?;
+    let mut out = RgbaImage::from_pixel(w, h, Rgba(bg.0));
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (scx, scy) = (sw / 2.0, sh / 2.0);
+    for (ox, oy, px) in out.enumerate_pixels_mut() {
+        // Inverse rotation of the pixel centre back into the source.
+        let (dx, dy) = (ox as f64 + 0.5 - cx, oy as f64 + 0.5 - cy);
+        let sx = dx * cos + dy * sin + scx - 0.5;
+        let sy = -dx * sin + dy * cos + scy - 0.5;
+        if sx < -0.5 || sy < -0.5 || sx > sw - 0.5 || sy > sh - 0.5 {
+            continue;
+        }
+        let (x0, y0) = (sx.floor(), sy.floor());
+        let (fx, fy) = (sx - x0, sy - y0);
+        let at = |x: f64, y: f64| -> [f64; 4] {
+            let (x, y) = (x.clamp(0.0, sw - 1.0) as u32, y.clamp(0.0, sh - 1.0) as u32);
+            let p = src.get_pixel(x, y).0;
+            let a = p[3] as f64 / 255.0;
+            [p[0] as f64 * a, p[1] as f64 * a, p[2] as f64 * a, p[3] as f64]
+        };
+        let (p00, p10, p01, p11) = (at(x0, y0), at(x0 + 1.0, y0), at(x0, y0 + 1.0), at(x0 + 1.0, y0 + 1.0));
+        let mut c = [0f64; 4];
+        for i in 0..4 {
+            c[i] = (p00[i] * (1.0 - fx) + p10[i] * fx) * (1.0 - fy) + (p01[i] * (1.0 - fx) + p11[i] * fx) * fy;
+        }
+        let a = c[3] / 255.0;
+        if a > 0.0 {
+            let under = bg.0;
+            let ba = under[3] as f64 / 255.0;
+            let out_a = a + ba * (1.0 - a);
+            for i in 0..3 {
+                let v = (c[i] + under[i] as f64 * ba * (1.0 - a)) / out_a.max(1e-9);
+                px.0[i] = v.round().clamp(0.0, 255.0) as u8;
+            }
+            px.0[3] = (out_a * 255.0).round() as u8;
+        }
+    }
+    let out = DynamicImage::ImageRgba8(out);
+    Ok(if !had_alpha && bg.0[3] == 255 { DynamicImage::ImageRgb8(out.to_rgb8()) } else { out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_keeps_aspect_and_never_enlarges() {
+        assert_eq!(resize_dimensions((1920, 1280), Some(400), Some(400), Fit::Inside, false), (400, 267));
+        assert_eq!(resize_dimensions((640, 427), Some(1600), Some(1600), Fit::Inside, false), (640, 427));
+        assert_eq!(resize_dimensions((640, 427), Some(1280), None, Fit::Inside, true), (1280, 854));
+    }
+
+    #[test]
+    fn cover_and_fill_give_the_box() {
+        assert_eq!(resize_dimensions((1920, 1280), Some(256), Some(256), Fit::Cover, false), (256, 256));
+        assert_eq!(resize_dimensions((1920, 1280), Some(300), Some(100), Fit::Fill, false), (300, 100));
+        assert_eq!(resize_dimensions((1920, 1280), Some(500), Some(500), Fit::Outside, false), (750, 500));
+    }
+}

@@ -1,0 +1,319 @@
+//! The edit operations a recipe can ask for: their wire format, their validation, and the
+//! dispatch to the modules that apply them ([`geometry`], [`color`], [`filter`], [`overlay`]).
+//!
+//! The serde shape of [`Op`] is the wire format in recipes and job messages
+//! (`{"op":"resize","width":400,"fit":"inside"}`), so renaming a field breaks clients.
+
+pub mod attention;
+pub mod color;
+pub mod filter;
+pub mod geometry;
+pub mod overlay;
+mod types;
+
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+
+pub use types::{Color, Filter, Fit, Gravity};
+
+use crate::{EngineError, Limits};
+
+/// One edit step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Resize to `width` and/or `height`. Never enlarges unless `enlarge` is true.
+    Resize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default)]
+        fit: Fit,
+        /// Which part `fit: cover` keeps.
+        #[serde(default, skip_serializing_if = "Gravity::is_default")]
+        gravity: Gravity,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        enlarge: bool,
+        #[serde(default, skip_serializing_if = "Filter::is_default")]
+        filter: Filter,
+    },
+    /// Cut out a box (`x`, `y`, `width`, `height` in pixels) or the largest region of an
+    /// `aspect` ratio such as `"16:9"`, placed by `gravity`.
+    Crop {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        x: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        y: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        aspect: Option<String>,
+        #[serde(default, skip_serializing_if = "Gravity::is_default")]
+        gravity: Gravity,
+    },
+    /// Rotate clockwise by any angle; corners the photo no longer covers get `background`
+    /// (default black; transparent in formats with alpha when the photo has alpha).
+    Rotate {
+        degrees: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        background: Option<Color>,
+    },
+    /// Mirror left-right.
+    FlipHorizontal,
+    /// Mirror top-bottom.
+    FlipVertical,
+    /// Shades of grey.
+    Grayscale,
+    /// Gaussian blur with standard deviation `sigma` pixels.
+    Blur { sigma: f32 },
+    /// Unsharp mask: sharpen details larger than `sigma`; differences below `threshold` (0–255) are left alone.
+    Sharpen {
+        #[serde(default = "one")]
+        sigma: f32,
+        #[serde(default)]
+        threshold: i32,
+    },
+    /// Multiply brightness (1 = unchanged, 0.5 = half, 2 = double).
+    Brightness { factor: f32 },
+    /// Scale contrast around mid-grey (1 = unchanged, 0 = flat grey).
+    Contrast { factor: f32 },
+    /// Scale saturation (1 = unchanged, 0 = grey, 2 = vivid).
+    Saturation { factor: f32 },
+    /// Rotate hues by `degrees`.
+    Hue { degrees: i32 },
+    /// Gamma correction (1 = unchanged, above 1 brightens mid-tones).
+    Gamma { gamma: f32 },
+    /// Negative.
+    Invert,
+    /// Warm brown tone.
+    Sepia,
+    /// Overlay a short text at a gravity position.
+    Watermark {
+        text: String,
+        #[serde(default = "southeast")]
+        gravity: Gravity,
+        /// 0 (invisible) to 1 (opaque).
+        #[serde(default = "half")]
+        opacity: f32,
+        /// Text height in pixels (default: 5% of the shorter side).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u32>,
+        #[serde(default = "white")]
+        color: Color,
+    },
+    /// Replace transparency with a solid `background`.
+    Flatten {
+        #[serde(default = "white")]
+        background: Color,
+    },
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn half() -> f32 {
+    0.5
+}
+fn southeast() -> Gravity {
+    Gravity::Southeast
+}
+fn white() -> Color {
+    Color([255, 255, 255, 255])
+}
+
+fn range(field: &'static str, v: f32, lo: f32, hi: f32) -> Result<(), (&'static str, String)> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err((field, format!("{field} must be between {lo} and {hi}, got {v}")))
+    }
+}
+
+impl Op {
+    /// The op's name as written in recipes.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Resize { .. } => "resize",
+            Op::Crop { .. } => "crop",
+            Op::Rotate { .. } => "rotate",
+            Op::FlipHorizontal => "flip_horizontal",
+            Op::FlipVertical => "flip_vertical",
+            Op::Grayscale => "grayscale",
+            Op::Blur { .. } => "blur",
+            Op::Sharpen { .. } => "sharpen",
+            Op::Brightness { .. } => "brightness",
+            Op::Contrast { .. } => "contrast",
+            Op::Saturation { .. } => "saturation",
+            Op::Hue { .. } => "hue",
+            Op::Gamma { .. } => "gamma",
+            Op::Invert => "invert",
+            Op::Sepia => "sepia",
+            Op::Watermark { .. } => "watermark",
+            Op::Flatten { .. } => "flatten",
+        }
+    }
+
+    /// All op names, for error messages that list what exists.
+    pub const NAMES: &'static [&'static str] = &[
+        "resize",
+        "crop",
+        "rotate",
+        "flip_horizontal",
+        "flip_vertical",
+        "grayscale",
+        "blur",
+        "sharpen",
+        "brightness",
+        "contrast",
+        "saturation",
+        "hue",
+        "gamma",
+        "invert",
+        "sepia",
+        "watermark",
+        "flatten",
+    ];
+
+    /// Check parameters without touching pixels. The error names the bad field.
+    pub fn validate(&self, limits: &Limits) -> Result<(), (&'static str, String)> {
+        let dim = |field: &'static str, v: Option<u32>| -> Result<(), (&'static str, String)> {
+            match v {
+                Some(v) if v == 0 || v > limits.max_output_dimension => {
+                    Err((field, format!("{field} must be between 1 and {}, got {v}", limits.max_output_dimension)))
+                }
+                _ => Ok(()),
+            }
+        };
+        match self {
+            Op::Resize { width, height, fit, gravity, .. } => {
+                if width.is_none() && height.is_none() {
+                    return Err(("width", "resize needs a width, a height or both".into()));
+                }
+                dim("width", *width)?;
+                dim("height", *height)?;
+                if *gravity != Gravity::Centre && *fit != Fit::Cover {
+                    return Err(("gravity", "gravity applies to fit: cover only".into()));
+                }
+                Ok(())
+            }
+            Op::Crop { x, y, width, height, aspect, .. } => match aspect {
+                Some(a) => {
+                    if x.is_some() || y.is_some() || width.is_some() || height.is_some() {
+                        return Err((
+                            "aspect",
+                            "give either a box (x, y, width, height) or an aspect, not both".into(),
+                        ));
+                    }
+                    types::parse_aspect(a).map(|_| ()).map_err(|m| ("aspect", m))
+                }
+                None => {
+                    if width.is_none() || height.is_none() {
+                        return Err((
+                            "width",
+                            "crop needs width and height (and optionally x, y), or an aspect like \"16:9\"".into(),
+                        ));
+                    }
+                    dim("width", *width)?;
+                    dim("height", *height)
+                }
+            },
+            Op::Rotate { degrees, .. } => range("degrees", *degrees, -360.0, 360.0),
+            Op::Blur { sigma } => range("sigma", *sigma, 0.3, 100.0),
+            Op::Sharpen { sigma, threshold } => {
+                range("sigma", *sigma, 0.3, 50.0)?;
+                range("threshold", *threshold as f32, 0.0, 255.0)
+            }
+            Op::Brightness { factor } | Op::Saturation { factor } => range("factor", *factor, 0.0, 10.0),
+            Op::Contrast { factor } => range("factor", *factor, 0.0, 10.0),
+            Op::Hue { degrees } => range("degrees", *degrees as f32, -360.0, 360.0),
+            Op::Gamma { gamma } => range("gamma", *gamma, 0.1, 10.0),
+            Op::Watermark { text, opacity, size, .. } => {
+                if text.trim().is_empty() || text.chars().count() > 200 {
+                    return Err(("text", "watermark text must be 1-200 characters".into()));
+                }
+                range("opacity", *opacity, 0.0, 1.0)?;
+                dim("size", *size)
+            }
+            Op::FlipHorizontal | Op::FlipVertical | Op::Grayscale | Op::Invert | Op::Sepia | Op::Flatten { .. } => {
+                Ok(())
+            }
+        }
+    }
+
+    /// Apply this op.
+    pub fn apply(&self, img: DynamicImage, limits: &Limits) -> Result<DynamicImage, EngineError> {
+        Ok(match self {
+            Op::Resize { width, height, fit, gravity, enlarge, filter } => {
+                geometry::resize(img, *width, *height, *fit, *gravity, *enlarge, *filter, limits)?
+            }
+            Op::Crop { x, y, width, height, aspect, gravity } => {
+                geometry::crop(img, *x, *y, *width, *height, aspect.as_deref(), *gravity)?
+            }
+            Op::Rotate { degrees, background } => geometry::rotate(img, *degrees, *background, limits)?,
+            Op::FlipHorizontal => img.fliph(),
+            Op::FlipVertical => img.flipv(),
+            Op::Grayscale => color::grayscale(img),
+            Op::Blur { sigma } => filter::blur(img, *sigma),
+            Op::Sharpen { sigma, threshold } => img.unsharpen(*sigma, *threshold),
+            Op::Brightness { factor } => color::brightness(img, *factor),
+            Op::Contrast { factor } => color::contrast(img, *factor),
+            Op::Saturation { factor } => color::saturation(img, *factor),
+            Op::Hue { degrees } => img.huerotate(*degrees),
+            Op::Gamma { gamma } => color::gamma(img, *gamma),
+            Op::Invert => color::invert(img),
+            Op::Sepia => color::sepia(img),
+            Op::Watermark { text, gravity, opacity, size, color } => {
+                overlay::watermark(img, text, *gravity, *opacity, *size, *color)
+            }
+            Op::Flatten { background } => overlay::flatten(img, *background),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_fields() {
+        let l = Limits::default();
+        assert!(Op::Rotate { degrees: 90.0, background: None }.validate(&l).is_ok());
+        assert!(Op::Rotate { degrees: 45.0, background: None }.validate(&l).is_ok());
+        assert_eq!(Op::Rotate { degrees: 400.0, background: None }.validate(&l).unwrap_err().0, "degrees");
+        assert_eq!(Op::Blur { sigma: 0.0 }.validate(&l).unwrap_err().0, "sigma");
+        assert_eq!(Op::Gamma { gamma: f32::NAN }.validate(&l).unwrap_err().0, "gamma");
+        let crop = Op::Crop {
+            x: None,
+            y: None,
+            width: None,
+            height: None,
+            aspect: Some("16:x".into()),
+            gravity: Gravity::Centre,
+        };
+        assert_eq!(crop.validate(&l).unwrap_err().0, "aspect");
+        let crop = Op::Crop { x: Some(1), y: None, width: None, height: None, aspect: None, gravity: Gravity::Centre };
+        assert_eq!(crop.validate(&l).unwrap_err().0, "width");
+    }
+
+    #[test]
+    fn every_name_parses() {
+        for name in Op::NAMES {
+            let json = match *name {
+                "resize" => r#"{"op":"resize","width":10}"#.to_string(),
+                "crop" => r#"{"op":"crop","aspect":"1:1"}"#.to_string(),
+                "rotate" => r#"{"op":"rotate","degrees":90}"#.to_string(),
+                "blur" => r#"{"op":"blur","sigma":2}"#.to_string(),
+                "brightness" | "contrast" | "saturation" => format!(r#"{{"op":"{name}","factor":1.2}}"#),
+                "hue" => r#"{"op":"hue","degrees":30}"#.to_string(),
+                "gamma" => r#"{"op":"gamma","gamma":2.2}"#.to_string(),
+                "watermark" => r#"{"op":"watermark","text":"hi"}"#.to_string(),
+                other => format!(r#"{{"op":"{other}"}}"#),
+            };
+            let op: Op = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            assert_eq!(op.name(), *name);
+        }
+    }
+}
