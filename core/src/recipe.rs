@@ -273,8 +273,17 @@ mod tests {
         let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"resize","width":0}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0].width");
 
-        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"rotate","degrees":45}]}]}"#).unwrap_err();
+        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"rotate","degrees":400}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[0].degrees");
+
+        let e = p(r#"{"outputs":[{"name":"a","ops":[{"op":"blur","sigma":"big"}]}]}"#).unwrap_err();
+        assert_eq!(e.field, "outputs[0].ops[0]");
+
+        let e = p(r##"{"outputs":[{"name":"a","ops":[{"op":"flatten","background":"#12"}]}]}"##).unwrap_err();
+        assert!(e.message.contains("#rrggbb"), "{}", e.message);
+
+        let e = p(r#"{"outputs":[{"name":"a","compression_level":12,"format":"png"}]}"#).unwrap_err();
+        assert_eq!(e.field, "outputs[0].compression_level");
 
         let e = p(r#"{"outputs":[{"name":"a","format":"bmp"}]}"#).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("outputs[0].format", "unknown_format"));
