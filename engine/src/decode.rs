@@ -11,6 +11,12 @@ use crate::{EngineError, Limits};
 /// buffer exists; with `auto_orient` the EXIF orientation is applied so the result is upright.
 pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<DynamicImage, EngineError> {
     limits.check_bytes(bytes.len())?;
+    if crate::heif::sniff(bytes) {
+        // Container rotation/mirroring is applied by libheif; EXIF orientation does not apply.
+        let (w, h) = crate::heif::dimensions(bytes)?;
+        limits.check_dimensions(w, h)?;
+        return crate::heif::decode(bytes);
+    }
     let format = sniff(bytes)?;
     if format == image::ImageFormat::Jpeg {
         check_jpeg_complete(bytes)?;

@@ -9,7 +9,9 @@ pub enum EngineError {
     Empty,
     #[error("The file is {bytes} bytes, over the limit of {limit} bytes. Upload a smaller file.")]
     FileTooLarge { bytes: u64, limit: u64 },
-    #[error("This file is not an image Darkroom can read. Supported formats: JPEG, PNG, WebP, GIF, TIFF and BMP.")]
+    #[error(
+        "This file is not an image Darkroom can read. Supported formats: JPEG, PNG, WebP, HEIC, GIF, TIFF and BMP."
+    )]
     NotAnImage,
     #[error("The image is {width}×{height} ({} megapixels), over the limit of {} megapixels. Scale it down before uploading.", mp(*width as u64 * *height as u64), mp(*limit))]
     TooManyPixels { width: u32, height: u32, limit: u64 },
@@ -19,6 +21,8 @@ pub enum EngineError {
     OutputTooLarge { width: u32, height: u32, limit: u32 },
     #[error("Could not encode the output as {format}: {detail}")]
     Encode { format: &'static str, detail: String },
+    #[error("{0} images are not supported by this server.")]
+    UnsupportedFormat(String),
     #[error("The edit cannot be applied: {0}")]
     InvalidOp(String),
     #[error("Processing took longer than the limit of {0} seconds. Ask for fewer outputs or smaller sizes.")]
@@ -41,6 +45,7 @@ impl EngineError {
             EngineError::OutputTooLarge { .. } => "output_too_large",
             EngineError::Encode { .. } => "encode_failed",
             EngineError::InvalidOp(_) => "invalid_op",
+            EngineError::UnsupportedFormat(_) => "unsupported_format",
             EngineError::TimeLimit(_) => "time_limit",
         }
     }

@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod heif;
 pub mod limits;
 pub mod ops;
 pub mod pipeline;

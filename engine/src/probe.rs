@@ -20,6 +20,7 @@ pub enum InputFormat {
     Gif,
     Tiff,
     Bmp,
+    Heic,
 }
 
 impl InputFormat {
@@ -31,6 +32,7 @@ impl InputFormat {
             InputFormat::Gif => "image/gif",
             InputFormat::Tiff => "image/tiff",
             InputFormat::Bmp => "image/bmp",
+            InputFormat::Heic => "image/heic",
         }
     }
 
@@ -58,6 +60,11 @@ pub struct Probe {
 /// Identify `bytes` by content (never by file name) and check them against `limits`.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
     limits.check_bytes(bytes.len())?;
+    if crate::heif::sniff(bytes) {
+        let (width, height) = crate::heif::dimensions(bytes)?;
+        limits.check_dimensions(width, height)?;
+        return Ok(Probe { format: InputFormat::Heic, width, height });
+    }
     let format = sniff(bytes)?;
     let reader = ImageReader::with_format(Cursor::new(bytes), format);
     let (width, height) =

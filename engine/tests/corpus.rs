@@ -134,3 +134,34 @@ fn every_real_photo_decodes_upright() {
         assert_eq!((img.width(), img.height()), (w, h), "{name}");
     }
 }
+
+#[test]
+fn heic_photos_decode_like_the_jpeg_they_came_from() {
+    let l = Limits::default();
+    let heic = corpus("D06_storm_1920x1280.heic");
+    let p = probe(&heic, &l).expect("HEIC is supported (scripts/test installs libheif-dev)");
+    assert_eq!((p.format, p.width, p.height), (InputFormat::Heic, 1920, 1280));
+    let a = darkroom_engine::decode::decode(&heic, &l, true).unwrap().to_rgb8();
+    let b = darkroom_engine::decode::decode(&corpus("M03_storm_1920x1280_exif.jpg"), &l, true).unwrap().to_rgb8();
+    assert_eq!(a.dimensions(), b.dimensions());
+    // Same photo: average colour of each quadrant within a few levels.
+    for (qx, qy) in [(0, 0), (960, 0), (0, 640), (960, 640)] {
+        let avg = |img: &image::RgbImage| {
+            let mut s = [0f64; 3];
+            for y in qy..qy + 640 {
+                for x in qx..qx + 960 {
+                    for c in 0..3 {
+                        s[c] += img.get_pixel(x, y)[c] as f64;
+                    }
+                }
+            }
+            s.map(|v| v / (960.0 * 640.0))
+        };
+        let (ma, mb) = (avg(&a), avg(&b));
+        for c in 0..3 {
+            assert!((ma[c] - mb[c]).abs() < 6.0, "quadrant {qx},{qy}: {ma:?} vs {mb:?}");
+        }
+    }
+    let r = process(&heic, &[out("t", vec![fit(400, 400)], Format::Jpeg)], &l).unwrap();
+    assert_eq!((r[0].width, r[0].height), (400, 267));
+}
