@@ -21,6 +21,7 @@ pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<Dynami
     if format == image::ImageFormat::Jpeg {
         check_jpeg_complete(bytes)?;
     }
+    let cmyk = format == image::ImageFormat::Jpeg && crate::color_management::jpeg_is_cmyk(bytes);
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc());
@@ -29,7 +30,17 @@ pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<Dynami
     let (width, height) = decoder.dimensions();
     limits.check_dimensions(width, height)?;
     let orientation = if auto_orient { decoder.orientation().ok() } else { None };
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut img = if cmyk {
+        drop(decoder);
+        crate::color_management::decode_cmyk_jpeg(bytes, limits.max_alloc())?
+    } else {
+        let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+        match &icc {
+            Some(profile) => crate::color_management::to_srgb(img, profile),
+            None => img,
+        }
+    };
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
     }

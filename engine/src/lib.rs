@@ -8,6 +8,7 @@
 //! before anything is allocated, [`decode`] decodes and auto-orients, [`ops`] edits, [`encode`]
 //! writes the output format, and [`pipeline`] runs one decode for many outputs.
 
+pub mod color_management;
 pub mod decode;
 pub mod encode;
 pub mod error;

@@ -165,3 +165,32 @@ fn heic_photos_decode_like_the_jpeg_they_came_from() {
     let r = process(&heic, &[out("t", vec![fit(400, 400)], Format::Jpeg)], &l).unwrap();
     assert_eq!((r[0].width, r[0].height), (400, 267));
 }
+
+#[test]
+fn cmyk_jpeg_comes_out_as_the_srgb_photo() {
+    // D03 is M03 converted to CMYK with a SWOP profile (embedded): converted back through that
+    // profile it must look like M03, not like a naive CMYK→RGB (far too dark and blue).
+    let l = Limits::default();
+    let cmyk = darkroom_engine::decode::decode(&corpus("D03_storm_cmyk.jpg"), &l, true).unwrap().to_rgb8();
+    let srgb = darkroom_engine::decode::decode(&corpus("M03_storm_1920x1280_exif.jpg"), &l, true).unwrap().to_rgb8();
+    assert_eq!(cmyk.dimensions(), (1920, 1280));
+    let mut worst = 0f64;
+    for (x0, y0) in [(0, 0), (960, 0), (0, 640), (960, 640), (480, 320)] {
+        let avg = |img: &image::RgbImage| {
+            let mut s = [0f64; 3];
+            for y in (y0..y0 + 640).step_by(4) {
+                for x in (x0..x0 + 960).step_by(4) {
+                    for c in 0..3 {
+                        s[c] += img.get_pixel(x, y)[c] as f64 / (240.0 * 160.0);
+                    }
+                }
+            }
+            s
+        };
+        let (a, b) = (avg(&cmyk), avg(&srgb));
+        for c in 0..3 {
+            worst = worst.max((a[c] - b[c]).abs());
+        }
+    }
+    assert!(worst < 12.0, "CMYK photo differs from the sRGB original by {worst:.1} levels");
+}
