@@ -2,6 +2,7 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use crate::probe::sniff;
@@ -10,6 +11,36 @@ use crate::{EngineError, Limits};
 /// Decode `bytes` into pixels. Dimensions are checked from the header before any pixel
 /// buffer exists; with `auto_orient` the EXIF orientation is applied so the result is upright.
 pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<DynamicImage, EngineError> {
+    decode_at_least(bytes, limits, auto_orient, None)
+}
+
+fn swaps_axes(o: Option<Orientation>) -> bool {
+    matches!(
+        o,
+        Some(Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+    )
+}
+
+/// Width and height as [`decode`] would return them, read from the header only.
+pub fn oriented_dimensions(bytes: &[u8], auto_orient: bool) -> Result<(u32, u32), EngineError> {
+    if crate::heif::sniff(bytes) {
+        return crate::heif::dimensions(bytes);
+    }
+    let format = sniff(bytes)?;
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format).into_decoder().map_err(corrupt)?;
+    let (w, h) = decoder.dimensions();
+    let o = if auto_orient { decoder.orientation().ok() } else { None };
+    Ok(if swaps_axes(o) { (h, w) } else { (w, h) })
+}
+
+/// [`decode`], allowed to return a smaller image as long as it is at least `need` (upright
+/// width, height): JPEGs then decode at 1/2, 1/4 or 1/8 scale in the DCT (shrink-on-load).
+pub fn decode_at_least(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+    need: Option<(u32, u32)>,
+) -> Result<DynamicImage, EngineError> {
     limits.check_bytes(bytes.len())?;
     if crate::heif::sniff(bytes) {
         // Container rotation/mirroring is applied by libheif; EXIF orientation does not apply.
@@ -31,9 +62,19 @@ pub fn decode(bytes: &[u8], limits: &Limits, auto_orient: bool) -> Result<Dynami
     limits.check_dimensions(width, height)?;
     let orientation = if auto_orient { decoder.orientation().ok() } else { None };
     let icc = decoder.icc_profile().ok().flatten();
+    let turbo = if cmyk || format != image::ImageFormat::Jpeg {
+        None
+    } else {
+        turbo_decode(bytes, need, swaps_axes(orientation))?
+    };
     let mut img = if cmyk {
         drop(decoder);
         crate::color_management::decode_cmyk_jpeg(bytes, limits.max_alloc())?
+    } else if let Some(img) = turbo {
+        match &icc {
+            Some(profile) => crate::color_management::to_srgb(img, profile),
+            None => img,
+        }
     } else {
         let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
         match &icc {
@@ -85,4 +126,22 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
         }
         i += 2 + len;
     }
+}
+
+#[cfg(turbojpeg)]
+fn turbo_decode(bytes: &[u8], need: Option<(u32, u32)>, swapped: bool) -> Result<Option<DynamicImage>, EngineError> {
+    let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
+    if head.cmyk {
+        return Ok(None);
+    }
+    let shrink = match need {
+        Some((w, h)) => crate::turbo::shrink_for(head.width, head.height, if swapped { (h, w) } else { (w, h) }),
+        None => 1,
+    };
+    crate::turbo::decode(bytes, &head, shrink).map(Some)
+}
+
+#[cfg(not(turbojpeg))]
+fn turbo_decode(_: &[u8], _: Option<(u32, u32)>, _: bool) -> Result<Option<DynamicImage>, EngineError> {
+    Ok(None)
 }

@@ -86,6 +86,17 @@ pub fn encode(img: &DynamicImage, format: Format, opts: &EncodeOptions) -> Resul
                 return Err(err("JPEG is limited to 65535 pixels per side".into()));
             }
             let q = opts.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
+            #[cfg(turbojpeg)]
+            {
+                let pixels = match img {
+                    DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => None,
+                    other if other.color().has_alpha() => Some(DynamicImage::ImageRgb8(flatten_on_white(other))),
+                    other if !other.color().has_color() => Some(DynamicImage::ImageLuma8(other.to_luma8())),
+                    other => Some(DynamicImage::ImageRgb8(other.to_rgb8())),
+                };
+                return crate::turbo::encode(pixels.as_ref().unwrap_or(img), opts, q);
+            }
+            #[allow(unreachable_code)]
             let mut enc = JpegEncoder::new(&mut out, q);
             enc.set_progressive(opts.progressive);
             // Optimised Huffman tables are off on purpose: with 4:2:0 they produced JPEGs whose

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod ops;
 pub mod pipeline;
 pub mod probe;
+pub mod turbo;
 
 pub use encode::{Chroma, Format};
 pub use error::EngineError;

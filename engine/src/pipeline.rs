@@ -4,8 +4,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::decode::{decode_at_least, oriented_dimensions};
 use crate::encode::{encode, Chroma, EncodeOptions, Format};
-use crate::{decode::decode, EngineError, Limits, Op};
+use crate::ops::geometry::resize_dimensions;
+use crate::ops::Fit;
+use crate::{EngineError, Limits, Op};
 
 /// One output a job asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,10 +101,27 @@ pub fn process_until(
     for spec in outputs {
         let slot = if spec.auto_orient { &mut oriented } else { &mut raw };
         if slot.is_none() {
-            *slot = Some(decode(input, limits, spec.auto_orient)?);
+            // One decode per orientation setting, as small as every output sharing it allows.
+            let full = oriented_dimensions(input, spec.auto_orient)?;
+            let need = outputs
+                .iter()
+                .filter(|o| o.auto_orient == spec.auto_orient)
+                .map(|o| needed_size(o, full))
+                .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
+            *slot = Some((decode_at_least(input, limits, spec.auto_orient, need)?, full));
         }
-        let mut img = slot.as_ref().expect("decoded above").clone();
-        for op in &spec.ops {
+        let (decoded, full) = slot.as_ref().expect("decoded above");
+        let mut img = decoded.clone();
+        let mut ops = spec.ops.iter();
+        if (img.width(), img.height()) != *full {
+            // Shrunk on load: the first op is a resize; give it the exact size it would have
+            // produced from the full image.
+            if let Some(first) = ops.next() {
+                check()?;
+                img = exact_resize(first, *full).apply(img, limits)?;
+            }
+        }
+        for op in ops {
             check()?;
             img = op.apply(img, limits)?;
         }
@@ -122,4 +142,49 @@ pub fn process_until(
 /// [`process_until`] without a time limit.
 pub fn process(input: &[u8], outputs: &[OutputSpec], limits: &Limits) -> Result<Vec<Rendered>, EngineError> {
     process_until(input, outputs, limits, None)
+}
+
+/// Smallest upright source size output `o` can be made from without losing quality, or
+/// `None` if it needs the full image (its first op is not a downscaling resize).
+fn needed_size(o: &OutputSpec, full: (u32, u32)) -> Option<(u32, u32)> {
+    let Some(Op::Resize { width, height, fit, enlarge: false, .. }) = o.ops.first() else { return None };
+    let (fw, fh) = (full.0 as f64, full.1 as f64);
+    let need = match (*width, *height, *fit) {
+        (Some(w), Some(h), Fit::Fill) => (w, h),
+        (w, h, fit) => {
+            let sx = w.map(|w| w as f64 / fw);
+            let sy = h.map(|h| h as f64 / fh);
+            let s = match (sx, sy, fit) {
+                (Some(x), Some(y), Fit::Inside) => x.min(y),
+                (Some(x), Some(y), _) => x.max(y),
+                (Some(x), None, _) | (None, Some(x), _) => x,
+                (None, None, _) => return None,
+            };
+            if s >= 1.0 {
+                return None;
+            }
+            ((fw * s).ceil() as u32, (fh * s).ceil() as u32)
+        }
+    };
+    (need.0 < full.0 || need.1 < full.1).then_some(need)
+}
+
+/// The first op of a shrunk-on-load output, with the target size computed from the full image.
+fn exact_resize(op: &Op, full: (u32, u32)) -> Op {
+    match op {
+        Op::Resize { width, height, fit, gravity, enlarge, filter }
+            if *fit != Fit::Cover || width.is_none() || height.is_none() =>
+        {
+            let (w, h) = resize_dimensions(full, *width, *height, *fit, *enlarge);
+            Op::Resize {
+                width: Some(w),
+                height: Some(h),
+                fit: Fit::Fill,
+                gravity: *gravity,
+                enlarge: true,
+                filter: *filter,
+            }
+        }
+        other => other.clone(),
+    }
 }

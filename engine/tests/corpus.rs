@@ -194,3 +194,36 @@ fn cmyk_jpeg_comes_out_as_the_srgb_photo() {
     }
     assert!(worst < 12.0, "CMYK photo differs from the sRGB original by {worst:.1} levels");
 }
+
+#[test]
+fn jpeg_shrink_on_load_decodes_small_and_keeps_exact_sizes() {
+    use darkroom_engine::decode::{decode, decode_at_least};
+    let l = Limits::default();
+    let big = corpus("L02_kleiber_6028x3391.jpg");
+    // The DCT scales by 1/8 here: 754×424 still covers 400×225.
+    let small = decode_at_least(&big, &l, true, Some((400, 225))).unwrap();
+    assert_eq!((small.width(), small.height()), (754, 424), "libjpeg-turbo shrink-on-load (scripts/test installs it)");
+    // Upright sizes for an EXIF-rotated photo: need is in upright coordinates.
+    let d01 = corpus("D01_friends_orient6_3088x2056.jpg");
+    let s = decode_at_least(&d01, &l, true, Some((266, 400))).unwrap();
+    assert_eq!((s.width(), s.height()), (514, 772));
+
+    // Outputs have exactly the size a full decode gives, and nearly the same pixels.
+    let specs = [
+        OutputSpec::new("inside", vec![fit(400, 400)], Format::Png),
+        OutputSpec::new("wide", vec![op(r#"{"op":"resize","width":300}"#)], Format::Png),
+        OutputSpec::new("cover", vec![op(r#"{"op":"resize","width":256,"height":256,"fit":"cover"}"#)], Format::Png),
+    ];
+    let fast = process(&big, &specs, &l).unwrap();
+    let full = decode(&big, &l, true).unwrap();
+    for (spec, out) in specs.iter().zip(&fast) {
+        let reference = spec.ops[0].apply(full.clone(), &l).unwrap().to_rgb8();
+        let got = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+        assert_eq!(got.dimensions(), reference.dimensions(), "{}", spec.name);
+        let mse =
+            got.as_raw().iter().zip(reference.as_raw()).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>()
+                / got.as_raw().len() as f64;
+        let psnr = 10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10();
+        assert!(psnr > 30.0, "{}: PSNR {psnr:.1} dB against a full decode", spec.name);
+    }
+}
