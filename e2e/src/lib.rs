@@ -236,6 +236,8 @@ pub struct TestApp {
     pub base_url: String,
     pub processors: Vec<Proc>,
     pub client: reqwest::Client,
+    /// Extra environment for every process this app starts (settings under test).
+    pub env: Vec<(String, String)>,
     // Last, so the processes die before their backend goes.
     pub site: Site,
 }
@@ -255,9 +257,21 @@ impl TestApp {
     /// Like [`spawn`](Self::spawn); without the web app the bucket and queues are created
     /// in-process, as `--init` would.
     pub async fn spawn_with(kind: Kind, web: bool, processors: usize) -> TestApp {
+        Self::spawn_with_env(kind, web, processors, &[]).await
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with), with extra environment for every process.
+    pub async fn spawn_with_env(kind: Kind, web: bool, processors: usize, env: &[(&str, &str)]) -> TestApp {
         let site = Site::new(kind);
-        let mut app =
-            TestApp { site, web: None, base_url: String::new(), processors: vec![], client: Self::new_client() };
+        let mut app = TestApp {
+            site,
+            web: None,
+            base_url: String::new(),
+            processors: vec![],
+            client: Self::new_client(),
+            env: vec![],
+        };
+        app.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if web {
             app.start_web();
         } else {
@@ -283,6 +297,7 @@ impl TestApp {
         let mut cmd = Command::new(bin_dir().join(bin));
         cmd.env_remove("AWS_ENDPOINT_URL")
             .envs(self.envs())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stderr(std::fs::File::create(&log).unwrap())
             .stdin(Stdio::null());
         (cmd, log)
@@ -312,12 +327,37 @@ impl TestApp {
         self.web = Some(Proc { child, log });
     }
 
+    /// An extra setting of this app, or `default`.
+    fn setting(&self, key: &str, default: &str) -> String {
+        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| default.to_string())
+    }
+
+    /// Restart every processor that has exited; returns how many were restarted.
+    pub fn restart_dead_processors(&mut self) -> usize {
+        let mut restarted = 0;
+        for i in 0..self.processors.len() {
+            if !self.processors[i].is_running() {
+                let (mut cmd, log) =
+                    self.command("darkroom-processor", &format!("processor{i}-restart{}", unique("r")));
+                let child = cmd
+                    .env("DARKROOM_WORKER_ID", format!("worker-{i}"))
+                    .env("DARKROOM_CONCURRENCY", self.setting("DARKROOM_CONCURRENCY", "2"))
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("restart darkroom-processor");
+                self.processors[i] = Proc { child, log };
+                restarted += 1;
+            }
+        }
+        restarted
+    }
+
     pub fn start_processor(&mut self) {
         let n = self.processors.len();
         let (mut cmd, log) = self.command("darkroom-processor", &format!("processor{n}"));
         let child = cmd
             .env("DARKROOM_WORKER_ID", format!("worker-{n}"))
-            .env("DARKROOM_CONCURRENCY", "2")
+            .env("DARKROOM_CONCURRENCY", self.setting("DARKROOM_CONCURRENCY", "2"))
             .stdout(Stdio::null())
             .spawn()
             .expect("start darkroom-processor");
@@ -343,32 +383,7 @@ impl TestApp {
 
     /// Follow the job's event stream until a final state; returns every status seen.
     pub async fn follow(&self, client: &reqwest::Client, id: &str) -> Vec<Value> {
-        let fut = async {
-            let mut seen = Vec::new();
-            let resp = client.get(self.url(&format!("/api/jobs/{id}/events"))).send().await.expect("GET events");
-            assert_eq!(resp.status(), 200, "events for {id}");
-            assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-            let mut stream = resp.bytes_stream();
-            let mut buf = String::new();
-            while let Some(chunk) = stream.next().await {
-                buf.push_str(&String::from_utf8_lossy(&chunk.expect("event stream chunk")));
-                while let Some(end) = buf.find("\n\n") {
-                    let event: String = buf.drain(..end + 2).collect();
-                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                        let v: Value = serde_json::from_str(data).expect("event data is JSON");
-                        let last = matches!(v["state"].as_str(), Some("done" | "failed"));
-                        seen.push(v);
-                        if last {
-                            return seen;
-                        }
-                    }
-                }
-            }
-            panic!("event stream for {id} ended before a final state: {seen:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(180), fut)
-            .await
-            .unwrap_or_else(|_| panic!("job {id} not final within 180 s"))
+        follow_at(client, &self.base_url, id).await
     }
 
     /// A backend handle on this app's store and queues (for tests that go around the web app).
@@ -389,4 +404,34 @@ pub fn decode(bytes: &[u8]) -> (image::ImageFormat, u32, u32) {
     let format = image::guess_format(bytes).expect("output is a known image format");
     let img = image::load_from_memory_with_format(bytes, format).expect("output decodes");
     (format, img.width(), img.height())
+}
+
+/// Follow `GET {base}/api/jobs/{id}/events` until a final state; returns every status seen.
+pub async fn follow_at(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let fut = async {
+        let mut seen = Vec::new();
+        let resp = client.get(format!("{base}/api/jobs/{id}/events")).send().await.expect("GET events");
+        assert_eq!(resp.status(), 200, "events for {id}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        let mut stream = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = stream.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk.expect("event stream chunk")));
+            while let Some(end) = buf.find("\n\n") {
+                let event: String = buf.drain(..end + 2).collect();
+                if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                    let v: Value = serde_json::from_str(data).expect("event data is JSON");
+                    let last = matches!(v["state"].as_str(), Some("done" | "failed"));
+                    seen.push(v);
+                    if last {
+                        return seen;
+                    }
+                }
+            }
+        }
+        panic!("event stream for {id} ended before a final state: {seen:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(180), fut)
+        .await
+        .unwrap_or_else(|_| panic!("job {id} not final within 180 s"))
 }

@@ -86,6 +86,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         tracing::warn!(error = %e, "could not post `processing`; continuing");
     }
 
+    crash_hook(&job);
     let result = render(&ctx, &job).await;
     if !heartbeat.stop() {
         tracing::warn!("lost the job's message while working; publishing nothing");
@@ -157,4 +158,18 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
         outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
     }
     Ok(outputs)
+}
+
+/// Test hook (debug builds only): abort the whole process, like a segfault or the OOM killer,
+/// when a job asks for an output named as `DARKROOM_TEST_ABORT_ON_OUTPUT` says. The chaos
+/// tests use it to make a poison job.
+fn crash_hook(job: &JobMessage) {
+    if cfg!(debug_assertions) {
+        if let Ok(name) = std::env::var("DARKROOM_TEST_ABORT_ON_OUTPUT") {
+            if job.outputs.iter().any(|o| o.name == name) {
+                tracing::error!("test hook: aborting the process");
+                std::process::abort();
+            }
+        }
+    }
 }

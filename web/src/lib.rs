@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod dead_letters;
 pub mod error;
 pub mod events;
 pub mod identity;
@@ -97,7 +98,10 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let consumer = tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book, stop_rx));
+    let consumer =
+        tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book.clone(), stop_rx.clone()));
+    let watcher =
+        tokio::spawn(dead_letters::run(backend.dead_letters.clone(), book, config.backend.max_receives, stop_rx));
 
     let server = HttpServer::new(move || {
         App::new()
@@ -122,6 +126,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let result = server.await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), consumer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     tracing::info!("web app stopped");
     result.map_err(Into::into)
 }
