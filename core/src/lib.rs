@@ -5,7 +5,9 @@
 //! bucket ([`keys`]), the storage and queue seams ([`store`], [`queue`]) with their backends,
 //! and the typed configuration both binaries read from the environment ([`config`]).
 
+#[cfg(feature = "backends")]
 pub mod aws;
+#[cfg(feature = "backends")]
 pub mod config;
 pub mod keys;
 pub mod message;

@@ -4,8 +4,11 @@
 //! Backends: [`sqs::SqsQueue`] (Amazon SQS or any SQS-compatible server) and
 //! [`embedded::EmbeddedQueue`] (SQLite, shared by processes on one machine, the default).
 
+#[cfg(feature = "backends")]
 pub mod doorbell;
+#[cfg(feature = "backends")]
 pub mod embedded;
+#[cfg(feature = "backends")]
 pub mod sqs;
 
 use std::time::Duration;

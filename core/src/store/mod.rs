@@ -3,7 +3,9 @@
 //! Backends: [`s3::S3Store`] (Amazon S3 or any S3-compatible server) and [`fs::FsStore`]
 //! (a folder, the embedded default).
 
+#[cfg(feature = "backends")]
 pub mod fs;
+#[cfg(feature = "backends")]
 pub mod s3;
 
 use async_trait::async_trait;

@@ -1,0 +1,22 @@
+//! Decoding with limits never panics and never allocates past the limits, whatever the bytes.
+#![no_main]
+
+use darkroom_engine::{probe, process, Format, Limits, Op, OutputSpec};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Small limits so a hostile header cannot make the fuzzer itself run out of memory.
+    let limits = Limits { max_input_bytes: 1 << 20, max_pixels: 4_000_000, max_output_dimension: 2048 };
+    if probe(data, &limits).is_err() {
+        return;
+    }
+    let resize = Op::Resize {
+        width: Some(64),
+        height: Some(64),
+        fit: Default::default(),
+        gravity: Default::default(),
+        enlarge: false,
+        filter: Default::default(),
+    };
+    let _ = process(data, &[OutputSpec::new("t", vec![resize], Format::Png)], &limits);
+});
