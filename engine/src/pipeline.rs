@@ -31,7 +31,7 @@ pub struct OutputSpec {
     /// JPEG chroma subsampling: "4:2:0" (default), "4:2:2", "4:4:4".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chroma_subsampling: Option<Chroma>,
-    /// PNG zlib level 0–9 (default 6).
+    /// PNG effort 0–9 (default 6): 0 stored, 1–6 fast deflate, 7–9 zlib 7–9.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<u8>,
     /// Lossless WebP.

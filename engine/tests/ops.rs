@@ -238,6 +238,7 @@ fn encoders_honour_their_options() {
             spec("prog", Format::Jpeg, r#","progressive":true"#),
             spec("full", Format::Jpeg, r#","chroma_subsampling":"4:4:4","quality":95"#),
             spec("png0", Format::Png, r#","compression_level":0"#),
+            spec("png6", Format::Png, r#","compression_level":6"#),
             spec("png9", Format::Png, r#","compression_level":9"#),
             spec("lossy", Format::Webp, r#","quality":75"#),
             spec("lossless", Format::Webp, r#","lossless":true"#),
@@ -249,7 +250,7 @@ fn encoders_honour_their_options() {
     let has = |b: &[u8], marker: u8| b.windows(2).any(|w| w == [0xFF, marker]);
     assert!(has(&by("prog").bytes, 0xC2) && !has(&by("base").bytes, 0xC2), "progressive uses SOF2");
     assert!(by("full").bytes.len() > by("base").bytes.len(), "4:4:4 at q95 is larger");
-    assert!(by("png9").bytes.len() < by("png0").bytes.len());
+    assert!(by("png9").bytes.len() < by("png6").bytes.len() && by("png6").bytes.len() < by("png0").bytes.len());
     assert!(by("lossy").bytes.len() < by("lossless").bytes.len());
     for o in &outs {
         let img = image::load_from_memory(&o.bytes).unwrap_or_else(|e| panic!("{}: {e}", o.name));
