@@ -435,3 +435,19 @@ pub async fn follow_at(client: &reqwest::Client, base: &str, id: &str) -> Vec<Va
         .await
         .unwrap_or_else(|_| panic!("job {id} not final within 180 s"))
 }
+
+/// Generate one `#[tokio::test]` per backend for each `async fn name(kind: Kind)` listed:
+/// `moto::name` and `embedded::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod moto {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Kind::Moto).await })*
+        }
+        mod embedded {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Kind::Embedded).await })*
+        }
+    };
+}

@@ -178,20 +178,7 @@ async fn object_store_put_get_head_list_delete(kind: Kind) {
     assert_eq!(s.list("outputs/j1/").await.unwrap(), vec!["outputs/j1/thumb.png"]);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod moto {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Moto).await })*
-        }
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Embedded).await })*
-        }
-    };
-}
-
-on_both_backends!(
+darkroom_e2e::on_both_backends!(
     visibility_expiry_redelivers_with_a_higher_receive_count,
     change_visibility_extends_and_releases,
     receive_count_increments_and_redrive_moves_to_the_dead_letter_queue,

@@ -58,17 +58,4 @@ async fn poison_job_is_dead_lettered_and_its_owner_sees_failed(kind: Kind) {
     assert_eq!(dlq.visible + dlq.in_flight, 1, "{dlq:?}");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod moto {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Moto).await })*
-        }
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Embedded).await })*
-        }
-    };
-}
-
-on_both_backends!(poison_job_is_dead_lettered_and_its_owner_sees_failed);
+darkroom_e2e::on_both_backends!(poison_job_is_dead_lettered_and_its_owner_sees_failed);

@@ -316,21 +316,7 @@ async fn jobs_are_private_and_survive_a_restart(kind: Kind) {
     assert!(html.contains(&format!("/api/jobs/{id}/outputs/avatar")), "{html}");
 }
 
-/// Every test above, once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod moto {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Moto).await })*
-        }
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Embedded).await })*
-        }
-    };
-}
-
-on_both_backends!(
+darkroom_e2e::on_both_backends!(
     presets_and_custom_recipes_reach_done_with_valid_outputs,
     job_submitted_straight_to_the_queue_is_processed,
     bad_input_gets_clear_errors_and_nothing_breaks,

@@ -14,68 +14,54 @@ use darkroom_core::message::{JobError, JobMessage, JobState, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use tokio::sync::watch;
 
-use crate::jobs::{Applied, JobBook};
+use crate::jobs::JobBook;
 
 /// How long a dead letter stays hidden after the watcher has read it.
 const HIDE: Duration = Duration::from_secs(12 * 3600);
 
-pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let received = tokio::select! {
-            r = queue.receive(10, Duration::from_secs(20)) => r,
-            _ = shutdown.changed() => return,
-        };
-        let messages = match received {
-            Ok(m) => {
-                backoff = Duration::from_millis(500);
-                m
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the dead-letter queue failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(15));
-                continue;
-            }
-        };
-        for msg in messages {
-            match JobMessage::from_json(&msg.body) {
-                Ok(job) => {
-                    let status = StatusMessage {
-                        job_id: job.job_id.clone(),
-                        state: JobState::Failed,
-                        attempt: max_receives,
-                        worker: "dead-letter queue".into(),
-                        at: Utc::now(),
-                        outputs: vec![],
-                        error: Some(JobError {
-                            code: "gave_up".into(),
-                            message: format!(
-                                "Processing stopped {max_receives} times without finishing (the worker crashed or was killed); gave up. Try a smaller photo or another recipe."
-                            ),
-                        }),
-                    };
-                    match book.apply(&status).await {
-                        Ok(Applied::Changed) => {
-                            tracing::warn!(job_id = %job.job_id, "job dead-lettered after {max_receives} attempts: marked failed")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
+pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32, shutdown: watch::Receiver<bool>) {
+    let q = queue.clone();
+    crate::consume::each_batch(queue, shutdown, |messages| {
+        let (queue, book) = (q.clone(), book.clone());
+        async move {
+            for msg in messages {
+                match JobMessage::from_json(&msg.body) {
+                    Ok(job) => {
+                        if let Err(e) = book.apply(&gave_up(&job.job_id, max_receives)).await {
                             tracing::warn!(error = %e, job_id = %job.job_id, "could not mark a dead-lettered job failed; will retry");
                             continue;
                         }
                     }
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        message_id = %msg.message_id,
+                        "unreadable message in the dead-letter queue; left for operators"
+                    ),
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, message_id = %msg.message_id, "unreadable message in the dead-letter queue; left for operators")
+                if let Err(e) = queue.change_visibility(&msg.receipt, HIDE).await {
+                    tracing::debug!(error = %e, "could not hide a dead letter");
                 }
-            }
-            if let Err(e) = queue.change_visibility(&msg.receipt, HIDE).await {
-                tracing::debug!(error = %e, "could not hide a dead letter");
             }
         }
+    })
+    .await
+}
+
+/// The final status of a job the queue gave up on.
+fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
+    tracing::warn!(job_id, "job dead-lettered after {max_receives} attempts: marking it failed");
+    StatusMessage {
+        job_id: job_id.to_string(),
+        state: JobState::Failed,
+        attempt: max_receives,
+        worker: "dead-letter queue".into(),
+        at: Utc::now(),
+        outputs: vec![],
+        error: Some(JobError {
+            code: "gave_up".into(),
+            message: format!(
+                "Processing stopped {max_receives} times without finishing (the worker crashed or was killed); gave up. Try a smaller photo or another recipe."
+            ),
+        }),
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod consume;
 pub mod dead_letters;
 pub mod error;
 pub mod events;

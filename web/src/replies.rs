@@ -4,7 +4,6 @@
 //! duplicates and late arrivals are harmless (see [`crate::jobs`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use darkroom_core::message::StatusMessage;
 use darkroom_core::queue::JobQueue;
@@ -12,53 +11,42 @@ use tokio::sync::watch;
 
 use crate::jobs::{Applied, JobBook};
 
-pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        let received = tokio::select! {
-            r = queue.receive(10, Duration::from_secs(20)) => r,
-            _ = shutdown.changed() => return,
-        };
-        let messages = match received {
-            Ok(m) => {
-                backoff = Duration::from_millis(500);
-                m
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "reading the reply queue failed");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(15));
-                continue;
-            }
-        };
-        for msg in messages {
-            match StatusMessage::from_json(&msg.body) {
-                Err(e) => {
-                    let excerpt: String = msg.body.chars().take(120).collect();
-                    tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status message");
-                }
-                Ok(status) => match book.apply(&status).await {
-                    Ok(Applied::Changed) => {
-                        tracing::info!(job_id = %status.job_id, state = status.state.as_str(), attempt = status.attempt, worker = %status.worker, "status applied")
-                    }
-                    Ok(Applied::Ignored) => {
-                        tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored")
-                    }
-                    Ok(Applied::UnknownJob) => {
-                        tracing::info!(job_id = %status.job_id, state = status.state.as_str(), "status for a job this web app did not create (submitted from outside)")
-                    }
+pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, shutdown: watch::Receiver<bool>) {
+    let q = queue.clone();
+    crate::consume::each_batch(queue, shutdown, |messages| {
+        let (queue, book) = (q.clone(), book.clone());
+        async move {
+            for msg in messages {
+                match StatusMessage::from_json(&msg.body) {
                     Err(e) => {
-                        tracing::warn!(error = %e, job_id = %status.job_id, "could not store a status; it will be redelivered");
-                        continue;
+                        let excerpt: String = msg.body.chars().take(120).collect();
+                        tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status message");
                     }
-                },
-            }
-            if let Err(e) = queue.delete(&msg.receipt).await {
-                tracing::warn!(error = %e, "could not delete a reply; it may be applied twice (harmless)");
+                    Ok(status) => match book.apply(&status).await {
+                        Ok(Applied::Changed) => tracing::info!(
+                            job_id = %status.job_id,
+                            state = status.state.as_str(),
+                            attempt = status.attempt,
+                            worker = %status.worker,
+                            "status applied"
+                        ),
+                        Ok(Applied::Ignored) => tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored"),
+                        Ok(Applied::UnknownJob) => tracing::info!(
+                            job_id = %status.job_id,
+                            state = status.state.as_str(),
+                            "status for a job this web app did not create (submitted from outside)"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, job_id = %status.job_id, "could not store a status; it will be redelivered");
+                            continue;
+                        }
+                    },
+                }
+                if let Err(e) = queue.delete(&msg.receipt).await {
+                    tracing::warn!(error = %e, "could not delete a reply; it may be applied twice (harmless)");
+                }
             }
         }
-    }
+    })
+    .await
 }
