@@ -58,4 +58,35 @@ async fn poison_job_is_dead_lettered_and_its_owner_sees_failed(kind: Kind) {
     assert_eq!(dlq.visible + dlq.in_flight, 1, "{dlq:?}");
 }
 
-darkroom_e2e::on_both_backends!(poison_job_is_dead_lettered_and_its_owner_sees_failed);
+/// A panic inside the image engine fails that job after its retries; the worker lives on.
+async fn a_panicking_job_fails_without_taking_the_worker_down(kind: Kind) {
+    let mut app = TestApp::spawn_with_env(
+        kind,
+        true,
+        1,
+        &[
+            ("DARKROOM_VISIBILITY_TIMEOUT", "5"),
+            ("DARKROOM_MAX_RECEIVES", "2"),
+            ("DARKROOM_TEST_PANIC_ON_OUTPUT", "kaboom"),
+        ],
+    )
+    .await;
+    let c = app.client.clone();
+    let resp = app.upload(&c, &["S01_rocket_640x427.jpg"], Some(r#"{"outputs":[{"name":"kaboom"}]}"#)).await;
+    let bad = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
+    let resp = app.upload(&c, &["S02_chelsea_451x300.png"], Some(r#"{"preset":"avatar"}"#)).await;
+    let good = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
+
+    let last = app.follow(&c, &bad).await.pop().unwrap();
+    assert_eq!(last["state"], "failed", "{last}");
+    assert_eq!(last["error"]["code"], "gave_up");
+    assert!(last["error"]["message"].as_str().unwrap().contains("crashed"), "{last}");
+    assert_eq!(last["attempts"], 2, "retried once, then gave up: {last}");
+    assert_eq!(app.follow(&c, &good).await.pop().unwrap()["state"], "done");
+    assert!(app.processors[0].is_running(), "the worker survived the panics");
+}
+
+darkroom_e2e::on_both_backends!(
+    poison_job_is_dead_lettered_and_its_owner_sees_failed,
+    a_panicking_job_fails_without_taking_the_worker_down,
+);

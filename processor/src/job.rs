@@ -136,6 +136,7 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
     let deadline = (Instant::now() + ctx.time_limit, ctx.time_limit.as_secs());
     let rendered = tokio::task::spawn_blocking(move || {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
+            panic_hook(&specs);
             engine::pipeline::process_until(&input, &specs, &limits, Some(deadline))
         }))
     })
@@ -158,6 +159,18 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
         outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
     }
     Ok(outputs)
+}
+
+/// Test hook (debug builds only): panic inside the image work when a job asks for an output
+/// named as `DARKROOM_TEST_PANIC_ON_OUTPUT` says, as a decoder bug would.
+fn panic_hook(specs: &[engine::OutputSpec]) {
+    if cfg!(debug_assertions) {
+        if let Ok(name) = std::env::var("DARKROOM_TEST_PANIC_ON_OUTPUT") {
+            if specs.iter().any(|o| o.name == name) {
+                panic!("test hook: a panic inside the image engine");
+            }
+        }
+    }
 }
 
 /// Test hook (debug builds only): abort the whole process, like a segfault or the OOM killer,
