@@ -14,7 +14,7 @@ use darkroom_core::message::{JobError, JobMessage, JobState, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use tokio::sync::watch;
 
-use crate::jobs::JobBook;
+use crate::jobs::{Applied, JobBook};
 
 /// How long a dead letter stays hidden after the watcher has read it.
 const HIDE: Duration = Duration::from_secs(12 * 3600);
@@ -26,12 +26,16 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32
         async move {
             for msg in messages {
                 match JobMessage::from_json(&msg.body) {
-                    Ok(job) => {
-                        if let Err(e) = book.apply(&gave_up(&job.job_id, max_receives)).await {
+                    Ok(job) => match book.apply(&gave_up(&job.job_id, max_receives)).await {
+                        Ok(Applied::Changed) => {
+                            tracing::warn!(job_id = %job.job_id, "job dead-lettered after {max_receives} attempts: marked failed")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
                             tracing::warn!(error = %e, job_id = %job.job_id, "could not mark a dead-lettered job failed; will retry");
                             continue;
                         }
-                    }
+                    },
                     Err(e) => tracing::warn!(
                         error = %e,
                         message_id = %msg.message_id,
@@ -49,7 +53,6 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32
 
 /// The final status of a job the queue gave up on.
 fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
-    tracing::warn!(job_id, "job dead-lettered after {max_receives} attempts: marking it failed");
     StatusMessage {
         job_id: job_id.to_string(),
         state: JobState::Failed,
