@@ -98,7 +98,7 @@ pub fn process_until(
     let mut oriented = None;
     let mut raw = None;
     let mut rendered = Vec::with_capacity(outputs.len());
-    for spec in outputs {
+    for (i, spec) in outputs.iter().enumerate() {
         let slot = if spec.auto_orient { &mut oriented } else { &mut raw };
         if slot.is_none() {
             // One decode per orientation setting, as small as every output sharing it allows.
@@ -110,15 +110,21 @@ pub fn process_until(
                 .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
             *slot = Some((decode_at_least(input, limits, spec.auto_orient, need)?, full));
         }
-        let (decoded, full) = slot.as_ref().expect("decoded above");
-        let mut img = decoded.clone();
+        // The last output that needs this decode takes it; earlier ones work on a copy.
+        let last_user = outputs.iter().rposition(|o| o.auto_orient == spec.auto_orient) == Some(i);
+        let (mut img, full) = if last_user {
+            slot.take().expect("decoded above")
+        } else {
+            let (decoded, full) = slot.as_ref().expect("decoded above");
+            (decoded.clone(), *full)
+        };
         let mut ops = spec.ops.iter();
-        if (img.width(), img.height()) != *full {
+        if (img.width(), img.height()) != full {
             // Shrunk on load: the first op is a resize; give it the exact size it would have
             // produced from the full image.
             if let Some(first) = ops.next() {
                 check()?;
-                img = exact_resize(first, *full).apply(img, limits)?;
+                img = exact_resize(first, full).apply(img, limits)?;
             }
         }
         for op in ops {
