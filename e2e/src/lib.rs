@@ -337,15 +337,7 @@ impl TestApp {
         let mut restarted = 0;
         for i in 0..self.processors.len() {
             if !self.processors[i].is_running() {
-                let (mut cmd, log) =
-                    self.command("darkroom-processor", &format!("processor{i}-restart{}", unique("r")));
-                let child = cmd
-                    .env("DARKROOM_WORKER_ID", format!("worker-{i}"))
-                    .env("DARKROOM_CONCURRENCY", self.setting("DARKROOM_CONCURRENCY", "2"))
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .expect("restart darkroom-processor");
-                self.processors[i] = Proc { child, log };
+                self.processors[i] = self.spawn_processor(i, &format!("processor{i}-restart{}", unique("r")));
                 restarted += 1;
             }
         }
@@ -354,14 +346,20 @@ impl TestApp {
 
     pub fn start_processor(&mut self) {
         let n = self.processors.len();
-        let (mut cmd, log) = self.command("darkroom-processor", &format!("processor{n}"));
+        let p = self.spawn_processor(n, &format!("processor{n}"));
+        self.processors.push(p);
+    }
+
+    /// Start processor number `n` (its worker id is `worker-{n}`), logging to `log_name`.
+    fn spawn_processor(&self, n: usize, log_name: &str) -> Proc {
+        let (mut cmd, log) = self.command("darkroom-processor", log_name);
         let child = cmd
             .env("DARKROOM_WORKER_ID", format!("worker-{n}"))
             .env("DARKROOM_CONCURRENCY", self.setting("DARKROOM_CONCURRENCY", "2"))
             .stdout(Stdio::null())
             .spawn()
             .expect("start darkroom-processor");
-        self.processors.push(Proc { child, log });
+        Proc { child, log }
     }
 
     pub fn url(&self, path: &str) -> String {
