@@ -1,8 +1,11 @@
 //! Output formats and how pixels are written to them. Nothing but pixels is written: EXIF,
 //! XMP and other metadata of the input are stripped.
 
+use std::borrow::Cow;
+
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
+#[cfg(not(turbojpeg))]
 use jpeg_encoder::{ColorType as JColor, Encoder as JpegEncoder, SamplingFactor};
 use serde::{Deserialize, Serialize};
 
@@ -79,43 +82,13 @@ pub const DEFAULT_WEBP_QUALITY: u8 = 80;
 /// (use the `flatten` op for another colour).
 pub fn encode(img: &DynamicImage, format: Format, opts: &EncodeOptions) -> Result<Vec<u8>, EngineError> {
     let err = |detail: String| EngineError::Encode { format: format.name(), detail };
-    let mut out = Vec::with_capacity((img.width() as usize * img.height() as usize) / 8 + 1024);
     match format {
         Format::Jpeg => {
             if img.width() > u16::MAX as u32 || img.height() > u16::MAX as u32 {
                 return Err(err("JPEG is limited to 65535 pixels per side".into()));
             }
             let q = opts.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
-            #[cfg(turbojpeg)]
-            {
-                let pixels = match img {
-                    DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => None,
-                    other if other.color().has_alpha() => Some(DynamicImage::ImageRgb8(flatten_on_white(other))),
-                    other if !other.color().has_color() => Some(DynamicImage::ImageLuma8(other.to_luma8())),
-                    other => Some(DynamicImage::ImageRgb8(other.to_rgb8())),
-                };
-                return crate::turbo::encode(pixels.as_ref().unwrap_or(img), opts, q);
-            }
-            #[allow(unreachable_code)]
-            let mut enc = JpegEncoder::new(&mut out, q);
-            enc.set_progressive(opts.progressive);
-            // Optimised Huffman tables are off on purpose: with 4:2:0 they produced JPEGs whose
-            // flat areas decode with wrong chroma (white came back green) in zune-jpeg.
-            enc.set_optimized_huffman_tables(false);
-            enc.set_sampling_factor(match opts.chroma.unwrap_or(Chroma::S420) {
-                Chroma::S420 => SamplingFactor::R_4_2_0,
-                Chroma::S422 => SamplingFactor::R_4_2_2,
-                Chroma::S444 => SamplingFactor::R_4_4_4,
-            });
-            let (w, h) = (img.width() as u16, img.height() as u16);
-            let result = match img {
-                DynamicImage::ImageLuma8(g) => enc.encode(g.as_raw(), w, h, JColor::Luma),
-                DynamicImage::ImageRgb8(rgb) => enc.encode(rgb.as_raw(), w, h, JColor::Rgb),
-                other if other.color().has_alpha() => enc.encode(flatten_on_white(other).as_raw(), w, h, JColor::Rgb),
-                other if !other.color().has_color() => enc.encode(other.to_luma8().as_raw(), w, h, JColor::Luma),
-                other => enc.encode(other.to_rgb8().as_raw(), w, h, JColor::Rgb),
-            };
-            result.map_err(|e| err(e.to_string()))?;
+            encode_jpeg(&jpeg_pixels(img), opts, q)
         }
         Format::Png => {
             // 0: stored; 1–6: fdeflate's fast deflate with the Paeth filter (measured on a 5 MP
@@ -126,9 +99,11 @@ pub fn encode(img: &DynamicImage, format: Format, opts: &EncodeOptions) -> Resul
                 1..=6 => (CompressionType::Fast, FilterType::Paeth),
                 level => (CompressionType::Level(level), FilterType::Adaptive),
             };
+            let mut out = Vec::with_capacity((img.width() as usize * img.height() as usize) / 4 + 1024);
             let enc = PngEncoder::new_with_quality(&mut out, compression, filter);
             enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
                 .map_err(|e| err(e.to_string()))?;
+            Ok(out)
         }
         Format::Webp => {
             let (w, h) = (img.width(), img.height());
@@ -148,9 +123,48 @@ pub fn encode(img: &DynamicImage, format: Format, opts: &EncodeOptions) -> Resul
             } else {
                 encoder.encode(opts.quality.unwrap_or(DEFAULT_WEBP_QUALITY).clamp(1, 100) as f32)
             };
-            out.extend_from_slice(&mem);
+            Ok(mem.to_vec())
         }
     }
+}
+
+/// The pixels a JPEG can hold: 8-bit grey or RGB, transparency flattened onto white.
+fn jpeg_pixels(img: &DynamicImage) -> Cow<'_, DynamicImage> {
+    match img {
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => Cow::Borrowed(img),
+        other if other.color().has_alpha() => Cow::Owned(DynamicImage::ImageRgb8(flatten_on_white(other))),
+        other if !other.color().has_color() => Cow::Owned(DynamicImage::ImageLuma8(other.to_luma8())),
+        other => Cow::Owned(DynamicImage::ImageRgb8(other.to_rgb8())),
+    }
+}
+
+/// libjpeg-turbo when built in.
+#[cfg(turbojpeg)]
+fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
+    crate::turbo::encode(img, opts, quality)
+}
+
+/// The pure-Rust encoder otherwise.
+#[cfg(not(turbojpeg))]
+fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
+    let mut out = Vec::new();
+    let mut enc = JpegEncoder::new(&mut out, quality);
+    enc.set_progressive(opts.progressive);
+    // Optimised Huffman tables are off on purpose: with 4:2:0 they produced JPEGs whose flat
+    // areas decode with wrong chroma (white came back green) in zune-jpeg.
+    enc.set_optimized_huffman_tables(false);
+    enc.set_sampling_factor(match opts.chroma.unwrap_or(Chroma::S420) {
+        Chroma::S420 => SamplingFactor::R_4_2_0,
+        Chroma::S422 => SamplingFactor::R_4_2_2,
+        Chroma::S444 => SamplingFactor::R_4_4_4,
+    });
+    let (w, h) = (img.width() as u16, img.height() as u16);
+    let (data, color) = match img {
+        DynamicImage::ImageLuma8(g) => (g.as_raw(), JColor::Luma),
+        DynamicImage::ImageRgb8(rgb) => (rgb.as_raw(), JColor::Rgb),
+        _ => unreachable!("jpeg_pixels gives grey or RGB"),
+    };
+    enc.encode(data, w, h, color).map_err(|e| EngineError::Encode { format: "jpeg", detail: e.to_string() })?;
     Ok(out)
 }
 

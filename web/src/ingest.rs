@@ -49,20 +49,17 @@ pub async fn read_multipart(mut payload: Multipart, max_file_bytes: u64) -> Resu
         let name = field.name().unwrap_or_default().to_string();
         let filename = field.content_disposition().and_then(|cd| cd.get_filename()).map(sanitize_filename);
         let mut buf = BytesMut::new();
-        let mut over = false;
         while let Some(chunk) = field.try_next().await.map_err(|e| ApiError::BadUpload(e.to_string()))? {
             total += chunk.len() as u64;
             if total > total_limit {
                 return Err(ApiError::UploadTooLarge { limit: total_limit });
             }
-            // Keep one byte past the per-file limit so the engine reports the real problem.
+            // Stop buffering past the per-file limit; what is kept is still over it, so the
+            // engine reports the real problem (file too large).
             if (buf.len() as u64) <= max_file_bytes {
                 buf.extend_from_slice(&chunk);
-            } else {
-                over = true;
             }
         }
-        let _ = over;
         match name.as_str() {
             "file" | "files" | "file[]" => {
                 if upload.files.len() >= MAX_FILES {

@@ -107,7 +107,6 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::PayloadConfig::new(1 << 20))
             .wrap(middleware::from_fn(identity::middleware))
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("darkroom_web::http"))
