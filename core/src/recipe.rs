@@ -138,6 +138,7 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
         "chroma_subsampling",
         "compression_level",
         "lossless",
+        "speed",
         "auto_orient",
     ];
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
@@ -227,6 +228,18 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
                 ));
             }
         }
+        if let Some(s) = o.speed {
+            if s > darkroom_engine::encode::MAX_AVIF_SPEED {
+                return Err(err(
+                    format!("{at}.speed"),
+                    "invalid_value",
+                    format!(
+                        "speed must be 0-{} (0 slowest and smallest, default 6), got {s}",
+                        darkroom_engine::encode::MAX_AVIF_SPEED
+                    ),
+                ));
+            }
+        }
         for (j, op) in o.ops.iter().enumerate() {
             op.validate(limits)
                 .map_err(|(field, message)| err(format!("{at}.ops[{j}].{field}"), "invalid_value", message))?;
@@ -287,6 +300,11 @@ mod tests {
 
         let e = p(r#"{"outputs":[{"name":"a","format":"bmp"}]}"#).unwrap_err();
         assert_eq!((e.field.as_str(), e.code), ("outputs[0].format", "unknown_format"));
+
+        let e = p(r#"{"outputs":[{"name":"a","format":"avif","speed":10}]}"#).unwrap_err();
+        assert_eq!(e.field, "outputs[0].speed");
+        let ok = p(r#"{"outputs":[{"name":"a","format":"avif","quality":50,"speed":9}]}"#).unwrap();
+        assert_eq!((ok[0].format, ok[0].speed), (Format::Avif, Some(9)));
 
         let e = p(r#"{"outputs":[{"name":"a","quality":0}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].quality");

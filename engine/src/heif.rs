@@ -1,6 +1,8 @@
-//! HEIC/HEIF input (iPhone photos) through the system's libheif (C API, stable since 1.0).
-//! Only the container is parsed for [`dimensions`]; [`decode`] returns upright RGB(A) pixels
-//! (libheif applies the container's rotation and mirroring).
+//! HEIC/HEIF input (iPhone photos) and AVIF output through the system's libheif (C API,
+//! stable since 1.0). Only the container is parsed for [`dimensions`]; [`decode`] returns
+//! upright RGB(A) pixels (libheif applies the container's rotation and mirroring);
+//! [`encode_avif`] writes AV1 through whichever AV1 encoder libheif was built with (Debian's
+//! 1.15 links libaom).
 
 use image::{DynamicImage, RgbImage, RgbaImage};
 
@@ -62,6 +64,65 @@ mod ffi {
         pub fn heif_image_get_height(img: *const Image, channel: c_int) -> c_int;
         pub fn heif_image_get_plane_readonly(img: *const Image, channel: c_int, stride: *mut c_int) -> *const u8;
         pub fn heif_image_release(img: *const Image);
+
+        // Encoding (AVIF).
+        pub fn heif_context_get_encoder_for_format(
+            ctx: *mut Context,
+            format: c_int,
+            encoder: *mut *mut Encoder,
+        ) -> HeifError;
+        pub fn heif_encoder_release(encoder: *mut Encoder);
+        pub fn heif_encoder_set_lossy_quality(encoder: *mut Encoder, quality: c_int) -> HeifError;
+        pub fn heif_encoder_set_parameter_integer(
+            encoder: *mut Encoder,
+            name: *const c_char,
+            value: c_int,
+        ) -> HeifError;
+        pub fn heif_image_create(
+            width: c_int,
+            height: c_int,
+            colorspace: c_int,
+            chroma: c_int,
+            out: *mut *mut Image,
+        ) -> HeifError;
+        pub fn heif_image_add_plane(
+            img: *mut Image,
+            channel: c_int,
+            width: c_int,
+            height: c_int,
+            bit_depth: c_int,
+        ) -> HeifError;
+        pub fn heif_image_get_plane(img: *mut Image, channel: c_int, stride: *mut c_int) -> *mut u8;
+        pub fn heif_image_set_raw_color_profile(
+            img: *mut Image,
+            fourcc: *const c_char,
+            data: *const c_void,
+            size: usize,
+        ) -> HeifError;
+        pub fn heif_context_encode_image(
+            ctx: *mut Context,
+            img: *const Image,
+            encoder: *mut Encoder,
+            options: *const c_void,
+            out_handle: *mut *mut Handle,
+        ) -> HeifError;
+        pub fn heif_context_write(ctx: *mut Context, writer: *mut Writer, userdata: *mut c_void) -> HeifError;
+        pub fn heif_image_handle_get_raw_color_profile_size(handle: *const Handle) -> usize;
+        pub fn heif_image_handle_get_raw_color_profile(handle: *const Handle, out: *mut c_void) -> HeifError;
+    }
+
+    pub enum Encoder {}
+    pub const COMPRESSION_AV1: c_int = 4;
+
+    #[repr(C)]
+    pub struct Writer {
+        pub writer_api_version: c_int,
+        pub write: unsafe extern "C" fn(
+            ctx: *mut Context,
+            data: *const c_void,
+            size: usize,
+            userdata: *mut c_void,
+        ) -> HeifError,
     }
 }
 
@@ -162,6 +223,118 @@ mod imp {
             })
         }
     }
+
+    /// Frees what libheif allocated for one encode, whatever path returns.
+    struct Encoding {
+        ctx: *mut ffi::Context,
+        encoder: *mut ffi::Encoder,
+        image: *mut ffi::Image,
+    }
+
+    impl Drop for Encoding {
+        fn drop(&mut self) {
+            // SAFETY: each pointer is null or was allocated by libheif and is released once here.
+            unsafe {
+                if !self.image.is_null() {
+                    ffi::heif_image_release(self.image);
+                }
+                if !self.encoder.is_null() {
+                    ffi::heif_encoder_release(self.encoder);
+                }
+                if !self.ctx.is_null() {
+                    ffi::heif_context_free(self.ctx);
+                }
+            }
+        }
+    }
+
+    unsafe extern "C" fn write_to_vec(
+        _ctx: *mut ffi::Context,
+        data: *const std::os::raw::c_void,
+        size: usize,
+        userdata: *mut std::os::raw::c_void,
+    ) -> ffi::HeifError {
+        // SAFETY: `userdata` is the `Vec<u8>` passed to heif_context_write below and `data`
+        // points to `size` bytes for the duration of this call.
+        let out = &mut *(userdata as *mut Vec<u8>);
+        out.extend_from_slice(std::slice::from_raw_parts(data as *const u8, size));
+        ffi::HeifError { code: 0, subcode: 0, message: c"Success".as_ptr() }
+    }
+
+    pub fn encode_avif(img: &DynamicImage, quality: u8, speed: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
+        let fail = |detail: String| EngineError::Encode { format: "avif", detail };
+        let check = |e: ffi::HeifError| {
+            self::check(e).map_err(|e| match e {
+                EngineError::Corrupt(m) => fail(m),
+                other => other,
+            })
+        };
+        let (w, h) = (img.width(), img.height());
+        if w > 65_536 || h > 65_536 {
+            return Err(fail("AVIF is limited to 65536 pixels per side".into()));
+        }
+        let alpha = img.color().has_alpha();
+        let pixels = if alpha { img.to_rgba8().into_raw() } else { img.to_rgb8().into_raw() };
+        let bpp = if alpha { 4 } else { 3 };
+        // SAFETY: every pointer comes from libheif, is checked before use and freed by
+        // `Encoding`; the plane is written within its stride × height.
+        unsafe {
+            let mut e =
+                Encoding { ctx: ffi::heif_context_alloc(), encoder: std::ptr::null_mut(), image: std::ptr::null_mut() };
+            if e.ctx.is_null() {
+                return Err(fail("out of memory".into()));
+            }
+            if ffi::heif_context_get_encoder_for_format(e.ctx, ffi::COMPRESSION_AV1, &mut e.encoder).code != 0
+                || e.encoder.is_null()
+            {
+                return Err(fail(
+                    "this server's libheif has no AV1 encoder (it needs libaom, rav1e or SVT-AV1)".into(),
+                ));
+            }
+            check(ffi::heif_encoder_set_lossy_quality(e.encoder, quality.clamp(1, 100) as i32))?;
+            // libaom's "speed" (cpu-used) is 0–9; other encoders may not know it, which is fine.
+            let _ = ffi::heif_encoder_set_parameter_integer(e.encoder, c"speed".as_ptr(), speed.min(9) as i32);
+            let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
+            check(ffi::heif_image_create(w as i32, h as i32, ffi::COLORSPACE_RGB, chroma, &mut e.image))?;
+            check(ffi::heif_image_add_plane(e.image, ffi::CHANNEL_INTERLEAVED, w as i32, h as i32, 8))?;
+            let mut stride = 0;
+            let plane = ffi::heif_image_get_plane(e.image, ffi::CHANNEL_INTERLEAVED, &mut stride);
+            let row = w as usize * bpp;
+            if plane.is_null() || (stride as usize) < row {
+                return Err(fail("libheif gave no pixel buffer".into()));
+            }
+            for (y, src) in pixels.chunks_exact(row).enumerate() {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), plane.add(y * stride as usize), row);
+            }
+            if let Some(profile) = icc {
+                check(ffi::heif_image_set_raw_color_profile(
+                    e.image,
+                    c"prof".as_ptr(),
+                    profile.as_ptr().cast(),
+                    profile.len(),
+                ))?;
+            }
+            check(ffi::heif_context_encode_image(e.ctx, e.image, e.encoder, std::ptr::null(), std::ptr::null_mut()))?;
+            let mut out: Vec<u8> = Vec::new();
+            let mut writer = ffi::Writer { writer_api_version: 1, write: write_to_vec };
+            check(ffi::heif_context_write(e.ctx, &mut writer, (&mut out as *mut Vec<u8>).cast()))?;
+            Ok(out)
+        }
+    }
+
+    /// The raw ICC profile of the primary image, if it has one (not an nclx description).
+    pub fn icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
+        let p = open(bytes).ok()?;
+        // SAFETY: the handle is valid while `p` lives; the buffer has the size libheif reports.
+        unsafe {
+            let size = ffi::heif_image_handle_get_raw_color_profile_size(p.handle);
+            if size == 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; size];
+            (ffi::heif_image_handle_get_raw_color_profile(p.handle, buf.as_mut_ptr().cast()).code == 0).then_some(buf)
+        }
+    }
 }
 
 #[cfg(not(heif))]
@@ -177,6 +350,20 @@ mod imp {
     pub fn decode(_: &[u8]) -> Result<DynamicImage, EngineError> {
         Err(missing())
     }
+    pub fn encode_avif(_: &DynamicImage, _: u8, _: u8, _: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
+        Err(EngineError::Encode {
+            format: "avif",
+            detail: "AVIF output needs libheif, and this server was built without it (install libheif-dev and rebuild)"
+                .into(),
+        })
+    }
+    pub fn icc_profile(_: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
-pub use imp::{decode, dimensions};
+/// Can this build write AVIF? (libheif present; whether it has an AV1 encoder is only known
+/// when encoding.)
+pub const AVIF_OUTPUT: bool = cfg!(heif);
+
+pub use imp::{decode, dimensions, encode_avif, icc_profile};

@@ -37,6 +37,9 @@ pub struct OutputSpec {
     /// Lossless WebP.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lossless: bool,
+    /// AVIF encoder speed 0–9 (default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<u8>,
     /// Apply the EXIF orientation before the ops (default true).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub auto_orient: bool,
@@ -58,6 +61,7 @@ impl OutputSpec {
             chroma_subsampling: None,
             compression_level: None,
             lossless: false,
+            speed: None,
             auto_orient: true,
         }
     }
@@ -69,6 +73,7 @@ impl OutputSpec {
             chroma: self.chroma_subsampling,
             compression_level: self.compression_level,
             lossless: self.lossless,
+            speed: self.speed,
         }
     }
 }

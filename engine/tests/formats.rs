@@ -1,0 +1,97 @@
+//! Output formats and inputs beyond the corpus: AVIF output, keeping the ICC profile, PNG logo
+//! watermarks, and GIF/TIFF/BMP inputs generated from corpus photos.
+
+use std::path::PathBuf;
+
+use darkroom_engine::{process, Format, Limits, OutputSpec};
+use image::RgbImage;
+
+fn corpus(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("DARKROOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
+}
+
+fn spec(json: &str) -> OutputSpec {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+}
+
+/// Mean absolute difference per channel over every pixel of two same-size RGB images.
+fn mean_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+/// Largest difference of one pixel's channels.
+fn pixel_diff(a: &RgbImage, b: &RgbImage, x: u32, y: u32) -> u8 {
+    let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+    (0..3).map(|c| p[c].abs_diff(q[c])).max().unwrap()
+}
+
+#[cfg(heif)]
+#[test]
+fn avif_output_decodes_back_with_libheif() {
+    let bytes = corpus("M03_storm_1920x1280_exif.jpg");
+    let outs = process(
+        &bytes,
+        &[
+            spec(r#"{"name":"ref","ops":[{"op":"resize","width":640}],"format":"png"}"#),
+            spec(r#"{"name":"avif","ops":[{"op":"resize","width":640}],"format":"avif"}"#),
+            spec(r#"{"name":"small","ops":[{"op":"resize","width":640}],"format":"avif","quality":20,"speed":9}"#),
+        ],
+        &Limits::default(),
+    )
+    .unwrap();
+    let by = |n: &str| outs.iter().find(|o| o.name == n).unwrap();
+    let avif = by("avif");
+    assert_eq!((avif.format, avif.width, avif.height), (Format::Avif, 640, 427));
+    assert_eq!((Format::Avif.mime(), Format::Avif.extension()), ("image/avif", "avif"));
+    assert_eq!(&avif.bytes[4..12], b"ftypavif", "an AVIF file type box");
+
+    let reference = image::load_from_memory(&by("ref").bytes).unwrap().to_rgb8();
+    let back = darkroom_engine::heif::decode(&avif.bytes).unwrap();
+    assert_eq!((back.width(), back.height()), (640, 427));
+    let back = back.to_rgb8();
+    // Lossy, but the same picture: small mean error, and sampled pixels (sky, dark ground)
+    // keep their colour.
+    let diff = mean_diff(&reference, &back);
+    assert!(diff < 6.0, "mean difference {diff:.2} from the lossless output");
+    for (x, y) in [(320, 40), (100, 380), (600, 200)] {
+        let d = pixel_diff(&reference, &back, x, y);
+        assert!(d < 40, "pixel ({x},{y}): {:?} vs {:?}", reference.get_pixel(x, y), back.get_pixel(x, y));
+    }
+    // Quality and speed are honoured: quality 20 is much smaller.
+    assert!(by("small").bytes.len() * 2 < avif.bytes.len(), "{} vs {}", by("small").bytes.len(), avif.bytes.len());
+    // Transparency survives: the logo's alpha comes back close to the lossless output's.
+    let logo = corpus("A01_emerald-logo_1689x1800_rgba.png");
+    let outs = process(
+        &logo,
+        &[
+            spec(r#"{"name":"a","ops":[{"op":"resize","width":200}],"format":"avif"}"#),
+            spec(r#"{"name":"p","ops":[{"op":"resize","width":200}],"format":"png"}"#),
+        ],
+        &Limits::default(),
+    )
+    .unwrap();
+    let alpha = darkroom_engine::heif::decode(&outs[0].bytes).unwrap();
+    assert!(alpha.color().has_alpha());
+    let (a, p) = (alpha.to_rgba8(), image::load_from_memory(&outs[1].bytes).unwrap().to_rgba8());
+    assert_eq!(a.dimensions(), p.dimensions());
+    assert_eq!(a.get_pixel(0, 0)[3], 0, "transparent corner");
+    let alpha_diff: f64 =
+        a.pixels().zip(p.pixels()).map(|(x, y)| x[3].abs_diff(y[3]) as f64).sum::<f64>() / a.len() as f64 * 4.0;
+    let visible = p.pixels().filter(|px| px[3] > 100).count();
+    assert!(visible > 1000, "the reference has visible pixels ({visible})");
+    assert!(alpha_diff < 4.0, "mean alpha difference {alpha_diff:.2}");
+}
+
+#[cfg(not(heif))]
+#[test]
+fn avif_output_without_libheif_is_a_clear_error() {
+    let bytes = corpus("S01_rocket_640x427.jpg");
+    let err = process(&bytes, &[spec(r#"{"name":"a","format":"avif"}"#)], &Limits::default()).unwrap_err();
+    assert_eq!(err.code(), "encode_failed");
+    assert!(err.to_string().contains("needs libheif"), "{err}");
+}
