@@ -5,7 +5,7 @@
 //! happens before anything is stored or queued, and every error names the field at fault.
 
 use darkroom_engine::encode::DEFAULT_QUALITY;
-use darkroom_engine::{Filter, Fit, Format, Gravity, Limits, Op, OutputSpec};
+use darkroom_engine::{Filter, Fit, Format, Gravity, Icc, Limits, Op, OutputSpec};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -140,6 +140,7 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
         "lossless",
         "speed",
         "auto_orient",
+        "icc",
     ];
     if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(err(
@@ -155,6 +156,17 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
                 format!("{at}.format"),
                 "unknown_format",
                 format!("unknown format {f}; choose one of {}", Format::NAMES.join(", ")),
+            ));
+        }
+    }
+    if let Some(icc) = obj.get("icc") {
+        if !icc.as_str().is_some_and(|v| Icc::NAMES.contains(&v)) {
+            return Err(err(
+                format!("{at}.icc"),
+                "invalid_value",
+                format!(
+                    "icc is \"srgb\" (convert to sRGB, the default) or \"keep\" (keep the original's colour profile), got {icc}"
+                ),
             ));
         }
     }
@@ -305,6 +317,12 @@ mod tests {
         assert_eq!(e.field, "outputs[0].speed");
         let ok = p(r#"{"outputs":[{"name":"a","format":"avif","quality":50,"speed":9}]}"#).unwrap();
         assert_eq!((ok[0].format, ok[0].speed), (Format::Avif, Some(9)));
+
+        let e = p(r#"{"outputs":[{"name":"a","icc":"adobe"}]}"#).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("outputs[0].icc", "invalid_value"));
+        assert!(e.message.contains("keep"), "{}", e.message);
+        assert_eq!(p(r#"{"outputs":[{"name":"a","icc":"keep"}]}"#).unwrap()[0].icc, Icc::Keep);
+        assert_eq!(p(r#"{"outputs":[{"name":"a"}]}"#).unwrap()[0].icc, Icc::Srgb);
 
         let e = p(r#"{"outputs":[{"name":"a","quality":0}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].quality");

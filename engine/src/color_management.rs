@@ -113,6 +113,17 @@ pub fn to_srgb(img: DynamicImage, icc: &[u8]) -> DynamicImage {
     }
 }
 
+/// Can `icc` describe `img`'s pixels? An RGB profile fits colour pixels, a grey one grey
+/// pixels; anything else (CMYK, Lab, a damaged header) does not.
+pub fn profile_fits(icc: &[u8], img: &DynamicImage) -> bool {
+    let space = icc.get(16..20);
+    if img.color().has_color() {
+        space == Some(b"RGB ")
+    } else {
+        space == Some(b"GRAY")
+    }
+}
+
 fn is_srgb(p: &Profile) -> bool {
     p.info(lcms2::InfoType::Description, lcms2::Locale::none())
         .map(|d| d.to_ascii_lowercase().contains("srgb"))

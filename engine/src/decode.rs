@@ -41,12 +41,31 @@ pub fn decode_at_least(
     auto_orient: bool,
     need: Option<(u32, u32)>,
 ) -> Result<DynamicImage, EngineError> {
+    decode_keeping_profile(bytes, limits, auto_orient, need, false).map(|(img, _)| img)
+}
+
+/// [`decode_at_least`]; with `keep_icc` the pixels stay in the colour space of the original's
+/// embedded ICC profile, which is returned with them (`None` when there is none). CMYK
+/// originals are converted to sRGB anyway (a CMYK profile cannot describe RGB pixels) and
+/// come with no profile.
+pub fn decode_keeping_profile(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+    need: Option<(u32, u32)>,
+    keep_icc: bool,
+) -> Result<(DynamicImage, Option<Vec<u8>>), EngineError> {
     limits.check_bytes(bytes.len())?;
     if crate::heif::sniff(bytes) {
         // Container rotation/mirroring is applied by libheif; EXIF orientation does not apply.
         let (w, h) = crate::heif::dimensions(bytes)?;
         limits.check_dimensions(w, h)?;
-        return crate::heif::decode(bytes);
+        let img = crate::heif::decode(bytes)?;
+        let icc = crate::heif::icc_profile(bytes);
+        return Ok(match icc {
+            Some(profile) if !keep_icc => (crate::color_management::to_srgb(img, &profile), None),
+            icc => (img, icc),
+        });
     }
     let format = sniff(bytes)?;
     if format == image::ImageFormat::Jpeg {
@@ -67,25 +86,23 @@ pub fn decode_at_least(
     } else {
         turbo_decode(bytes, need, swaps_axes(orientation))?
     };
+    let to_srgb = |img: DynamicImage| match &icc {
+        Some(profile) if !keep_icc => crate::color_management::to_srgb(img, profile),
+        _ => img,
+    };
     let mut img = if cmyk {
         drop(decoder);
         crate::color_management::decode_cmyk_jpeg(bytes, limits.max_alloc())?
     } else if let Some(img) = turbo {
-        match &icc {
-            Some(profile) => crate::color_management::to_srgb(img, profile),
-            None => img,
-        }
+        to_srgb(img)
     } else {
-        let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-        match &icc {
-            Some(profile) => crate::color_management::to_srgb(img, profile),
-            None => img,
-        }
+        to_srgb(DynamicImage::from_decoder(decoder).map_err(corrupt)?)
     };
     if let Some(orientation) = orientation {
         img.apply_orientation(orientation);
     }
-    Ok(img)
+    let kept = if keep_icc && !cmyk { icc } else { None };
+    Ok((img, kept))
 }
 
 fn corrupt(e: image::ImageError) -> EngineError {

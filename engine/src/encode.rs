@@ -111,7 +111,11 @@ pub fn encode_with_icc(
                 return Err(err("JPEG is limited to 65535 pixels per side".into()));
             }
             let q = opts.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
-            encode_jpeg(&jpeg_pixels(img), opts, q)
+            let jpeg = encode_jpeg(&jpeg_pixels(img), opts, q)?;
+            match icc {
+                Some(profile) => jpeg_with_icc(jpeg, profile).map_err(err),
+                None => Ok(jpeg),
+            }
         }
         Format::Png => {
             // 0: stored; 1–6: fdeflate's fast deflate with the Paeth filter (measured on a 5 MP
@@ -123,7 +127,10 @@ pub fn encode_with_icc(
                 level => (CompressionType::Level(level), FilterType::Adaptive),
             };
             let mut out = Vec::with_capacity((img.width() as usize * img.height() as usize) / 4 + 1024);
-            let enc = PngEncoder::new_with_quality(&mut out, compression, filter);
+            let mut enc = PngEncoder::new_with_quality(&mut out, compression, filter);
+            if let Some(profile) = icc {
+                enc.set_icc_profile(profile.to_vec()).map_err(|e| err(e.to_string()))?;
+            }
             enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
                 .map_err(|e| err(e.to_string()))?;
             Ok(out)
@@ -134,7 +141,8 @@ pub fn encode_with_icc(
                 return Err(err("WebP is limited to 16383 pixels per side".into()));
             }
             let data;
-            let encoder = if img.color().has_alpha() {
+            let alpha = img.color().has_alpha();
+            let encoder = if alpha {
                 data = img.to_rgba8().into_raw();
                 webp::Encoder::from_rgba(&data, w, h)
             } else {
@@ -146,7 +154,10 @@ pub fn encode_with_icc(
             } else {
                 encoder.encode(opts.quality.unwrap_or(DEFAULT_WEBP_QUALITY).clamp(1, 100) as f32)
             };
-            Ok(mem.to_vec())
+            match icc {
+                Some(profile) => webp_with_icc(&mem, profile, w, h, alpha).map_err(err),
+                None => Ok(mem.to_vec()),
+            }
         }
         Format::Avif => crate::heif::encode_avif(
             img,
@@ -155,6 +166,83 @@ pub fn encode_with_icc(
             icc,
         ),
     }
+}
+
+/// Insert `icc` into a JPEG as APP2 `ICC_PROFILE` segments (split into 65519-byte chunks, as
+/// the ICC specification says), right after SOI and the JFIF APP0 segment if there is one.
+pub fn jpeg_with_icc(jpeg: Vec<u8>, icc: &[u8]) -> Result<Vec<u8>, String> {
+    const CHUNK: usize = 65_535 - 2 - 14;
+    let chunks: Vec<&[u8]> = icc.chunks(CHUNK).collect();
+    if chunks.is_empty() || chunks.len() > 255 {
+        return Err(format!("an ICC profile of {} bytes cannot be embedded in a JPEG", icc.len()));
+    }
+    if jpeg.len() < 4 || jpeg[..2] != [0xFF, 0xD8] {
+        return Err("the JPEG encoder wrote no SOI marker".into());
+    }
+    let mut at = 2;
+    if jpeg[2..4] == [0xFF, 0xE0] && jpeg.len() >= 6 {
+        at = (4 + u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize).min(jpeg.len());
+    }
+    let mut out = Vec::with_capacity(jpeg.len() + icc.len() + chunks.len() * 18);
+    out.extend_from_slice(&jpeg[..at]);
+    for (i, chunk) in chunks.iter().enumerate() {
+        out.extend_from_slice(&[0xFF, 0xE2]);
+        out.extend_from_slice(&((chunk.len() + 16) as u16).to_be_bytes());
+        out.extend_from_slice(b"ICC_PROFILE\0");
+        out.extend_from_slice(&[(i + 1) as u8, chunks.len() as u8]);
+        out.extend_from_slice(chunk);
+    }
+    out.extend_from_slice(&jpeg[at..]);
+    Ok(out)
+}
+
+/// Add an `ICCP` chunk to a WebP file: a simple file (one `VP8 `/`VP8L` chunk) becomes an
+/// extended one (`VP8X` header with the ICC flag, then `ICCP`, then the image chunk); an
+/// extended file gets the flag and the chunk after its `VP8X`.
+pub fn webp_with_icc(webp: &[u8], icc: &[u8], width: u32, height: u32, alpha: bool) -> Result<Vec<u8>, String> {
+    if webp.len() < 20 || &webp[..4] != b"RIFF" || &webp[8..12] != b"WEBP" {
+        return Err("the WebP encoder wrote no RIFF header".into());
+    }
+    let mut chunks: Vec<([u8; 4], Vec<u8>)> = Vec::new();
+    let mut i = 12;
+    while i + 8 <= webp.len() {
+        let fourcc: [u8; 4] = webp[i..i + 4].try_into().expect("4 bytes");
+        let len = u32::from_le_bytes(webp[i + 4..i + 8].try_into().expect("4 bytes")) as usize;
+        let body = webp.get(i + 8..i + 8 + len).ok_or("the WebP encoder wrote a truncated chunk")?;
+        chunks.push((fourcc, body.to_vec()));
+        i += 8 + len + (len & 1);
+    }
+    const ICC_FLAG: u8 = 0x20;
+    const ALPHA_FLAG: u8 = 0x10;
+    match chunks.first().map(|c| &c.0) {
+        Some(b"VP8X") => {
+            chunks[0].1[0] |= ICC_FLAG;
+            chunks.insert(1, (*b"ICCP", icc.to_vec()));
+        }
+        Some(b"VP8 ") | Some(b"VP8L") => {
+            let mut vp8x = vec![ICC_FLAG | if alpha && &chunks[0].0 == b"VP8L" { ALPHA_FLAG } else { 0 }, 0, 0, 0];
+            vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+            vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+            chunks.insert(0, (*b"VP8X", vp8x));
+            chunks.insert(1, (*b"ICCP", icc.to_vec()));
+        }
+        _ => return Err("the WebP encoder wrote an unexpected first chunk".into()),
+    }
+    let mut body = Vec::with_capacity(webp.len() + icc.len() + 32);
+    body.extend_from_slice(b"WEBP");
+    for (fourcc, data) in &chunks {
+        body.extend_from_slice(fourcc);
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            body.push(0);
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 /// The pixels a JPEG can hold: 8-bit grey or RGB, transparency flattened onto white.

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{decode_at_least, oriented_dimensions};
-use crate::encode::{encode, Chroma, EncodeOptions, Format};
+use crate::decode::{decode_keeping_profile, oriented_dimensions};
+use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format};
 use crate::ops::geometry::resize_dimensions;
 use crate::ops::Fit;
 use crate::{EngineError, Limits, Op};
@@ -43,6 +43,29 @@ pub struct OutputSpec {
     /// Apply the EXIF orientation before the ops (default true).
     #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
     pub auto_orient: bool,
+    /// Colour profile: convert to sRGB and embed nothing (default), or keep the original's.
+    #[serde(default, skip_serializing_if = "Icc::is_default")]
+    pub icc: Icc,
+}
+
+/// What an output does with the original's colour profile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Icc {
+    /// Convert the pixels to sRGB and embed no profile (what browsers assume).
+    #[default]
+    Srgb,
+    /// Leave the pixels in the original's colour space and embed its ICC profile. CMYK
+    /// originals are converted to sRGB all the same, and outputs whose pixels the profile
+    /// cannot describe (an RGB profile on a grayscale result) carry none.
+    Keep,
+}
+
+impl Icc {
+    pub fn is_default(&self) -> bool {
+        *self == Icc::Srgb
+    }
+    pub const NAMES: &'static [&'static str] = &["srgb", "keep"];
 }
 
 fn yes() -> bool {
@@ -63,6 +86,7 @@ impl OutputSpec {
             lossless: false,
             speed: None,
             auto_orient: true,
+            icc: Icc::Srgb,
         }
     }
 
@@ -100,29 +124,31 @@ pub fn process_until(
         Some((at, secs)) if Instant::now() > at => Err(EngineError::TimeLimit(secs)),
         _ => Ok(()),
     };
-    let mut oriented = None;
-    let mut raw = None;
+    // Outputs that agree on orientation and colour profile share one decode.
+    let key = |o: &OutputSpec| (o.auto_orient, o.icc);
+    let mut slots: Vec<((bool, Icc), Option<Decoded>)> = Vec::new();
     let mut rendered = Vec::with_capacity(outputs.len());
     for (i, spec) in outputs.iter().enumerate() {
-        let slot = if spec.auto_orient { &mut oriented } else { &mut raw };
-        if slot.is_none() {
-            // One decode per orientation setting, as small as every output sharing it allows.
-            let full = oriented_dimensions(input, spec.auto_orient)?;
-            let need = outputs
-                .iter()
-                .filter(|o| o.auto_orient == spec.auto_orient)
-                .map(|o| needed_size(o, full))
-                .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
-            *slot = Some((decode_at_least(input, limits, spec.auto_orient, need)?, full));
-        }
-        // The last output that needs this decode takes it; earlier ones work on a copy.
-        let last_user = outputs.iter().rposition(|o| o.auto_orient == spec.auto_orient) == Some(i);
-        let (mut img, full) = if last_user {
-            slot.take().expect("decoded above")
-        } else {
-            let (decoded, full) = slot.as_ref().expect("decoded above");
-            (decoded.clone(), *full)
+        let k = key(spec);
+        let slot = match slots.iter().position(|(sk, _)| *sk == k) {
+            Some(at) => &mut slots[at].1,
+            None => {
+                // As small as every output sharing the decode allows.
+                let full = oriented_dimensions(input, spec.auto_orient)?;
+                let need = outputs
+                    .iter()
+                    .filter(|o| key(o) == k)
+                    .map(|o| needed_size(o, full))
+                    .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
+                let (img, icc) = decode_keeping_profile(input, limits, spec.auto_orient, need, spec.icc == Icc::Keep)?;
+                slots.push((k, Some(Decoded { img, icc, full })));
+                &mut slots.last_mut().expect("just pushed").1
+            }
         };
+        // The last output that needs this decode takes it; earlier ones work on a copy.
+        let last_user = outputs.iter().rposition(|o| key(o) == k) == Some(i);
+        let Decoded { mut img, icc, full } =
+            if last_user { slot.take().expect("decoded above") } else { slot.clone().expect("decoded above") };
         let mut ops = spec.ops.iter();
         if (img.width(), img.height()) != full {
             // Shrunk on load: the first op is a resize; give it the exact size it would have
@@ -138,7 +164,8 @@ pub fn process_until(
         }
         check()?;
         limits.check_output(img.width(), img.height())?;
-        let bytes = encode(&img, spec.format, &spec.encode_options())?;
+        let icc = icc.filter(|p| crate::color_management::profile_fits(p, &img));
+        let bytes = encode_with_icc(&img, spec.format, &spec.encode_options(), icc.as_deref())?;
         rendered.push(Rendered {
             name: spec.name.clone(),
             format: spec.format,
@@ -148,6 +175,15 @@ pub fn process_until(
         });
     }
     Ok(rendered)
+}
+
+/// One decode shared by outputs: upright (or not) pixels, the profile they are in (when kept),
+/// and the full upright size (the pixels may be smaller: shrink-on-load).
+#[derive(Clone)]
+struct Decoded {
+    img: image::DynamicImage,
+    icc: Option<Vec<u8>>,
+    full: (u32, u32),
 }
 
 /// [`process_until`] without a time limit.

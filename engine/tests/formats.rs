@@ -95,3 +95,91 @@ fn avif_output_without_libheif_is_a_clear_error() {
     assert_eq!(err.code(), "encode_failed");
     assert!(err.to_string().contains("needs libheif"), "{err}");
 }
+
+/// The ICC profile an image file carries, read by the image crate (JPEG, PNG, WebP) or libheif.
+fn embedded_icc(bytes: &[u8]) -> Option<Vec<u8>> {
+    use image::ImageDecoder;
+    let format = image::guess_format(bytes).ok();
+    let cursor = std::io::Cursor::new(bytes);
+    match format {
+        Some(image::ImageFormat::Jpeg) => image::codecs::jpeg::JpegDecoder::new(cursor).unwrap().icc_profile().unwrap(),
+        Some(image::ImageFormat::Png) => image::codecs::png::PngDecoder::new(cursor).unwrap().icc_profile().unwrap(),
+        Some(image::ImageFormat::WebP) => image::codecs::webp::WebPDecoder::new(cursor).unwrap().icc_profile().unwrap(),
+        _ => darkroom_engine::heif::icc_profile(bytes),
+    }
+}
+
+/// Pixels as stored, with no colour conversion.
+fn raw_rgb(bytes: &[u8]) -> RgbImage {
+    if image::guess_format(bytes).is_ok_and(|f| f != image::ImageFormat::Avif) {
+        image::load_from_memory(bytes).unwrap().to_rgb8()
+    } else {
+        darkroom_engine::heif::decode(bytes).unwrap().to_rgb8()
+    }
+}
+
+#[test]
+fn icc_keep_embeds_the_original_profile_without_converting() {
+    // S01 is tagged Adobe RGB (1998): its saturated colours differ from sRGB's.
+    let bytes = corpus("S01_rocket_640x427.jpg");
+    let original_icc = embedded_icc(&bytes).expect("S01 has a profile");
+    assert!(String::from_utf8_lossy(&original_icc).contains("Adobe RGB"));
+    let raw = raw_rgb(&bytes);
+
+    let mut specs = vec![spec(r#"{"name":"srgb","format":"png"}"#)];
+    let formats: &[&str] = if cfg!(heif) { &["png", "jpeg", "webp", "avif"] } else { &["png", "jpeg", "webp"] };
+    for f in formats {
+        specs.push(spec(&format!(r#"{{"name":"keep-{f}","format":"{f}","icc":"keep","quality":95}}"#)));
+    }
+    specs.push(spec(r#"{"name":"keep-lossless","format":"webp","lossless":true,"icc":"keep"}"#));
+    specs.push(spec(r#"{"name":"keep-gray","format":"jpeg","icc":"keep","ops":[{"op":"grayscale"}]}"#));
+    let outs = process(&bytes, &specs, &Limits::default()).unwrap();
+    let by = |n: &str| outs.iter().find(|o| o.name == n).unwrap();
+
+    // Default: converted to sRGB, no profile.
+    assert_eq!(embedded_icc(&by("srgb").bytes), None);
+    let converted = raw_rgb(&by("srgb").bytes);
+    let conversion = mean_diff(&raw, &converted);
+    assert!(conversion > 1.5, "Adobe RGB -> sRGB changes pixels (mean {conversion:.2})");
+
+    for name in formats.iter().map(|f| format!("keep-{f}")).chain(["keep-lossless".to_string()]) {
+        let out = by(&name);
+        assert_eq!(embedded_icc(&out.bytes).as_deref(), Some(&original_icc[..]), "{name} carries the profile");
+        let pixels = raw_rgb(&out.bytes);
+        assert_eq!(pixels.dimensions(), (640, 427), "{name}");
+        let kept = mean_diff(&raw, &pixels);
+        // Pixels stay as they were (up to the lossy codec): much closer to the original's
+        // values than to the converted ones.
+        assert!(
+            kept < conversion / 2.0 && kept < 3.0,
+            "{name}: {kept:.2} from the original, conversion {conversion:.2}"
+        );
+    }
+    // PNG is lossless: exactly the stored pixels (the engine decodes JPEG with libjpeg-turbo or
+    // zune-jpeg, the image crate with zune-jpeg: allow off-by-one rounding).
+    assert!(mean_diff(&raw, &raw_rgb(&by("keep-png").bytes)) < 0.5);
+    // Greyscale pixels cannot carry an RGB profile: none is embedded.
+    assert_eq!(embedded_icc(&by("keep-gray").bytes), None);
+    // The WebP files are valid for libwebp too (the container was rewritten by hand).
+    for name in ["keep-webp", "keep-lossless"] {
+        let img = webp::Decoder::new(&by(name).bytes).decode().unwrap_or_else(|| panic!("libwebp reads {name}"));
+        assert_eq!((img.width(), img.height()), (640, 427));
+    }
+}
+
+#[test]
+fn icc_keep_on_cmyk_still_converts_to_srgb() {
+    // D03 is CMYK with a SWOP profile: its pixels cannot stay CMYK in an RGB output.
+    let bytes = corpus("D03_storm_cmyk.jpg");
+    let outs = process(
+        &bytes,
+        &[
+            spec(r#"{"name":"srgb","format":"png","ops":[{"op":"resize","width":480}]}"#),
+            spec(r#"{"name":"keep","format":"png","icc":"keep","ops":[{"op":"resize","width":480}]}"#),
+        ],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(embedded_icc(&outs[1].bytes), None);
+    assert_eq!(raw_rgb(&outs[0].bytes), raw_rgb(&outs[1].bytes), "same sRGB pixels either way");
+}
