@@ -38,3 +38,17 @@ pub const COOKIE_KEY: &str = "system/cookie-key";
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
+
+/// A watermark logo uploaded by `owner` (POST /api/logos): `logos/{owner}/{id}.png`.
+pub fn logo(owner: &str, id: &str) -> String {
+    format!("logos/{owner}/{id}.png")
+}
+
+/// Is `key` the shape [`logo`] makes? Recipes may refer to no other object, so a job can never
+/// read originals, outputs or system objects as a "logo".
+pub fn is_logo_key(key: &str) -> bool {
+    let Some((owner, file)) = key.strip_prefix("logos/").and_then(|rest| rest.split_once('/')) else {
+        return false;
+    };
+    file.strip_suffix(".png").is_some_and(is_valid_id) && is_valid_id(owner)
+}

@@ -255,6 +255,15 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
         for (j, op) in o.ops.iter().enumerate() {
             op.validate(limits)
                 .map_err(|(field, message)| err(format!("{at}.ops[{j}].{field}"), "invalid_value", message))?;
+            if let Some(key) = op.resource() {
+                if !crate::keys::is_logo_key(key) {
+                    return Err(err(
+                        format!("{at}.ops[{j}].image"),
+                        "invalid_logo",
+                        "image must be the key of an uploaded logo, like logos/<owner>/<id>.png (POST /api/logos answers with it)",
+                    ));
+                }
+            }
         }
     }
     Ok(())
@@ -323,6 +332,27 @@ mod tests {
         assert!(e.message.contains("keep"), "{}", e.message);
         assert_eq!(p(r#"{"outputs":[{"name":"a","icc":"keep"}]}"#).unwrap()[0].icc, Icc::Keep);
         assert_eq!(p(r#"{"outputs":[{"name":"a"}]}"#).unwrap()[0].icc, Icc::Srgb);
+
+        let ok = p(
+            r#"{"outputs":[{"name":"a","ops":[{"op":"watermark","image":"logos/abc123/0190-def.png","scale":0.2}]}]}"#,
+        );
+        assert_eq!(ok.unwrap()[0].ops[0].resource(), Some("logos/abc123/0190-def.png"));
+        for bad in [
+            "originals/x",
+            "logos/../originals/x.png",
+            "logos/a/b/c.png",
+            "logos/a/b.jpg",
+            "logos//b.png",
+            "logos/a/.png",
+            "/logos/a/b.png",
+            "logos/a b/c.png",
+        ] {
+            let e = p(&format!(
+                r#"{{"outputs":[{{"name":"a","ops":[{{"op":"grayscale"}},{{"op":"watermark","image":"{bad}"}}]}}]}}"#
+            ))
+            .unwrap_err();
+            assert_eq!((e.field.as_str(), e.code), ("outputs[0].ops[1].image", "invalid_logo"), "{bad}");
+        }
 
         let e = p(r#"{"outputs":[{"name":"a","quality":0}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].quality");

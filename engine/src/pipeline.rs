@@ -1,5 +1,6 @@
 //! One decode, many outputs: the engine's entry point for a job.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::decode::{decode_keeping_profile, oriented_dimensions};
 use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format};
 use crate::ops::geometry::resize_dimensions;
+use crate::ops::overlay::Logos;
 use crate::ops::Fit;
 use crate::{EngineError, Limits, Op};
 
@@ -112,6 +114,18 @@ pub struct Rendered {
     pub bytes: Vec<u8>,
 }
 
+/// Extra images a recipe refers to by key (watermark logos), fetched by the caller: key → bytes.
+pub type Resources = HashMap<String, Vec<u8>>;
+
+/// Every resource key the outputs refer to, sorted, without duplicates.
+pub fn resource_keys(outputs: &[OutputSpec]) -> Vec<String> {
+    let mut keys: Vec<String> =
+        outputs.iter().flat_map(|o| o.ops.iter().filter_map(Op::resource)).map(str::to_string).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Decode `input` once and render every output, giving up with [`EngineError::TimeLimit`]
 /// once `deadline` has passed (checked between steps).
 pub fn process_until(
@@ -120,10 +134,30 @@ pub fn process_until(
     limits: &Limits,
     deadline: Option<(Instant, u64)>,
 ) -> Result<Vec<Rendered>, EngineError> {
+    process_with(input, outputs, limits, &Resources::new(), deadline)
+}
+
+/// [`process_until`] for recipes that use watermark logos: `resources` holds the bytes of
+/// every key [`resource_keys`] lists (each logo is decoded once, within
+/// [`LOGO_LIMITS`](crate::ops::overlay::LOGO_LIMITS), before the photo is).
+pub fn process_with(
+    input: &[u8],
+    outputs: &[OutputSpec],
+    limits: &Limits,
+    resources: &Resources,
+    deadline: Option<(Instant, u64)>,
+) -> Result<Vec<Rendered>, EngineError> {
     let check = || match deadline {
         Some((at, secs)) if Instant::now() > at => Err(EngineError::TimeLimit(secs)),
         _ => Ok(()),
     };
+    let mut logos = Logos::default();
+    for key in resource_keys(outputs) {
+        let bytes = resources
+            .get(&key)
+            .ok_or_else(|| EngineError::InvalidOp(format!("the watermark logo {key} was not provided")))?;
+        logos.insert(&key, bytes)?;
+    }
     // Outputs that agree on orientation and colour profile share one decode.
     let key = |o: &OutputSpec| (o.auto_orient, o.icc);
     let mut slots: Vec<((bool, Icc), Option<Decoded>)> = Vec::new();
@@ -155,12 +189,12 @@ pub fn process_until(
             // produced from the full image.
             if let Some(first) = ops.next() {
                 check()?;
-                img = exact_resize(first, full).apply(img, limits)?;
+                img = exact_resize(first, full).apply_with(img, limits, &logos)?;
             }
         }
         for op in ops {
             check()?;
-            img = op.apply(img, limits)?;
+            img = op.apply_with(img, limits, &logos)?;
         }
         check()?;
         limits.check_output(img.width(), img.height())?;

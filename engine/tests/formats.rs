@@ -183,3 +183,105 @@ fn icc_keep_on_cmyk_still_converts_to_srgb() {
     assert_eq!(embedded_icc(&outs[1].bytes), None);
     assert_eq!(raw_rgb(&outs[0].bytes), raw_rgb(&outs[1].bytes), "same sRGB pixels either way");
 }
+
+/// A 200×100 PNG logo: left half opaque red, right half fully transparent (blue underneath,
+/// which must never show).
+fn half_red_logo() -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(200, 100, |x, _| {
+        if x < 100 {
+            image::Rgba([255, 0, 0, 255])
+        } else {
+            image::Rgba([0, 0, 255, 0])
+        }
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+#[test]
+fn png_logo_watermark_is_composited_with_alpha_and_opacity() {
+    let photo = corpus("M03_storm_1920x1280_exif.jpg");
+    let key = "logos/owner1/logo-1.png";
+    let resources = darkroom_engine::Resources::from([(key.to_string(), half_red_logo())]);
+    let wm = |name: &str, extra: &str| {
+        spec(&format!(
+            r#"{{"name":"{name}","format":"png","ops":[{{"op":"resize","width":800}},{{"op":"watermark","image":"{key}","margin":10{extra}}}]}}"#
+        ))
+    };
+    let specs = [
+        spec(r#"{"name":"plain","format":"png","ops":[{"op":"resize","width":800}]}"#),
+        wm("full", r#","opacity":1,"scale":0.25"#),
+        wm("half", r#","opacity":0.5,"scale":0.25"#),
+        wm("big", r#","opacity":1,"scale":0.5"#),
+        wm("natural", r#","opacity":1,"gravity":"northwest""#),
+    ];
+    assert_eq!(darkroom_engine::resource_keys(&specs), vec![key.to_string()]);
+    let outs = darkroom_engine::process_with(&photo, &specs, &Limits::default(), &resources, None).unwrap();
+    let px = |name: &str| raw_rgb(&outs.iter().find(|o| o.name == name).unwrap().bytes);
+    let (plain, full, half, big) = (px("plain"), px("full"), px("half"), px("big"));
+    assert_eq!(plain.dimensions(), (800, 533));
+    // scale 0.25 of 800 px: the logo is 200×100 at x 590..790, y 423..523.
+    assert_eq!(full.get_pixel(600, 430).0, [255, 0, 0], "opaque half of the logo");
+    assert_eq!(full.get_pixel(689, 522).0, [255, 0, 0], "its bottom-right red pixel");
+    assert_eq!(full.get_pixel(700, 470), plain.get_pixel(700, 470), "transparent half shows the photo");
+    assert_eq!(full.get_pixel(589, 470), plain.get_pixel(589, 470), "left of the margin box");
+    assert_eq!(full.get_pixel(600, 524), plain.get_pixel(600, 524), "inside the bottom margin");
+    assert_eq!(full.get_pixel(100, 100), plain.get_pixel(100, 100), "elsewhere untouched");
+    // Half opacity: halfway between the photo and red.
+    let (p, h) = (plain.get_pixel(600, 430).0, half.get_pixel(600, 430).0);
+    let expect = [(p[0] as f32 + 255.0) / 2.0, p[1] as f32 / 2.0, p[2] as f32 / 2.0];
+    for c in 0..3 {
+        assert!((h[c] as f32 - expect[c]).abs() <= 1.0, "half opacity: {h:?} vs {expect:?}");
+    }
+    // scale 0.5: a 400×200 logo at x 390..790, y 323..523, resampled without fringes.
+    assert_eq!(big.get_pixel(400, 330).0, [255, 0, 0]);
+    assert_eq!(big.get_pixel(570, 420).0, [255, 0, 0]);
+    assert_eq!(big.get_pixel(700, 420), plain.get_pixel(700, 420));
+    // No scale: the logo's own 200×100 pixels, at the top left inside the margin.
+    let natural = px("natural");
+    assert_eq!(natural.get_pixel(10, 10).0, [255, 0, 0]);
+    assert_eq!(natural.get_pixel(9, 10), plain.get_pixel(9, 10));
+    assert_eq!(natural.get_pixel(109, 109).0, [255, 0, 0]);
+    assert_eq!(natural.get_pixel(110, 50), plain.get_pixel(110, 50));
+}
+
+#[test]
+fn logo_watermark_refusals_are_typed() {
+    let photo = corpus("S01_rocket_640x427.jpg");
+    let key = "logos/o/l.png";
+    let specs = [spec(&format!(r#"{{"name":"a","ops":[{{"op":"watermark","image":"{key}"}}]}}"#))];
+    let run = |bytes: Option<Vec<u8>>| {
+        let resources: darkroom_engine::Resources = bytes.map(|b| (key.to_string(), b)).into_iter().collect();
+        darkroom_engine::process_with(&photo, &specs, &Limits::default(), &resources, None).unwrap_err()
+    };
+    let missing = run(None);
+    assert_eq!(missing.code(), "invalid_op");
+    assert!(missing.to_string().contains("was not provided"), "{missing}");
+    let jpeg = run(Some(photo.clone()));
+    assert_eq!(jpeg.code(), "invalid_op");
+    assert!(jpeg.to_string().contains("must be PNG"), "{jpeg}");
+    // A decompression bomb as a logo is refused from its header, by the logo limits.
+    let bomb = run(Some(corpus("X04_bomb_20000x20000.png")));
+    assert!(bomb.to_string().contains("megapixels"), "{bomb}");
+    let text = run(Some(b"not a png".to_vec()));
+    assert!(text.to_string().contains(key), "{text}");
+    // Without resources (plain `process`) a logo watermark is refused, not ignored.
+    assert_eq!(process(&photo, &specs, &Limits::default()).unwrap_err().code(), "invalid_op");
+}
+
+#[test]
+fn logo_on_a_transparent_photo_keeps_its_alpha() {
+    let photo = corpus("A01_emerald-logo_1689x1800_rgba.png");
+    let key = "logos/o/l.png";
+    let resources = darkroom_engine::Resources::from([(key.to_string(), half_red_logo())]);
+    let specs = [spec(&format!(
+        r#"{{"name":"a","format":"png","ops":[{{"op":"resize","width":400}},{{"op":"watermark","image":"{key}","gravity":"northwest","margin":0,"opacity":1}}]}}"#
+    ))];
+    let out = darkroom_engine::process_with(&photo, &specs, &Limits::default(), &resources, None).unwrap();
+    let img = image::load_from_memory(&out[0].bytes).unwrap();
+    assert!(img.color().has_alpha());
+    let rgba = img.to_rgba8();
+    assert_eq!(rgba.get_pixel(5, 5).0, [255, 0, 0, 255], "the logo is opaque over a transparent corner");
+    assert_eq!(rgba.get_pixel(150, 5)[3], 0, "the logo's transparent half leaves the corner transparent");
+}

@@ -90,17 +90,30 @@ pub enum Op {
     Invert,
     /// Warm brown tone.
     Sepia,
-    /// Overlay a short text at a gravity position.
+    /// Overlay a short `text` or a PNG logo (`image`, the key of an uploaded logo) at a
+    /// gravity position.
     Watermark {
-        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        /// Key of a PNG logo (`logos/…`); the caller supplies its bytes (see [`crate::pipeline::process_with`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image: Option<String>,
         #[serde(default = "southeast")]
         gravity: Gravity,
         /// 0 (invisible) to 1 (opaque).
         #[serde(default = "half")]
         opacity: f32,
-        /// Text height in pixels (default: 5% of the shorter side).
+        /// Text height in pixels (default: 5% of the shorter side). Text only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<u32>,
+        /// Logo width as a fraction of the photo's width (default: the logo's own size). Logo only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scale: Option<f32>,
+        /// Distance from the edges in pixels (default: half the text height; 3% of the
+        /// photo's shorter side for a logo).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        margin: Option<u32>,
+        /// Text colour (default white). Text only.
         #[serde(default = "white")]
         color: Color,
     },
@@ -230,12 +243,46 @@ impl Op {
             Op::Contrast { factor } => range("factor", *factor, 0.0, 10.0),
             Op::Hue { degrees } => range("degrees", *degrees as f32, -360.0, 360.0),
             Op::Gamma { gamma } => range("gamma", *gamma, 0.1, 10.0),
-            Op::Watermark { text, opacity, size, .. } => {
-                if text.trim().is_empty() || text.chars().count() > 200 {
-                    return Err(("text", "watermark text must be 1-200 characters".into()));
+            Op::Watermark { text, image, opacity, size, scale, margin, .. } => {
+                match (text, image) {
+                    (Some(_), Some(_)) => {
+                        return Err(("image", "a watermark has either `text` or `image`, not both".into()))
+                    }
+                    (None, None) => {
+                        return Err((
+                            "text",
+                            "a watermark needs `text` or `image` (the key of an uploaded PNG logo)".into(),
+                        ))
+                    }
+                    (Some(text), None) => {
+                        if text.trim().is_empty() || text.chars().count() > 200 {
+                            return Err(("text", "watermark text must be 1-200 characters".into()));
+                        }
+                        if scale.is_some() {
+                            return Err(("scale", "scale applies to logo watermarks; text uses size".into()));
+                        }
+                    }
+                    (None, Some(key)) => {
+                        if key.is_empty() || key.len() > 200 {
+                            return Err(("image", "the logo key must be 1-200 characters".into()));
+                        }
+                        if size.is_some() {
+                            return Err(("size", "size applies to text watermarks; a logo uses scale".into()));
+                        }
+                        if let Some(s) = scale {
+                            range("scale", *s, 0.01, 1.0)?;
+                        }
+                    }
                 }
                 range("opacity", *opacity, 0.0, 1.0)?;
-                dim("size", *size)
+                dim("size", *size)?;
+                match margin {
+                    Some(m) if *m > limits.max_output_dimension => Err((
+                        "margin",
+                        format!("margin must be between 0 and {}, got {m}", limits.max_output_dimension),
+                    )),
+                    _ => Ok(()),
+                }
             }
             Op::FlipHorizontal | Op::FlipVertical | Op::Grayscale | Op::Invert | Op::Sepia | Op::Flatten { .. } => {
                 Ok(())
@@ -243,8 +290,26 @@ impl Op {
         }
     }
 
-    /// Apply this op.
+    /// The key of an extra image this op needs (a watermark logo), if any.
+    pub fn resource(&self) -> Option<&str> {
+        match self {
+            Op::Watermark { image: Some(key), .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Apply this op (an op that needs a logo fails: use [`Op::apply_with`]).
     pub fn apply(&self, img: DynamicImage, limits: &Limits) -> Result<DynamicImage, EngineError> {
+        self.apply_with(img, limits, &overlay::Logos::default())
+    }
+
+    /// Apply this op, taking watermark logos from `logos`.
+    pub fn apply_with(
+        &self,
+        img: DynamicImage,
+        limits: &Limits,
+        logos: &overlay::Logos,
+    ) -> Result<DynamicImage, EngineError> {
         Ok(match self {
             Op::Resize { width, height, fit, gravity, enlarge, filter } => {
                 geometry::resize(img, *width, *height, *fit, *gravity, *enlarge, *filter, limits)?
@@ -265,9 +330,13 @@ impl Op {
             Op::Gamma { gamma } => color::gamma(img, *gamma),
             Op::Invert => color::invert(img),
             Op::Sepia => color::sepia(img),
-            Op::Watermark { text, gravity, opacity, size, color } => {
-                overlay::watermark(img, text, *gravity, *opacity, *size, *color)
+            Op::Watermark { text: Some(text), gravity, opacity, size, margin, color, .. } => {
+                overlay::watermark(img, text, *gravity, *opacity, *size, *margin, *color)
             }
+            Op::Watermark { image: Some(key), gravity, opacity, scale, margin, .. } => {
+                overlay::logo(img, logos.get(key)?, *gravity, *opacity, *scale, *margin)?
+            }
+            Op::Watermark { .. } => return Err(EngineError::InvalidOp("a watermark needs text or an image".into())),
             Op::Flatten { background } => overlay::flatten(img, *background),
         })
     }
@@ -296,6 +365,15 @@ mod tests {
         assert_eq!(crop.validate(&l).unwrap_err().0, "aspect");
         let crop = Op::Crop { x: Some(1), y: None, width: None, height: None, aspect: None, gravity: Gravity::Centre };
         assert_eq!(crop.validate(&l).unwrap_err().0, "width");
+        let wm = |json: &str| serde_json::from_str::<Op>(json).unwrap().validate(&l).err().map(|e| e.0);
+        assert_eq!(wm(r#"{"op":"watermark","text":"hi"}"#), None);
+        assert_eq!(wm(r#"{"op":"watermark","image":"logos/a/b.png","scale":0.2,"margin":10}"#), None);
+        assert_eq!(wm(r#"{"op":"watermark"}"#), Some("text"));
+        assert_eq!(wm(r#"{"op":"watermark","text":"hi","image":"logos/a/b.png"}"#), Some("image"));
+        assert_eq!(wm(r#"{"op":"watermark","image":"logos/a/b.png","scale":2}"#), Some("scale"));
+        assert_eq!(wm(r#"{"op":"watermark","image":"logos/a/b.png","size":20}"#), Some("size"));
+        assert_eq!(wm(r#"{"op":"watermark","text":"hi","scale":0.5}"#), Some("scale"));
+        assert_eq!(wm(r#"{"op":"watermark","image":"logos/a/b.png","opacity":1.5}"#), Some("opacity"));
     }
 
     #[test]

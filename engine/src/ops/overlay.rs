@@ -1,9 +1,39 @@
-//! Overlays: text watermarks and flattening transparency onto a background.
+//! Overlays: text and PNG logo watermarks, and flattening transparency onto a background.
+
+use std::collections::HashMap;
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::{DynamicImage, Rgba, RgbaImage};
 
-use super::types::{Color, Gravity};
+use super::types::{Color, Filter, Gravity};
+use crate::{EngineError, Limits};
+
+/// Limits for a watermark logo: small, so a logo cannot cost more than a fraction of a job.
+/// 2048×2048 RGBA is 16 MiB decoded.
+pub const LOGO_LIMITS: Limits =
+    Limits { max_input_bytes: 2 * 1024 * 1024, max_pixels: 2048 * 2048, max_output_dimension: 2048 };
+
+/// Decoded watermark logos by key, each decoded once per job.
+#[derive(Default)]
+pub struct Logos(HashMap<String, RgbaImage>);
+
+impl Logos {
+    /// Decode the logo `key` from its PNG bytes, within [`LOGO_LIMITS`].
+    pub fn insert(&mut self, key: &str, bytes: &[u8]) -> Result<(), EngineError> {
+        let bad = |why: String| EngineError::InvalidOp(format!("the watermark logo {key} cannot be used: {why}"));
+        let probe = crate::probe(bytes, &LOGO_LIMITS).map_err(|e| bad(e.to_string()))?;
+        if probe.format != crate::InputFormat::Png {
+            return Err(bad("watermark logos must be PNG files".into()));
+        }
+        let img = crate::decode::decode(bytes, &LOGO_LIMITS, false).map_err(|e| bad(e.to_string()))?;
+        self.0.insert(key.to_string(), img.to_rgba8());
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<&RgbaImage, EngineError> {
+        self.0.get(key).ok_or_else(|| EngineError::InvalidOp(format!("the watermark logo {key} was not provided")))
+    }
+}
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-Bold.ttf");
 
@@ -14,6 +44,7 @@ pub fn watermark(
     gravity: Gravity,
     opacity: f32,
     size: Option<u32>,
+    margin: Option<u32>,
     color: Color,
 ) -> DynamicImage {
     let had_alpha = img.color().has_alpha();
@@ -37,7 +68,7 @@ pub fn watermark(
     }
     let text_w = caret.ceil() as u32;
     let text_h = (scaled.ascent() - scaled.descent()).ceil() as u32;
-    let margin = (px * 0.5) as u32;
+    let margin = margin.unwrap_or((px * 0.5) as u32);
     let (bx, by) = gravity.place(w, h, text_w + 2 * margin, text_h + 2 * margin);
     let (ox, oy) = ((bx + margin) as f32, (by + margin) as f32);
     for g in glyphs {
@@ -63,6 +94,53 @@ pub fn watermark(
     } else {
         DynamicImage::ImageRgb8(out.to_rgb8())
     }
+}
+
+/// Composite `logo` at `gravity`, its alpha multiplied by `opacity`. With `scale` the logo is
+/// `scale` × the photo's width wide; without, its own size; either way shrunk to fit inside
+/// the margins (default 3% of the shorter side).
+pub fn logo(
+    img: DynamicImage,
+    logo: &RgbaImage,
+    gravity: Gravity,
+    opacity: f32,
+    scale: Option<f32>,
+    margin: Option<u32>,
+) -> Result<DynamicImage, EngineError> {
+    let had_alpha = img.color().has_alpha();
+    let (w, h) = (img.width(), img.height());
+    let margin = margin.unwrap_or((w.min(h) as f32 * 0.03).round() as u32);
+    let (room_w, room_h) = (w.saturating_sub(2 * margin).max(1) as f64, h.saturating_sub(2 * margin).max(1) as f64);
+    let (lw, lh) = (logo.width() as f64, logo.height() as f64);
+    let mut s = scale.map(|s| s as f64 * w as f64 / lw).unwrap_or(1.0);
+    s = s.min(room_w / lw).min(room_h / lh);
+    let (tw, th) = (((lw * s).round() as u32).max(1), ((lh * s).round() as u32).max(1));
+    let mark = if (tw, th) == logo.dimensions() {
+        logo.clone()
+    } else {
+        let src = DynamicImage::ImageRgba8(logo.clone());
+        super::geometry::resample(&src, (0.0, 0.0, lw, lh), tw, th, Filter::Lanczos3)?.to_rgba8()
+    };
+    let mut canvas = img.to_rgba8();
+    let (bx, by) = gravity.place(w, h, tw + 2 * margin, th + 2 * margin);
+    let (ox, oy) = (bx + margin, by + margin);
+    for (x, y, src) in mark.enumerate_pixels() {
+        let (cx, cy) = (ox + x, oy + y);
+        if cx >= w || cy >= h {
+            continue;
+        }
+        let a = src.0[3] as f32 / 255.0 * opacity;
+        if a <= 0.0 {
+            continue;
+        }
+        let p = canvas.get_pixel_mut(cx, cy);
+        for c in 0..3 {
+            p.0[c] = (p.0[c] as f32 * (1.0 - a) + src.0[c] as f32 * a).round() as u8;
+        }
+        p.0[3] = (p.0[3] as f32 + (255.0 - p.0[3] as f32) * a).round() as u8;
+    }
+    let out = DynamicImage::ImageRgba8(canvas);
+    Ok(if had_alpha { out } else { DynamicImage::ImageRgb8(out.to_rgb8()) })
 }
 
 /// Composite onto `background`; the result has no alpha (unless the background has).
