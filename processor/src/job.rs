@@ -131,13 +131,14 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
 
 async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Failure> {
     let input = ctx.store.get(&job.original_key).await?;
+    let resources = crate::resources::fetch(&*ctx.store, &job.outputs).await?;
     let limits = ctx.limits;
     let specs = job.outputs.clone();
     let deadline = (Instant::now() + ctx.time_limit, ctx.time_limit.as_secs());
     let rendered = tokio::task::spawn_blocking(move || {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             panic_hook(&specs);
-            engine::pipeline::process_until(&input, &specs, &limits, Some(deadline))
+            engine::pipeline::process_with(&input, &specs, &limits, &resources, Some(deadline))
         }))
     })
     .await

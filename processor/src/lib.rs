@@ -7,6 +7,7 @@
 
 pub mod heartbeat;
 pub mod job;
+pub mod resources;
 pub mod status;
 pub mod telemetry;
 pub mod worker;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
+pub mod logos;
 pub mod pages;
 pub mod replies;
 pub mod telemetry;
@@ -111,6 +112,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("darkroom_web::http"))
             .configure(api::routes)
+            .configure(logos::routes)
             .configure(pages::routes)
             .configure(assets::routes)
     })

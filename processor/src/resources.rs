@@ -1,0 +1,33 @@
+//! Objects a job's recipe refers to besides the original (watermark logos): fetched from the
+//! store before the image work starts, so the engine itself never does I/O.
+
+use darkroom_core::engine::{self, OutputSpec, Resources};
+use darkroom_core::message::JobError;
+use darkroom_core::store::{ObjectStore, StoreError};
+
+use crate::job::Failure;
+
+/// Fetch every object `outputs` refer to. A missing logo fails the job for good (it was never
+/// uploaded, or was deleted); a store that cannot be reached is worth another attempt.
+pub async fn fetch(store: &dyn ObjectStore, outputs: &[OutputSpec]) -> Result<Resources, Failure> {
+    let mut resources = Resources::new();
+    for key in engine::resource_keys(outputs) {
+        match store.get(&key).await {
+            Ok(bytes) => {
+                resources.insert(key, bytes.to_vec());
+            }
+            Err(StoreError::NotFound(_)) => return Err(missing(&key)),
+            Err(other) => return Err(Failure::Transient(format!("could not fetch the logo {key}: {other}"))),
+        }
+    }
+    Ok(resources)
+}
+
+fn missing(key: &str) -> Failure {
+    Failure::Permanent(JobError {
+        code: "logo_missing".into(),
+        message: format!(
+            "The watermark logo {key} is not in storage (it was never uploaded or has been deleted). Upload the logo again and use the key POST /api/logos answers with."
+        ),
+    })
+}
