@@ -151,6 +151,8 @@ pub fn process_with(
         Some((at, secs)) if Instant::now() > at => Err(EngineError::TimeLimit(secs)),
         _ => Ok(()),
     };
+    // Empty or oversized files are refused as such before anything reads a header.
+    limits.check_bytes(input.len())?;
     let mut logos = Logos::default();
     for key in resource_keys(outputs) {
         let bytes = resources

@@ -285,3 +285,107 @@ fn logo_on_a_transparent_photo_keeps_its_alpha() {
     assert_eq!(rgba.get_pixel(5, 5).0, [255, 0, 0, 255], "the logo is opaque over a transparent corner");
     assert_eq!(rgba.get_pixel(150, 5)[3], 0, "the logo's transparent half leaves the corner transparent");
 }
+
+fn encode_as(img: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), format).unwrap();
+    out
+}
+
+/// Render `bytes` as a lossless PNG without ops and return its pixels and what probe said.
+fn render_png(bytes: &[u8]) -> (darkroom_engine::InputFormat, image::DynamicImage) {
+    let p = darkroom_engine::probe(bytes, &Limits::default()).unwrap();
+    let out = process(bytes, &[spec(r#"{"name":"p","format":"png"}"#)], &Limits::default()).unwrap();
+    assert_eq!((out[0].width, out[0].height), (p.width, p.height));
+    (p.format, image::load_from_memory(&out[0].bytes).unwrap())
+}
+
+#[test]
+fn tiff_and_bmp_inputs_decode_exactly() {
+    use darkroom_engine::InputFormat;
+    // The corpus has no TIFF or BMP: make them from a photo (its pixels as stored).
+    let photo = image::load_from_memory(&corpus("S01_rocket_640x427.jpg")).unwrap();
+    let rgb = photo.to_rgb8();
+    let rgba = image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(320, 200, |x, y| {
+        let p = rgb.get_pixel(x, y);
+        image::Rgba([p[0], p[1], p[2], if x < 160 { 255 } else { 64 }])
+    }));
+    let cases = [
+        ("tiff rgb", encode_as(&photo, image::ImageFormat::Tiff), InputFormat::Tiff),
+        ("tiff rgba", encode_as(&rgba, image::ImageFormat::Tiff), InputFormat::Tiff),
+        (
+            "tiff 16-bit",
+            encode_as(&image::DynamicImage::ImageRgb16(photo.to_rgb16()), image::ImageFormat::Tiff),
+            InputFormat::Tiff,
+        ),
+        ("bmp rgb", encode_as(&photo, image::ImageFormat::Bmp), InputFormat::Bmp),
+        ("bmp rgba", encode_as(&rgba, image::ImageFormat::Bmp), InputFormat::Bmp),
+    ];
+    for (what, bytes, format) in cases {
+        let (probed, out) = render_png(&bytes);
+        assert_eq!(probed, format, "{what}");
+        if what.ends_with("rgba") {
+            assert_eq!((out.width(), out.height()), (320, 200), "{what}");
+            let out = out.to_rgba8();
+            assert!(out.pixels().any(|p| p[3] == 64), "{what}: transparency kept");
+            for (x, y) in [(10, 10), (300, 150), (159, 0), (160, 199)] {
+                let want = rgba.as_rgba8().unwrap().get_pixel(x, y);
+                assert_eq!(out.get_pixel(x, y), want, "{what} ({x},{y})");
+            }
+        } else {
+            assert_eq!((out.width(), out.height()), (640, 427), "{what}");
+            assert_eq!(out.to_rgb8(), rgb, "{what}: exactly the stored pixels");
+        }
+    }
+}
+
+#[test]
+fn animated_gif_gives_its_first_frame() {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    // Frame 1: a photo (quantised to 256 colours by the GIF encoder); frame 2: solid green.
+    let photo = image::load_from_memory(&corpus("S01_rocket_640x427.jpg")).unwrap().resize_exact(
+        320,
+        213,
+        image::imageops::FilterType::Triangle,
+    );
+    let first = photo.to_rgba8();
+    let green = image::RgbaImage::from_pixel(320, 213, image::Rgba([0, 255, 0, 255]));
+    let mut gif = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut gif, 10);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).unwrap();
+        let delay = Delay::from_numer_denom_ms(100, 1);
+        enc.encode_frames([Frame::from_parts(first.clone(), 0, 0, delay), Frame::from_parts(green, 0, 0, delay)])
+            .unwrap();
+    }
+    // It really is animated: two frames.
+    let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&gif)).unwrap();
+    assert_eq!(image::AnimationDecoder::into_frames(frames).count(), 2);
+    let (format, out) = render_png(&gif);
+    assert_eq!(format, darkroom_engine::InputFormat::Gif);
+    assert_eq!((out.width(), out.height()), (320, 213));
+    let out = out.to_rgb8();
+    let reference = image::DynamicImage::ImageRgba8(first).to_rgb8();
+    // The first frame, up to palette quantisation; never the green second frame.
+    let diff = mean_diff(&reference, &out);
+    assert!(diff < 8.0, "mean difference {diff:.2} from the first frame");
+    let greens = out.pixels().filter(|p| p[1] > 200 && p[0] < 60 && p[2] < 60).count();
+    assert!(greens < 100, "{greens} pure green pixels: the second frame leaked in");
+    for (x, y) in [(20, 20), (160, 100), (300, 200)] {
+        assert!(
+            pixel_diff(&reference, &out, x, y) < 48,
+            "({x},{y}): {:?} vs {:?}",
+            reference.get_pixel(x, y),
+            out.get_pixel(x, y)
+        );
+    }
+    // A transformed output works on it like on any photo.
+    let outs = process(
+        &gif,
+        &[spec(r#"{"name":"t","ops":[{"op":"resize","width":100}],"format":"jpeg"}"#)],
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!((outs[0].width, outs[0].height), (100, 67));
+}

@@ -1,0 +1,122 @@
+//! Hostile corpus files (X*) get their typed error while the engine's memory stays bounded.
+//! A counting global allocator records the peak of live heap bytes during each call; this
+//! binary has one test so nothing else allocates meanwhile.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use darkroom_engine::{probe, process, EngineError, Format, Limits, OutputSpec};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size > layout.size() {
+                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Run `f` and return its result with the peak heap growth it caused, in bytes.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    (out, PEAK.load(Ordering::Relaxed) - base)
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("DARKROOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("corpus file {name}: {e}"))
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[test]
+fn hostile_files_get_typed_errors_in_bounded_memory() {
+    let limits = Limits::default();
+    let outputs = [
+        OutputSpec::new("full", vec![], Format::Png),
+        serde_json::from_str(r#"{"name":"thumb","ops":[{"op":"resize","width":400,"height":400}],"format":"jpeg"}"#)
+            .unwrap(),
+    ];
+    // Every X* file of the corpus, with the error it must get. A new hostile file must be
+    // added here, so the test fails until someone says what it should give.
+    let expected = [
+        ("X01_truncated_half.jpg", "corrupt_image"),
+        ("X02_text_named.jpg", "not_an_image"),
+        ("X03_empty.jpg", "empty_file"),
+        ("X04_bomb_20000x20000.png", "too_many_pixels"),
+    ];
+    let dir = std::env::var_os("DARKROOM_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    let mut hostile: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('X'))
+        .collect();
+    hostile.sort();
+    assert_eq!(hostile, expected.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>(), "hostile corpus files");
+
+    // For scale: what a legitimate photo of the same size as X01 (1920×1280) costs.
+    let (ok, photo_peak) = peak_during(|| process(&corpus("M03_storm_1920x1280_exif.jpg"), &outputs, &limits));
+    ok.unwrap();
+    eprintln!("M03 (1920x1280, the photo X01 is half of): peak {:.1} MiB", photo_peak as f64 / MIB as f64);
+
+    for (name, code) in expected {
+        let bytes = corpus(name);
+        let (probed, probe_peak) = peak_during(|| probe(&bytes, &limits));
+        let (processed, process_peak) = peak_during(|| process(&bytes, &outputs, &limits));
+        let process_err = processed.map(|_| ()).unwrap_err();
+        eprintln!(
+            "{name}: {code}; peak {:.2} MiB probing, {:.2} MiB processing",
+            probe_peak as f64 / MIB as f64,
+            process_peak as f64 / MIB as f64
+        );
+        // The upload check refuses X01 only when decoding (its header is fine); the rest at once.
+        match probed {
+            Ok(p) => assert!(name == "X01_truncated_half.jpg", "{name}: probe accepted it as {p:?}"),
+            Err(e) => assert_eq!(e.code(), code, "{name}: probe says {e}"),
+        }
+        assert_eq!(process_err.code(), code, "{name}: process says {process_err}");
+        // Bound: refusing costs about what reading a header does (measured: under 0.4 MiB).
+        // 4 MiB is below one 1920×1280 RGB buffer (7 MiB), so X01 cannot have been decoded
+        // (its truncation is found by walking the JPEG markers), and 300× below the 1.2 GB the
+        // X04 bomb would take as RGB; a real photo of X01's size costs far more (printed above).
+        assert!(probe_peak < 4 * MIB, "{name}: probing peaked at {probe_peak} bytes");
+        assert!(process_peak < 4 * MIB, "{name}: processing peaked at {process_peak} bytes");
+        assert!(process_peak * 4 < photo_peak, "{name}: {process_peak} bytes vs a real photo's {photo_peak}");
+    }
+    // The bomb's refusal carries its size, so the user knows why.
+    let bomb = process(&corpus("X04_bomb_20000x20000.png"), &outputs, &limits).unwrap_err();
+    assert!(matches!(bomb, EngineError::TooManyPixels { width: 20000, height: 20000, .. }), "{bomb:?}");
+}
