@@ -137,7 +137,14 @@ impl JobMessage {
     pub fn to_json(&self) -> String {
         to_json("job", self)
     }
+    /// Parse and validate a job, its recipe against the default [`Limits`](darkroom_engine::Limits).
     pub fn from_json(text: &str) -> Result<Self, MessageError> {
+        Self::from_json_with_limits(text, &darkroom_engine::Limits::default())
+    }
+
+    /// Parse and validate a job, its recipe against `limits` (a processor passes its configured
+    /// ones, so a recipe the web app accepted under the same settings is accepted here too).
+    pub fn from_json_with_limits(text: &str, limits: &darkroom_engine::Limits) -> Result<Self, MessageError> {
         let job: JobMessage = from_json("job", text)?;
         if !crate::keys::is_valid_id(&job.job_id) {
             return Err(MessageError::Malformed {
@@ -145,7 +152,7 @@ impl JobMessage {
                 detail: "job_id must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'".into(),
             });
         }
-        crate::recipe::validate_outputs(&job.outputs, &darkroom_engine::Limits::default())
+        crate::recipe::validate_outputs(&job.outputs, limits)
             .map_err(|e| MessageError::Malformed { kind: "job", detail: e.to_string() })?;
         Ok(job)
     }
@@ -230,6 +237,19 @@ mod tests {
         assert!(matches!(JobMessage::from_json("{\"foo\":1}"), Err(MessageError::NotOurs(_))));
         let status = StatusMessage::from_json(&job().to_json());
         assert!(matches!(status, Err(MessageError::WrongType { .. })));
+    }
+
+    #[test]
+    fn recipes_are_validated_against_the_given_limits() {
+        let mut j = job();
+        if let Some(Op::Resize { width, .. }) = j.outputs[0].ops.first_mut() {
+            *width = Some(20_000);
+        }
+        let text = j.to_json();
+        // Over the default 16384 px per side, within a server configured for 30000.
+        assert!(matches!(JobMessage::from_json(&text), Err(MessageError::Malformed { .. })));
+        let wide = darkroom_engine::Limits { max_output_dimension: 30_000, ..Default::default() };
+        assert_eq!(JobMessage::from_json_with_limits(&text, &wide).unwrap(), j);
     }
 
     #[test]

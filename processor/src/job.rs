@@ -63,7 +63,7 @@ impl From<StoreError> for Failure {
 /// Handle one received message. Never panics; never returns an error: every outcome is
 /// logged, reported or left to the queue.
 pub async fn handle(ctx: Arc<Context>, msg: Received) {
-    let job = match JobMessage::from_json(&msg.body) {
+    let job = match JobMessage::from_json_with_limits(&msg.body, &ctx.limits) {
         Ok(job) => job,
         Err(e) => {
             let excerpt: String = msg.body.chars().take(120).collect();
