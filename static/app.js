@@ -1,117 +1,792 @@
-// Darkroom's page script: uploads with progress, live job status over Server-Sent Events.
-// The pages work without it (form post + refreshing job page); this makes them live.
+// Darkroom's page script. The pages work without it (a form post, a job page that refreshes,
+// forms for delete and retry); this adds: many files with thumbnails, client-side checks and a
+// progress bar each; the recipe builder with the JSON it makes; the live gallery (one SSE
+// stream for all of this browser's jobs) with filters, delete and retry; the live job page with
+// a before/after slider; the ops page refreshing itself.
 "use strict";
 
-const STATES_FINAL = new Set(["done", "failed"]);
+const FINAL = new Set(["done", "failed"]);
+const STATE_LABELS = { queued: "Queued", processing: "Processing", retrying: "Retrying", done: "Done", failed: "Failed" };
+const stateLabel = (s) => STATE_LABELS[s] || (s ? s.charAt(0).toUpperCase() + s.slice(1) : "Unknown");
 
-function text(el, value) { if (el) el.textContent = value; }
+function h(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (v === true) e.setAttribute(k, "");
+    else e.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
 
 function detailOf(job) {
-  let d = job.worker ? `worker ${job.worker}, attempt ${job.attempts}` : "";
-  if (job.error) d += (d ? " — " : "") + job.error.message;
-  return d;
-}
-
-function jobCard(job) {
-  const li = document.createElement("li");
-  li.className = "job";
-  li.dataset.id = job.id;
-  li.dataset.state = job.state;
-  const a = document.createElement("a");
-  a.className = "thumb"; a.href = `/jobs/${job.id}`;
-  const img = document.createElement("img");
-  img.alt = `${job.filename}`;
-  img.src = `/api/jobs/${job.id}/original`;
-  a.appendChild(img);
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  meta.innerHTML = '<a class="name"></a><span class="state"></span><span class="detail"></span>';
-  meta.querySelector(".name").href = `/jobs/${job.id}`;
-  text(meta.querySelector(".name"), job.filename);
-  li.append(a, meta);
-  updateCard(li, job);
-  return li;
-}
-
-function updateCard(li, job) {
-  li.dataset.state = job.state;
-  const st = li.querySelector(".state");
-  st.className = `state state-${job.state}`;
-  text(st, job.state);
-  text(li.querySelector(".detail"), detailOf(job));
-  if (job.state === "done" && job.outputs && job.outputs.length) {
-    const img = li.querySelector(".thumb img");
-    img.src = job.outputs[0].url;
-    img.alt = `${job.filename}, ${job.outputs[0].name}`;
+  const w = job.worker;
+  switch (job.state) {
+    case "queued": return job.attempts ? `waiting for a worker (after attempt ${job.attempts})` : "waiting for a worker";
+    case "processing": return w ? `on worker ${w}, attempt ${job.attempts}` : "processing";
+    case "retrying": return `attempt ${job.attempts}${w ? ` on ${w}` : ""} ended; the job will be tried again`;
+    case "done": return w ? `done by ${w} (attempt ${job.attempts})` : "done";
+    case "failed": return w ? `attempt ${job.attempts}, ${w}` : "";
+    default: return w ? `worker ${w}, attempt ${job.attempts}` : "";
   }
 }
 
-function follow(id, onStatus) {
-  const es = new EventSource(`/api/jobs/${id}/events`);
-  es.addEventListener("status", (ev) => {
-    const job = JSON.parse(ev.data);
-    onStatus(job);
-    if (STATES_FINAL.has(job.state)) es.close();
-  });
-  return es;
+function labelStates(root) {
+  for (const s of root.querySelectorAll(".state")) {
+    const raw = s.textContent.trim();
+    if (raw && raw === raw.toLowerCase()) s.textContent = stateLabel(raw);
+  }
 }
 
-function initIndex() {
-  const form = document.getElementById("upload");
-  const list = document.getElementById("jobs");
-  if (!form || !list) return;
-  for (const li of list.querySelectorAll(".job")) {
-    if (!STATES_FINAL.has(li.dataset.state)) follow(li.dataset.id, (job) => updateCard(li, job));
-  }
-  const status = document.getElementById("upload-status");
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const files = form.querySelector("input[type=file]").files;
-    const preset = form.querySelector("input[name=preset]:checked");
-    if (!files.length) { text(status, "Choose at least one photo."); return; }
-    const data = new FormData();
-    data.append("recipe", JSON.stringify({ preset: preset ? preset.value : "thumbnail" }));
-    for (const f of files) data.append("file", f, f.name);
-    const bar = document.createElement("progress");
-    bar.max = 100; bar.value = 0;
-    status.replaceChildren(bar);
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/jobs");
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; };
-    xhr.onload = () => {
-      let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch (_) {}
-      if (xhr.status === 202) {
-        document.getElementById("empty").hidden = true;
-        for (const job of body.jobs.slice().reverse()) {
-          const li = jobCard(job);
-          list.prepend(li);
-          follow(job.id, (j) => updateCard(li, j));
+function setState(el, state) {
+  el.className = `state state-${state}`;
+  el.textContent = stateLabel(state);
+}
+
+// ---------------------------------------------------------------- gallery (index page)
+
+const gallery = {
+  list: null,
+  cards: new Map(),
+  filter: "",
+
+  init() {
+    this.list = document.getElementById("jobs");
+    if (!this.list) return;
+    for (const li of this.list.querySelectorAll(".job")) {
+      this.cards.set(li.dataset.id, li);
+      setState(li.querySelector(".state"), li.dataset.state);
+      this.wire(li);
+    }
+    const params = new URLSearchParams(location.search);
+    this.filter = params.get("state") || "";
+    for (const a of document.querySelectorAll(".filters a")) {
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        this.setFilter(a.dataset.filter);
+        history.replaceState(null, "", a.dataset.filter ? `/?state=${a.dataset.filter}` : "/");
+      });
+    }
+    // With a server-side filter the page holds only some jobs: load them all, filter here.
+    this.follow();
+  },
+
+  follow() {
+    const es = new EventSource("/api/events");
+    es.addEventListener("open", () => this.refresh());
+    es.addEventListener("status", (ev) => this.update(JSON.parse(ev.data)));
+    es.addEventListener("resync", () => this.refresh());
+  },
+
+  async refresh() {
+    try {
+      const r = await fetch("/api/jobs", { headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      const body = await r.json();
+      const seen = new Set();
+      for (const job of body.jobs.slice().reverse()) { seen.add(job.id); this.update(job); }
+      for (const [id, li] of this.cards) if (!seen.has(id)) { li.remove(); this.cards.delete(id); }
+      this.applyFilter();
+    } catch (_) { /* offline: the stream reconnects and calls this again */ }
+  },
+
+  setFilter(f) {
+    this.filter = f || "";
+    for (const a of document.querySelectorAll(".filters a")) {
+      if ((a.dataset.filter || "") === this.filter) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    this.applyFilter();
+  },
+
+  applyFilter() {
+    const counts = {};
+    let shown = 0;
+    for (const li of this.cards.values()) {
+      const s = li.dataset.state;
+      counts[s] = (counts[s] || 0) + 1;
+      const show = !this.filter || s === this.filter;
+      li.hidden = !show;
+      if (show) shown++;
+    }
+    const nav = document.querySelector(".filters");
+    if (nav) {
+      for (const s of Object.keys(counts)) {
+        if (!nav.querySelector(`a[data-filter="${CSS.escape(s)}"]`)) {
+          const a = h("a", { href: `/?state=${s}`, dataset: { filter: s } }, `${s} `, h("span", { class: "count" }));
+          a.addEventListener("click", (ev) => { ev.preventDefault(); this.setFilter(s); history.replaceState(null, "", `/?state=${s}`); });
+          nav.append(a);
         }
-        const rejected = (body.rejected || []).map((r) => `${r.filename}: ${r.error.message}`);
-        text(status, `${body.jobs.length} queued.` + (rejected.length ? " Refused: " + rejected.join(" ") : ""));
-        form.reset();
+      }
+      for (const a of nav.querySelectorAll("a")) {
+        const c = a.querySelector(".count");
+        if (c) c.textContent = a.dataset.filter ? counts[a.dataset.filter] || 0 : this.cards.size;
+      }
+    }
+    const empty = document.getElementById("empty");
+    if (empty) {
+      empty.hidden = shown > 0;
+      empty.textContent = this.filter ? `No ${this.filter} photos.` : "No photos yet. Upload some above.";
+    }
+  },
+
+  update(job) {
+    if (!this.list) return;
+    let li = this.cards.get(job.id);
+    if (!li) {
+      li = this.card(job);
+      this.cards.set(job.id, li);
+      this.list.prepend(li);
+    }
+    this.fill(li, job);
+    this.applyFilter();
+  },
+
+  card(job) {
+    const li = h("li", { class: "job", dataset: { id: job.id, state: job.state } },
+      h("a", { class: "thumb", href: `/jobs/${job.id}`, tabindex: "-1" },
+        h("img", { src: job.original ? job.original.url : `/api/jobs/${job.id}/original`, alt: `${job.filename}, original`, loading: "lazy" })),
+      h("div", { class: "meta" },
+        h("a", { class: "name", href: `/jobs/${job.id}`, text: job.filename }),
+        h("span", { class: "state" }),
+        h("span", { class: "detail" }),
+        h("span", { class: "error", hidden: true }),
+        h("div", { class: "actions" })));
+    return li;
+  },
+
+  fill(li, job) {
+    // Views of a job can cross (a POST's answer after the stream's newer events): its
+    // timeline only grows, so a shorter one is older news.
+    const steps = job.timeline ? job.timeline.length : 0;
+    if (li.dataset.steps && steps < +li.dataset.steps) return;
+    li.dataset.steps = steps;
+    const was = li.dataset.state;
+    li.dataset.state = job.state;
+    setState(li.querySelector(".state"), job.state);
+    li.querySelector(".detail").textContent = detailOf(job);
+    const err = li.querySelector(".error") || li.querySelector(".meta").appendChild(h("span", { class: "error" }));
+    err.hidden = !job.error;
+    err.textContent = job.error ? job.error.message : "";
+    const img = li.querySelector(".thumb img");
+    if (job.outputs && job.outputs.length) {
+      if (img.getAttribute("src") !== job.outputs[0].url) img.src = job.outputs[0].url;
+      img.alt = `${job.filename}, ${job.outputs[0].name}`;
+    }
+    if (was !== job.state || !li.dataset.wired) this.actions(li, job);
+  },
+
+  actions(li, job) {
+    const box = li.querySelector(".actions");
+    box.replaceChildren();
+    if (job.outputs && job.outputs.length) {
+      box.append(h("a", { class: "button-link", href: `/api/jobs/${job.id}/outputs.zip`, download: true, text: "Download all (zip)" }));
+    }
+    if (job.state === "failed") {
+      box.append(h("form", { method: "post", action: `/jobs/${job.id}/retry`, dataset: { action: "retry" } },
+        h("button", { type: "submit", class: "secondary", text: "Retry" })));
+    }
+    if (FINAL.has(job.state)) {
+      box.append(h("form", { method: "post", action: `/jobs/${job.id}/delete`, dataset: { action: "delete" } },
+        h("button", { type: "submit", class: "danger", "aria-label": `Delete ${job.filename}`, text: "Delete" })));
+    }
+    this.wire(li);
+  },
+
+  wire(li) {
+    li.dataset.wired = "1";
+    for (const form of li.querySelectorAll("form[data-action]")) {
+      form.addEventListener("submit", (ev) => { ev.preventDefault(); this.act(li, form); });
+    }
+  },
+
+  async act(li, form) {
+    const id = li.dataset.id;
+    const button = form.querySelector("button");
+    const what = form.dataset.action;
+    if (what === "delete" && !button.dataset.armed) {
+      // Two steps instead of a dialog: the button asks once.
+      button.dataset.armed = "1";
+      button.textContent = "Really delete?";
+      button.focus();
+      setTimeout(() => { if (button.isConnected) { delete button.dataset.armed; button.textContent = "Delete"; } }, 6000);
+      return;
+    }
+    button.disabled = true;
+    const r = await fetch(what === "delete" ? `/api/jobs/${id}` : `/api/jobs/${id}/retry`, { method: what === "delete" ? "DELETE" : "POST" });
+    if (what === "delete" && r.status === 204) {
+      const next = li.nextElementSibling || li.previousElementSibling;
+      li.remove();
+      this.cards.delete(id);
+      this.applyFilter();
+      status(`Deleted ${li.querySelector(".name").textContent}.`);
+      if (next) (next.querySelector(".name") || next).focus();
+      return;
+    }
+    let body = {};
+    try { body = await r.json(); } catch (_) {}
+    if (r.ok && body.id) { this.update(body); return; }
+    button.disabled = false;
+    const err = li.querySelector(".error");
+    err.hidden = false;
+    err.textContent = (body.error && body.error.message) || `That did not work (HTTP ${r.status}).`;
+  },
+};
+
+function status(msg) {
+  const s = document.getElementById("upload-status");
+  if (s) s.textContent = msg;
+}
+
+// ---------------------------------------------------------------- recipe builder
+
+const GRAVITY = ["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"];
+const ASPECTS = ["1:1", "4:3", "3:2", "16:9", "21:9", "4:5", "2:3", "3:4", "9:16"];
+
+// Field kinds: int, float (slider + number), select, check, text, color. `opt`: left out of
+// the JSON when empty / equal to `def`. `when(op)`: shown only then.
+const OPS = {
+  resize: { label: "Resize", fields: [
+    { k: "width", kind: "int", min: 1, maxDim: true, def: 1600, opt: true, label: "Width (px)" },
+    { k: "height", kind: "int", min: 1, maxDim: true, def: 1600, opt: true, label: "Height (px)" },
+    { k: "fit", kind: "select", options: ["inside", "cover", "fill", "outside"], def: "inside", label: "Fit",
+      help: { inside: "keep proportions, fit within the box", cover: "fill the box, crop the overflow", fill: "stretch to the box", outside: "keep proportions, at least the box" } },
+    { k: "gravity", kind: "select", options: [...GRAVITY, "attention"], def: "centre", skipDef: true, label: "Keep (gravity)", when: (o) => o.fit === "cover" },
+    { k: "enlarge", kind: "check", def: false, skipDef: true, label: "Enlarge smaller photos" },
+    { k: "filter", kind: "select", options: ["lanczos3", "catmullrom", "mitchell", "bilinear", "nearest"], def: "lanczos3", skipDef: true, label: "Filter" },
+  ] },
+  crop: { label: "Crop", fields: [
+    { k: "_mode", kind: "select", options: ["aspect", "box"], def: "aspect", ui: true, label: "Crop by", names: { aspect: "aspect ratio", box: "pixel box" } },
+    { k: "aspect", kind: "select", options: ASPECTS, def: "16:9", label: "Aspect", when: (o) => o._mode !== "box" },
+    { k: "gravity", kind: "select", options: [...GRAVITY, "attention"], def: "centre", skipDef: true, label: "Keep (gravity)", when: (o) => o._mode !== "box" },
+    { k: "x", kind: "int", min: 0, def: 0, skipDef: true, label: "X (px)", when: (o) => o._mode === "box" },
+    { k: "y", kind: "int", min: 0, def: 0, skipDef: true, label: "Y (px)", when: (o) => o._mode === "box" },
+    { k: "width", kind: "int", min: 1, maxDim: true, def: 800, label: "Width (px)", when: (o) => o._mode === "box" },
+    { k: "height", kind: "int", min: 1, maxDim: true, def: 600, label: "Height (px)", when: (o) => o._mode === "box" },
+  ] },
+  rotate: { label: "Rotate", fields: [
+    { k: "degrees", kind: "float", min: -360, max: 360, step: 1, def: 90, label: "Degrees, clockwise" },
+    { k: "_bg", kind: "check", def: false, ui: true, label: "Fill uncovered corners with a colour" },
+    { k: "background", kind: "color", def: "#000000", label: "Corner colour", when: (o) => o._bg },
+  ] },
+  flip_horizontal: { label: "Flip left-right", fields: [] },
+  flip_vertical: { label: "Flip top-bottom", fields: [] },
+  grayscale: { label: "Grayscale", fields: [] },
+  sepia: { label: "Sepia", fields: [] },
+  invert: { label: "Invert", fields: [] },
+  brightness: { label: "Brightness", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Factor (1 = unchanged)" }] },
+  contrast: { label: "Contrast", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Factor (1 = unchanged)" }] },
+  saturation: { label: "Saturation", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.3, label: "Factor (0 = grey, 1 = unchanged)" }] },
+  hue: { label: "Hue", fields: [{ k: "degrees", kind: "float", min: -360, max: 360, step: 1, def: 30, int: true, label: "Rotate hues (degrees)" }] },
+  gamma: { label: "Gamma", fields: [{ k: "gamma", kind: "float", min: 0.1, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Gamma (above 1 brightens mid-tones)" }] },
+  blur: { label: "Blur", fields: [{ k: "sigma", kind: "float", min: 0.3, max: 20, hardMax: 100, step: 0.1, def: 2, label: "Radius (sigma, px)" }] },
+  sharpen: { label: "Sharpen", fields: [
+    { k: "sigma", kind: "float", min: 0.3, max: 10, hardMax: 50, step: 0.1, def: 1, label: "Radius (sigma, px)" },
+    { k: "threshold", kind: "float", min: 0, max: 255, step: 1, def: 0, int: true, skipDef: true, label: "Threshold (0–255)" },
+  ] },
+  watermark: { label: "Watermark", fields: [
+    { k: "text", kind: "text", def: "© Darkroom", maxlength: 200, label: "Text" },
+    { k: "gravity", kind: "select", options: GRAVITY, def: "southeast", label: "Position" },
+    { k: "opacity", kind: "float", min: 0, max: 1, step: 0.05, def: 0.5, label: "Opacity" },
+    { k: "size", kind: "int", min: 1, maxDim: true, def: null, opt: true, label: "Text height (px, empty: 5% of the photo)" },
+    { k: "color", kind: "color", def: "#ffffff", label: "Colour" },
+  ] },
+  flatten: { label: "Flatten transparency", fields: [{ k: "background", kind: "color", def: "#ffffff", label: "Background" }] },
+};
+
+const OUTPUT_FIELDS = [
+  { k: "quality", kind: "float", min: 1, max: 100, step: 1, int: true, def: 85, label: "Quality", when: (o) => o.format === "jpeg" || (o.format === "webp" && !o.lossless) || o.format === "avif" },
+  { k: "progressive", kind: "check", def: false, skipDef: true, label: "Progressive", when: (o) => o.format === "jpeg" },
+  { k: "chroma_subsampling", kind: "select", options: ["4:2:0", "4:2:2", "4:4:4"], def: "4:2:0", skipDef: true, label: "Chroma subsampling", when: (o) => o.format === "jpeg" },
+  { k: "compression_level", kind: "float", min: 0, max: 9, step: 1, int: true, def: 6, skipDef: true, label: "Compression effort (0–9)", when: (o) => o.format === "png" },
+  { k: "lossless", kind: "check", def: false, skipDef: true, label: "Lossless", when: (o) => o.format === "webp" },
+  { k: "auto_orient", kind: "check", def: true, skipDef: true, label: "Turn upright (EXIF orientation)" },
+];
+
+function newOp(name) {
+  const op = { op: name };
+  for (const f of OPS[name].fields) if (f.def !== null && f.def !== undefined) op[f.k] = f.def;
+  return op;
+}
+
+const builder = {
+  outputs: [],
+  form: null,
+  maxDim: 16384,
+  maxOutputs: 10,
+  maxOps: 20,
+  formats: ["jpeg", "png", "webp"],
+
+  init(form) {
+    this.form = form;
+    this.maxDim = +form.dataset.maxDimension || this.maxDim;
+    this.maxOutputs = +form.dataset.maxOutputs || this.maxOutputs;
+    this.maxOps = +form.dataset.maxOps || this.maxOps;
+    this.formats = (form.dataset.formats || "jpeg,png,webp").split(",");
+    this.outputs = [{ name: "web", format: "jpeg", quality: 85, auto_orient: true, ops: [newOp("resize")] }];
+    this.root = document.getElementById("outputs");
+    this.json = document.getElementById("recipe");
+    this.json.readOnly = true;
+    document.getElementById("json-box").open = true;
+    document.getElementById("add-output").addEventListener("click", () => {
+      if (this.outputs.length >= this.maxOutputs) return;
+      const n = this.outputs.length + 1;
+      this.outputs.push({ name: `output-${n}`, format: "webp", quality: 80, auto_orient: true, ops: [{ op: "resize", width: 400, height: 400, fit: "inside" }] });
+      this.render(`o${this.outputs.length - 1}-name`);
+    });
+    for (const r of document.querySelectorAll('input[name="mode"]')) r.addEventListener("change", () => this.mode());
+    for (const r of document.querySelectorAll('input[name="preset"]')) r.addEventListener("change", () => this.show());
+    this.render();
+    this.mode();
+  },
+
+  custom() {
+    const r = document.querySelector('input[name="mode"]:checked');
+    return r && r.value === "custom";
+  },
+
+  mode() {
+    const custom = this.custom();
+    document.getElementById("custom").hidden = !custom;
+    document.getElementById("presets").hidden = custom;
+    this.show();
+  },
+
+  recipe() {
+    if (!this.custom()) {
+      const p = document.querySelector('input[name="preset"]:checked');
+      return { preset: p ? p.value : "thumbnail" };
+    }
+    return { outputs: this.outputs.map((o) => this.outputJson(o)) };
+  },
+
+  outputJson(o) {
+    const out = { name: o.name, ops: o.ops.map((op) => this.opJson(op)), format: o.format };
+    for (const f of OUTPUT_FIELDS) {
+      if (f.when && !f.when(o)) continue;
+      const v = o[f.k];
+      if (v === undefined || v === null || v === "") continue;
+      if (f.skipDef && v === f.def) continue;
+      out[f.k] = v;
+    }
+    return out;
+  },
+
+  opJson(op) {
+    const spec = OPS[op.op];
+    const out = { op: op.op };
+    for (const f of spec.fields) {
+      if (f.ui || (f.when && !f.when(op))) continue;
+      const v = op[f.k];
+      if (v === undefined || v === null || v === "" || (typeof v === "number" && Number.isNaN(v))) continue;
+      if (f.skipDef && v === f.def) continue;
+      out[f.k] = v;
+    }
+    return out;
+  },
+
+  show() {
+    this.json.value = JSON.stringify(this.recipe(), null, 1).replace(/\n\s*/g, " ").replace(/\[ /g, "[").replace(/ \]/g, "]").replace(/\{ /g, "{").replace(/ \}/g, "}");
+  },
+
+  // One control for a field: label + input(s). `obj` is the op or output it edits.
+  control(obj, f, id, onStructural) {
+    const wrap = h("div", { class: `field field-${f.kind}` });
+    const label = h("label", { for: id, text: f.label });
+    const set = (v, structural) => { obj[f.k] = v; if (structural) onStructural(id); else this.show(); };
+    let input;
+    switch (f.kind) {
+      case "select": {
+        input = h("select", { id });
+        for (const o of f.options) input.append(h("option", { value: o, text: (f.names && f.names[o]) || (f.help && f.help[o] ? `${o} — ${f.help[o]}` : o), selected: obj[f.k] === o }));
+        input.addEventListener("change", () => set(input.value, true));
+        wrap.append(label, input);
+        break;
+      }
+      case "check": {
+        input = h("input", { id, type: "checkbox", checked: !!obj[f.k] });
+        input.addEventListener("change", () => set(input.checked, true));
+        wrap.classList.add("check");
+        wrap.append(input, label);
+        break;
+      }
+      case "text": {
+        input = h("input", { id, type: "text", value: obj[f.k] ?? "", maxlength: f.maxlength, required: true });
+        input.addEventListener("input", () => set(input.value, false));
+        wrap.append(label, input);
+        break;
+      }
+      case "color": {
+        input = h("input", { id, type: "color", value: obj[f.k] || f.def });
+        input.addEventListener("input", () => set(input.value, false));
+        wrap.append(label, input);
+        break;
+      }
+      case "int": {
+        input = h("input", { id, type: "number", inputmode: "numeric", min: f.min, max: f.maxDim ? this.maxDim : f.max, step: 1, value: obj[f.k] ?? "", placeholder: f.opt ? "auto" : "" });
+        input.addEventListener("input", () => set(input.value === "" ? null : Math.round(+input.value), false));
+        wrap.append(label, input);
+        break;
+      }
+      case "float": {
+        // A slider for the usual range, a number box beside it for exact values (up to the
+        // engine's limit).
+        const num = h("input", { id: `${id}-n`, type: "number", min: f.min, max: f.hardMax ?? f.max, step: f.step, value: obj[f.k], "aria-label": `${f.label}, exact value` });
+        input = h("input", { id, type: "range", min: f.min, max: f.max, step: f.step, value: obj[f.k] });
+        const parse = (v) => (f.int ? Math.round(+v) : Math.round(+v * 1000) / 1000);
+        input.addEventListener("input", () => { num.value = input.value; set(parse(input.value), false); });
+        num.addEventListener("input", () => { if (num.value !== "") { input.value = num.value; set(parse(num.value), false); } });
+        wrap.append(label, h("div", { class: "slider" }, input, num));
+        break;
+      }
+    }
+    return wrap;
+  },
+
+  render(focusId) {
+    const active = focusId || (document.activeElement && document.activeElement.id);
+    this.root.replaceChildren();
+    this.outputs.forEach((o, i) => this.root.append(this.renderOutput(o, i)));
+    document.getElementById("add-output").disabled = this.outputs.length >= this.maxOutputs;
+    this.show();
+    if (active) { const e = document.getElementById(active); if (e) e.focus(); }
+  },
+
+  renderOutput(o, i) {
+    const p = `o${i}`;
+    const again = (id) => this.render(id);
+    const li = h("li", { class: "output-box" });
+    const fs = h("fieldset", {}, h("legend", { text: `Output ${i + 1}: ${o.name || "(unnamed)"}` }));
+    const head = h("div", { class: "row" });
+    const name = h("input", { id: `${p}-name`, type: "text", value: o.name, pattern: "[a-z0-9_\\-]{1,40}", maxlength: 40, required: true, "aria-describedby": `${p}-name-help` });
+    name.addEventListener("input", () => { o.name = name.value; fs.querySelector("legend").textContent = `Output ${i + 1}: ${o.name || "(unnamed)"}`; this.show(); });
+    head.append(h("div", { class: "field" }, h("label", { for: `${p}-name`, text: "Name" }), name,
+      h("small", { id: `${p}-name-help`, class: "muted", text: "a-z, 0-9, - and _" })));
+    const fmt = h("select", { id: `${p}-format` });
+    for (const f of this.formats) fmt.append(h("option", { value: f, text: f.toUpperCase(), selected: o.format === f }));
+    fmt.addEventListener("change", () => {
+      o.format = fmt.value;
+      if (o.format === "webp" && o.quality === 85) o.quality = 80;
+      again(`${p}-format`);
+    });
+    head.append(h("div", { class: "field" }, h("label", { for: `${p}-format`, text: "Format" }), fmt));
+    for (const f of OUTPUT_FIELDS) {
+      if (f.when && !f.when(o)) continue;
+      if (o[f.k] === undefined) o[f.k] = f.def;
+      head.append(this.control(o, f, `${p}-${f.k}`, again));
+    }
+    if (this.outputs.length > 1) {
+      head.append(h("button", { type: "button", class: "danger small", "aria-label": `Remove output ${o.name}`, text: "Remove output",
+        onclick: () => { this.outputs.splice(i, 1); this.render(`o0-name`); } }));
+    }
+    fs.append(head);
+    const ops = h("ol", { class: "ops" });
+    o.ops.forEach((op, j) => ops.append(this.renderOp(o, op, i, j)));
+    fs.append(h("p", { class: "muted ops-title", text: o.ops.length ? "Edits, in order:" : "No edits: the photo as it is, in the chosen format." }), ops);
+    const pick = h("select", { id: `${p}-add` });
+    for (const [k, spec] of Object.entries(OPS)) pick.append(h("option", { value: k, text: spec.label }));
+    const add = h("button", { type: "button", class: "secondary", id: `${p}-add-button`, text: "Add edit", disabled: o.ops.length >= this.maxOps,
+      onclick: () => { o.ops.push(newOp(pick.value)); this.render(`${p}-add`); } });
+    fs.append(h("div", { class: "row add-op" }, h("label", { for: `${p}-add`, text: "Add an edit" }), pick, add));
+    li.append(fs);
+    return li;
+  },
+
+  renderOp(o, op, i, j) {
+    const p = `o${i}-op${j}`;
+    const spec = OPS[op.op];
+    const again = (id) => this.render(id);
+    const li = h("li", { class: "op", dataset: { op: op.op } });
+    const title = h("div", { class: "op-head" }, h("strong", { text: spec.label }));
+    const tools = h("span", { class: "op-tools" },
+      h("button", { type: "button", class: "small secondary", id: `${p}-up`, "aria-label": `Move ${spec.label} up`, text: "↑", disabled: j === 0,
+        onclick: () => { [o.ops[j - 1], o.ops[j]] = [o.ops[j], o.ops[j - 1]]; this.render(`o${i}-op${j - 1}-up`); } }),
+      h("button", { type: "button", class: "small secondary", id: `${p}-down`, "aria-label": `Move ${spec.label} down`, text: "↓", disabled: j === o.ops.length - 1,
+        onclick: () => { [o.ops[j + 1], o.ops[j]] = [o.ops[j], o.ops[j + 1]]; this.render(`o${i}-op${j + 1}-down`); } }),
+      h("button", { type: "button", class: "small danger", id: `${p}-remove`, "aria-label": `Remove ${spec.label}`, text: "✕",
+        onclick: () => { o.ops.splice(j, 1); this.render(`o${i}-add`); } }));
+    title.append(tools);
+    li.append(title);
+    const fields = h("div", { class: "row" });
+    for (const f of spec.fields) {
+      if (f.when && !f.when(op)) continue;
+      fields.append(this.control(op, f, `${p}-${f.k}`, again));
+    }
+    if (spec.fields.length) li.append(fields);
+    return li;
+  },
+};
+
+// ---------------------------------------------------------------- upload (index page)
+
+const ACCEPTED_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/bmp", "image/heic", "image/heif"];
+const ACCEPTED_EXT = ["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp", "heic", "heif"];
+
+const uploader = {
+  items: [],
+  n: 0,
+
+  init(form) {
+    this.form = form;
+    this.maxBytes = +form.dataset.maxBytes;
+    this.maxPixels = +form.dataset.maxPixels;
+    this.list = document.getElementById("chosen");
+    const input = document.getElementById("files");
+    input.required = false;
+    input.addEventListener("change", () => { this.add(input.files); input.value = ""; });
+    const drop = document.getElementById("drop");
+    for (const t of ["dragenter", "dragover"]) drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); });
+    for (const t of ["dragleave", "drop"]) drop.addEventListener(t, () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => { e.preventDefault(); this.add(e.dataTransfer.files); });
+    form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
+    this.button = document.getElementById("submit");
+    this.label();
+  },
+
+  // What the client can tell before uploading; the server checks the bytes again.
+  check(file) {
+    if (file.size === 0) return "This file is empty.";
+    if (file.size > this.maxBytes) return `Too large: ${fmtBytes(file.size)}; the limit is ${fmtBytes(this.maxBytes)}.`;
+    const ext = (file.name.split(".").pop() || "").toLowerCase();
+    if (!ACCEPTED_TYPES.includes(file.type) && !ACCEPTED_EXT.includes(ext)) {
+      return `Not a supported photo type (${file.type || ext || "unknown"}). Use JPEG, PNG, WebP, HEIC, GIF, TIFF or BMP.`;
+    }
+    return null;
+  },
+
+  add(files) {
+    for (const file of files) {
+      const id = `file-${++this.n}`;
+      const item = { id, file, error: this.check(file), state: "ready" };
+      const img = h("img", { alt: "", class: "preview" });
+      const noPreview = h("span", { class: "no-preview muted", text: "no preview", hidden: true });
+      const bar = h("progress", { max: 100, value: 0, hidden: true, "aria-label": `Upload progress of ${file.name}` });
+      const msg = h("span", { class: "file-msg", id: `${id}-msg`, role: "status" });
+      const remove = h("button", { type: "button", class: "small secondary", "aria-label": `Remove ${file.name} from the list`, text: "Remove",
+        onclick: () => { item.li.remove(); this.items = this.items.filter((x) => x !== item); this.label(); document.getElementById("files").focus(); } });
+      item.li = h("li", { class: "file", id, dataset: { name: file.name } },
+        h("div", { class: "file-thumb" }, img, noPreview),
+        h("div", { class: "file-meta" }, h("span", { class: "file-name", text: file.name }), h("span", { class: "muted", text: fmtBytes(file.size) }), bar, msg),
+        remove);
+      Object.assign(item, { img, bar, msg, remove });
+      if (!item.error) {
+        const url = URL.createObjectURL(file);
+        img.onload = () => {
+          if (img.naturalWidth * img.naturalHeight > this.maxPixels) {
+            this.fail(item, `Too many pixels: ${img.naturalWidth}×${img.naturalHeight}; the limit is ${(this.maxPixels / 1e6).toFixed(0)} megapixels.`);
+          }
+        };
+        // HEIC/TIFF or a damaged file: the browser cannot show it; the server decides.
+        img.onerror = () => { img.hidden = true; noPreview.hidden = false; };
+        img.src = url;
       } else {
-        const e = body.error || {};
-        text(status, (e.filename ? `${e.filename}: ` : "") + (e.message || `Upload failed (HTTP ${xhr.status}).`));
+        img.hidden = true; noPreview.hidden = false;
+        this.fail(item, item.error);
+      }
+      this.items.push(item);
+      this.list.append(item.li);
+    }
+    this.label();
+  },
+
+  fail(item, message) {
+    item.state = "error";
+    item.error = message;
+    item.li.classList.add("has-error");
+    item.msg.className = "file-msg error";
+    item.msg.setAttribute("role", "alert");
+    item.msg.textContent = message;
+    this.label();
+  },
+
+  label() {
+    const n = this.items.filter((i) => i.state === "ready").length;
+    this.button.textContent = n > 1 ? `Upload and process ${n} photos` : "Upload and process";
+  },
+
+  async submit() {
+    const ready = this.items.filter((i) => i.state === "ready");
+    if (!ready.length) {
+      status(this.items.length ? "Nothing new to upload: add photos, or fix the ones marked in red." : "Choose at least one photo.");
+      document.getElementById("files").focus();
+      return;
+    }
+    const recipe = JSON.stringify(builder.recipe());
+    status(`Uploading ${ready.length} photo${ready.length > 1 ? "s" : ""}…`);
+    this.button.disabled = true;
+    let queued = 0, refused = 0, stop = null;
+    const queue = ready.slice();
+    const worker = async () => {
+      while (queue.length && !stop) {
+        const item = queue.shift();
+        const r = await this.send(item, recipe);
+        if (r === "queued") queued++;
+        else if (r && r.recipe) { stop = r.recipe; item.state = "ready"; item.bar.hidden = true; item.msg.textContent = ""; }
+        else refused++;
       }
     };
-    xhr.onerror = () => text(status, "The upload did not reach the server. Check your connection and try again.");
-    xhr.send(data);
-  });
+    await Promise.all([worker(), worker()]);
+    this.button.disabled = false;
+    this.label();
+    if (stop) {
+      status(`The recipe was refused: ${stop}`);
+      document.getElementById("json-box").open = true;
+    } else {
+      status(`${queued} queued${refused ? `, ${refused} refused (see the list)` : ""}.`);
+    }
+  },
+
+  // Upload one file; resolves "queued", "refused" or {recipe: message}.
+  send(item, recipe) {
+    return new Promise((resolve) => {
+      item.state = "uploading";
+      item.remove.disabled = true;
+      item.bar.hidden = false;
+      item.bar.value = 0;
+      item.msg.className = "file-msg";
+      item.msg.textContent = "uploading…";
+      const data = new FormData();
+      data.append("recipe", recipe);
+      data.append("file", item.file, item.file.name);
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/jobs");
+      xhr.responseType = "text";
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable) item.bar.value = Math.round((100 * e.loaded) / e.total); };
+      xhr.onload = () => {
+        let body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (_) {}
+        item.remove.disabled = false;
+        if (xhr.status === 202) {
+          const rejected = (body.rejected || []).find((r) => r.filename === item.file.name) || (!body.jobs.length && body.rejected && body.rejected[0]);
+          if (rejected) { this.fail(item, rejected.error.message); resolve("refused"); return; }
+          item.bar.value = 100;
+          item.state = "queued";
+          item.li.classList.add("queued");
+          const job = body.jobs[0];
+          item.msg.replaceChildren("queued — ", h("a", { href: job.links.page, text: "open" }));
+          gallery.update(job);
+          resolve("queued");
+          return;
+        }
+        const e = body.error || {};
+        item.bar.hidden = true;
+        const field = e.field || "";
+        if (xhr.status === 422 && (field === "recipe" || field === "preset" || field.startsWith("outputs"))) {
+          resolve({ recipe: e.message || "invalid recipe" });
+          return;
+        }
+        this.fail(item, e.message || `Upload failed (HTTP ${xhr.status}).`);
+        resolve("refused");
+      };
+      xhr.onerror = () => { item.remove.disabled = false; item.bar.hidden = true; this.fail(item, "The upload did not reach the server. Check your connection and try again."); resolve("refused"); };
+      xhr.send(data);
+    });
+  },
+};
+
+// ---------------------------------------------------------------- job page
+
+function initCompare() {
+  const ba = document.getElementById("ba");
+  if (!ba) return;
+  const range = document.getElementById("ba-range");
+  range.addEventListener("input", () => ba.style.setProperty("--pos", `${range.value}%`));
+  const select = document.getElementById("compare-output");
+  const after = document.getElementById("ba-after");
+  if (select && after) {
+    select.addEventListener("change", () => {
+      after.src = select.value;
+      after.alt = `After: the ${select.options[select.selectedIndex].text} output`;
+    });
+  }
 }
 
 function initJobPage() {
   const page = document.querySelector(".job-page");
-  if (!page || STATES_FINAL.has(page.dataset.state)) return;
-  follow(page.dataset.id, (job) => {
-    if (STATES_FINAL.has(job.state)) { window.location.reload(); return; }
+  if (!page) return;
+  initCompare();
+  if (FINAL.has(page.dataset.state)) return;
+  const es = new EventSource(`/api/jobs/${page.dataset.id}/events`);
+  let busy = false, again = false;
+  const reload = async () => {
+    // Re-render the live part from the server's own template: no page reload, same markup.
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const r = await fetch(location.pathname, { cache: "no-store" });
+      const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+      const fresh = doc.querySelector(".job-page");
+      if (fresh) {
+        const fresher = doc.getElementById("live");
+        labelStates(fresher);
+        document.getElementById("live").replaceWith(fresher);
+        page.dataset.state = fresh.dataset.state;
+        page.dataset.steps = fresh.dataset.steps;
+        initCompare();
+      }
+    } finally {
+      busy = false;
+      if (again) { again = false; reload(); }
+    }
+  };
+  es.addEventListener("status", (ev) => {
+    const job = JSON.parse(ev.data);
     const st = document.getElementById("state");
-    st.className = `state state-${job.state}`;
-    text(st, job.state);
-    text(document.getElementById("detail"), detailOf(job));
+    if (st) setState(st, job.state);
+    const d = document.getElementById("detail");
+    if (d) d.textContent = detailOf(job);
+    if (job.state !== page.dataset.state || String(job.timeline.length) !== page.dataset.steps) reload();
+    if (FINAL.has(job.state)) es.close();
   });
 }
 
-initIndex();
-initJobPage();
+// ---------------------------------------------------------------- ops page
+
+function initOps() {
+  const live = document.getElementById("ops-live");
+  if (!live) return;
+  const tick = async () => {
+    if (!document.hidden && !live.contains(document.activeElement)) {
+      try {
+        const r = await fetch("/ops", { cache: "no-store" });
+        if (r.ok) {
+          const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+          const fresh = doc.getElementById("ops-live");
+          const flash = document.getElementById("flash");
+          if (fresh) {
+            if (flash && !fresh.querySelector("#flash")) fresh.prepend(flash);
+            labelStates(fresh);
+            live.replaceChildren(...fresh.childNodes);
+          }
+        }
+      } catch (_) { /* try again next tick */ }
+    }
+    setTimeout(tick, 1500);
+  };
+  setTimeout(tick, 1500);
+}
+
+// ---------------------------------------------------------------- start
+
+(function start() {
+  const form = document.getElementById("upload");
+  if (form) {
+    builder.init(form);
+    uploader.init(form);
+  }
+  gallery.init();
+  labelStates(document);
+  initJobPage();
+  initOps();
+})();

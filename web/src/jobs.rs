@@ -193,6 +193,9 @@ impl JobBook {
     }
 }
 
+// UI (issue 6): delete a job, queue it again: in jobs/manage.rs, a separate file.
+pub mod manage;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,13 +10,17 @@ pub mod consume;
 pub mod dead_letters;
 pub mod error;
 pub mod events;
+pub mod gallery;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod logos;
+pub mod ops;
 pub mod pages;
 pub mod replies;
 pub mod telemetry;
+pub mod workers;
+pub mod zip;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -51,6 +55,10 @@ pub struct Config {
     /// Mark cookies Secure (set this when serving over HTTPS).
     #[arg(long, env = "DARKROOM_COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
+    /// Token that opens the ops page (/ops?token=… once, or its sign-in form). Without it the
+    /// ops page is off.
+    #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// Everything a request handler can reach.
@@ -100,6 +108,9 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let registry = workers::Registry::new();
+    let ops = web::Data::new(ops::OpsState::new(config.admin_token.clone(), config.cookie_secure, registry.clone()));
+    let registry_task = tokio::spawn(registry.run(book.clone(), stop_rx.clone()));
     let consumer =
         tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book.clone(), stop_rx.clone()));
     let watcher =
@@ -108,11 +119,14 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(ops.clone())
             .wrap(middleware::from_fn(identity::middleware))
             .wrap(middleware::Compress::default())
             .wrap(middleware::Logger::new("%r %s %Dms").log_target("darkroom_web::http"))
             .configure(api::routes)
             .configure(logos::routes)
+            .configure(gallery::routes)
+            .configure(ops::routes)
             .configure(pages::routes)
             .configure(assets::routes)
     })
@@ -129,6 +143,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), consumer).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), registry_task).await;
     tracing::info!("web app stopped");
     result.map_err(Into::into)
 }

@@ -1,12 +1,13 @@
-//! The HTML pages: the upload page with the caller's jobs, and one page per job. They work
-//! without JavaScript (a form post, a page that refreshes); static/app.js makes them live.
+//! The HTML pages: the upload page with the caller's gallery, and one page per job. They work
+//! without JavaScript (a form post, a page that refreshes, forms for delete and retry);
+//! static/app.js makes them live (per-file uploads with progress, the recipe builder, SSE).
 
 use actix_multipart::Multipart;
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
-use darkroom_core::recipe::{Preset, PRESETS};
+use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
 use crate::api::{owned, JobView};
 use crate::error::ApiError;
@@ -19,12 +20,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}", web::get().to(job_page));
 }
 
+/// States the gallery filters by (any other state a job shows up with is added).
+const STATES: &[&str] = &["queued", "processing", "retrying", "done", "failed"];
+
+/// File types the upload page offers (the server checks the bytes, whatever the name).
+pub const ACCEPT: &str = "image/jpeg,image/png,image/webp,image/gif,image/tiff,image/bmp,image/heic,image/heif,.jpg,.jpeg,.png,.webp,.gif,.tif,.tiff,.bmp,.heic,.heif";
+
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
 struct IndexPage {
     presets: &'static [Preset],
     jobs: Vec<JobView>,
+    total: usize,
+    filters: Vec<(String, usize)>,
+    filter: String,
+    deleted: bool,
     max_mb: u64,
+    max_bytes: u64,
+    max_pixels: u64,
+    max_dimension: u32,
+    max_outputs: usize,
+    max_ops: usize,
+    formats: &'static [&'static str],
+    accept: &'static str,
 }
 
 #[derive(Template, WebTemplate)]
@@ -32,6 +50,8 @@ struct IndexPage {
 struct JobPage {
     job: JobView,
     is_final: bool,
+    can_retry: bool,
+    previewable: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -41,33 +61,76 @@ struct ErrorPage {
     message: String,
 }
 
-fn error_page(e: &ApiError) -> HttpResponse {
-    use actix_web::ResponseError;
-    let page = ErrorPage {
-        title: "That did not work".into(),
-        message: e.body()["error"]["message"].as_str().unwrap_or("").to_string(),
-    };
-    HttpResponse::build(e.status_code())
-        .content_type("text/html; charset=utf-8")
-        .body(page.render().unwrap_or_default())
+/// An HTML error page.
+pub fn error_response(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let page = ErrorPage { title: title.into(), message: message.into() };
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default())
 }
 
-async fn index(state: web::Data<AppState>, owner: Owner) -> Result<impl Responder, ApiError> {
-    let jobs = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
-    Ok(IndexPage { presets: PRESETS, jobs, max_mb: state.limits.max_input_bytes / (1024 * 1024) })
+fn error_page(e: &ApiError) -> HttpResponse {
+    use actix_web::ResponseError;
+    error_response(e.status_code(), "That did not work", e.body()["error"]["message"].as_str().unwrap_or(""))
+}
+
+#[derive(serde::Deserialize)]
+struct IndexQuery {
+    state: Option<String>,
+    deleted: Option<String>,
+}
+
+async fn index(
+    state: web::Data<AppState>,
+    owner: Owner,
+    q: web::Query<IndexQuery>,
+) -> Result<impl Responder, ApiError> {
+    let all: Vec<JobView> = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
+    let mut filters: Vec<(String, usize)> = STATES.iter().map(|s| (s.to_string(), 0)).collect();
+    for j in &all {
+        let s = j.state.as_str();
+        match filters.iter_mut().find(|(name, _)| name == s) {
+            Some(f) => f.1 += 1,
+            None => filters.push((s.to_string(), 1)),
+        }
+    }
+    let filter = q.state.clone().filter(|s| filters.iter().any(|(n, _)| n == s)).unwrap_or_default();
+    let total = all.len();
+    let jobs = all.into_iter().filter(|j| filter.is_empty() || j.state.as_str() == filter).collect();
+    let l = &state.limits;
+    Ok(IndexPage {
+        presets: PRESETS,
+        jobs,
+        total,
+        filters,
+        filter,
+        deleted: q.deleted.is_some(),
+        max_mb: l.max_input_bytes / (1024 * 1024),
+        max_bytes: l.max_input_bytes,
+        max_pixels: l.max_pixels,
+        max_dimension: l.max_output_dimension,
+        max_outputs: MAX_OUTPUTS,
+        max_ops: MAX_OPS,
+        formats: darkroom_core::engine::Format::NAMES,
+        accept: ACCEPT,
+    })
 }
 
 async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
     match owned(&state, &owner, &id).await {
         Ok(rec) => {
-            let page = JobPage { is_final: rec.state.is_final(), job: JobView::from(&rec) };
-            HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default())
+            let job = JobView::from(&rec);
+            let previewable = !matches!(job.original.content_type.as_str(), "image/heic" | "image/heif" | "image/tiff");
+            let page =
+                JobPage { is_final: rec.state.is_final(), can_retry: rec.state.as_str() == "failed", previewable, job };
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(page.render().unwrap_or_default())
         }
         Err(e) => error_page(&e),
     }
 }
 
-/// The form post used without JavaScript: store, queue, then back to the list.
+/// The form post used without JavaScript: store, queue, then to the job (or the gallery).
 async fn upload(state: web::Data<AppState>, owner: Owner, payload: Multipart) -> HttpResponse {
     let result = async {
         let upload = ingest::read_multipart(payload, state.limits.max_input_bytes).await?;

@@ -1,0 +1,290 @@
+//! What the ops page knows about the workers, derived from the job book's changes (every
+//! status a worker posts lands there, and so do the web app's own entries: queued again,
+//! worker lost, gave up). Kept in memory: it starts empty when the web app starts and fills
+//! as workers report.
+//!
+//! [`Registry::run`] follows [`JobBook::subscribe`]; [`Registry::observe`] takes one record
+//! and looks only at the timeline entries it has not seen yet, so duplicates do not count.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use crate::jobs::{JobBook, JobRecord, TimelineEntry};
+
+/// How many recent events of each kind are kept.
+const KEEP: usize = 30;
+/// Minutes of throughput history.
+pub const MINUTES: usize = 15;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Jobs this worker said it is processing and has not finished.
+    pub current: BTreeSet<String>,
+    pub started: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Attempts this worker did not finish (it was killed, crashed or stopped).
+    pub unfinished: u64,
+}
+
+/// One step of one job, for the activity list.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    pub job_id: String,
+    pub filename: String,
+    pub state: String,
+    pub worker: Option<String>,
+    pub attempt: u32,
+    pub note: Option<String>,
+}
+
+/// A job that was delivered again: which worker had it, which one has it now.
+#[derive(Clone, Debug, Serialize)]
+pub struct Retry {
+    pub at: DateTime<Utc>,
+    pub job_id: String,
+    pub filename: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub attempt: u32,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub at: DateTime<Utc>,
+    pub job_id: String,
+    pub filename: String,
+    pub code: String,
+    pub message: String,
+    pub worker: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    workers: BTreeMap<String, WorkerInfo>,
+    /// Timeline length seen per unfinished job.
+    seen: HashMap<String, usize>,
+    /// Which worker holds which unfinished job.
+    holder: HashMap<String, String>,
+    events: VecDeque<Event>,
+    retries: VecDeque<Retry>,
+    failures: VecDeque<Failure>,
+    finished: VecDeque<(DateTime<Utc>, bool)>,
+}
+
+/// A snapshot for the ops page.
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub workers: Vec<WorkerInfo>,
+    pub events: Vec<Event>,
+    pub retries: Vec<Retry>,
+    pub failures: Vec<Failure>,
+    /// Jobs finished per minute, oldest first, the last entry is the current minute: (done, failed).
+    pub per_minute: Vec<(u32, u32)>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+}
+
+fn push<T>(q: &mut VecDeque<T>, item: T) {
+    q.push_front(item);
+    q.truncate(KEEP);
+}
+
+impl Registry {
+    pub fn new() -> Arc<Registry> {
+        Arc::new(Registry::default())
+    }
+
+    /// Follow the job book until shutdown.
+    pub async fn run(self: Arc<Self>, book: Arc<JobBook>, mut shutdown: watch::Receiver<bool>) {
+        let mut rx = book.subscribe();
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(rec) => self.observe(&rec),
+                    Err(RecvError::Lagged(n)) => tracing::debug!(missed = n, "worker registry lagged"),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Take in a changed job record.
+    pub fn observe(&self, rec: &JobRecord) {
+        let mut g = self.inner.lock().unwrap();
+        let inner = &mut *g;
+        let len = rec.timeline.len();
+        // A job not followed yet: only its newest entry is news.
+        let from = match inner.seen.get(&rec.id) {
+            Some(&n) if n <= len => n,
+            _ => len.saturating_sub(1),
+        };
+        for entry in &rec.timeline[from..] {
+            inner.apply(rec, entry);
+        }
+        if rec.state.is_final() {
+            inner.seen.remove(&rec.id);
+            inner.holder.remove(&rec.id);
+        } else {
+            inner.seen.insert(rec.id.clone(), len);
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let g = self.inner.lock().unwrap();
+        let now = Utc::now();
+        let mut per_minute = vec![(0u32, 0u32); MINUTES];
+        for (at, ok) in &g.finished {
+            let age = (now - *at).num_seconds().max(0) as usize / 60;
+            if age < MINUTES {
+                let slot = &mut per_minute[MINUTES - 1 - age];
+                if *ok {
+                    slot.0 += 1
+                } else {
+                    slot.1 += 1
+                }
+            }
+        }
+        let mut workers: Vec<WorkerInfo> = g.workers.values().cloned().collect();
+        workers.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.name.cmp(&b.name)));
+        Snapshot {
+            workers,
+            events: g.events.iter().cloned().collect(),
+            retries: g.retries.iter().cloned().collect(),
+            failures: g.failures.iter().cloned().collect(),
+            per_minute,
+        }
+    }
+}
+
+impl Inner {
+    fn release(&mut self, job: &str) -> Option<String> {
+        let w = self.holder.remove(job)?;
+        if let Some(info) = self.workers.get_mut(&w) {
+            info.current.remove(job);
+        }
+        Some(w)
+    }
+
+    fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+        let state = e.state.as_str();
+        push(
+            &mut self.events,
+            Event {
+                at: e.at,
+                job_id: rec.id.clone(),
+                filename: rec.filename.clone(),
+                state: state.to_string(),
+                worker: e.worker.clone(),
+                attempt: e.attempt,
+                note: e.note.clone(),
+            },
+        );
+        match state {
+            "processing" => {
+                let Some(w) = e.worker.clone() else { return };
+                let previous = self.release(&rec.id);
+                if let Some(p) = previous.as_ref().filter(|p| **p != w) {
+                    if let Some(info) = self.workers.get_mut(p) {
+                        info.unfinished += 1;
+                    }
+                }
+                if e.attempt > 1 {
+                    let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
+                    push(
+                        &mut self.retries,
+                        Retry {
+                            at: e.at,
+                            job_id: rec.id.clone(),
+                            filename: rec.filename.clone(),
+                            from,
+                            to: Some(w.clone()),
+                            attempt: e.attempt,
+                            state: state.into(),
+                        },
+                    );
+                }
+                let info = self
+                    .workers
+                    .entry(w.clone())
+                    .or_insert_with(|| WorkerInfo { name: w.clone(), ..Default::default() });
+                info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
+                info.current.insert(rec.id.clone());
+                info.started += 1;
+                self.holder.insert(rec.id.clone(), w);
+            }
+            "done" | "failed" => {
+                let ok = state == "done";
+                self.release(&rec.id);
+                if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+                    info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
+                    if ok {
+                        info.done += 1
+                    } else {
+                        info.failed += 1
+                    }
+                }
+                self.finished.push_back((e.at, ok));
+                let horizon = Utc::now() - ChronoDuration::minutes(MINUTES as i64);
+                while self.finished.front().is_some_and(|(at, _)| *at < horizon) {
+                    self.finished.pop_front();
+                }
+                if !ok {
+                    let (code, message) = rec
+                        .error
+                        .as_ref()
+                        .map(|e| (e.code.clone(), e.message.clone()))
+                        .unwrap_or_else(|| ("failed".into(), e.note.clone().unwrap_or_default()));
+                    push(
+                        &mut self.failures,
+                        Failure {
+                            at: e.at,
+                            job_id: rec.id.clone(),
+                            filename: rec.filename.clone(),
+                            code,
+                            message,
+                            worker: e.worker.clone(),
+                        },
+                    );
+                }
+            }
+            "queued" => {
+                self.release(&rec.id);
+            }
+            // `retrying` and any state added later: the attempt ended without a result, so
+            // the worker that had it no longer holds it.
+            _ => {
+                let holder = self.release(&rec.id);
+                let from = e.worker.clone().or(holder);
+                if let Some(info) = from.as_ref().and_then(|w| self.workers.get_mut(w)) {
+                    info.unfinished += 1;
+                }
+                push(
+                    &mut self.retries,
+                    Retry {
+                        at: e.at,
+                        job_id: rec.id.clone(),
+                        filename: rec.filename.clone(),
+                        from,
+                        to: None,
+                        attempt: e.attempt,
+                        state: state.into(),
+                    },
+                );
+            }
+        }
+    }
+}
