@@ -4,6 +4,7 @@
 //! ```text
 //! originals/{job_id}            the uploaded bytes, as uploaded
 //! outputs/{job_id}/{name}.{ext} one object per output
+//! outputs/{job_id}/manifest.json what a finished attempt stored (written after the outputs)
 //! jobs/{job_id}.json            the web app's record of the job (state, timeline)
 //! owners/{owner}/{job_id}       index: which jobs belong to which browser
 //! system/...                    the web app's own settings (e.g. its cookie key)
@@ -17,6 +18,13 @@ pub fn original(job_id: &str) -> String {
 
 pub fn output(job_id: &str, name: &str, format: Format) -> String {
     format!("outputs/{job_id}/{name}.{}", format.extension())
+}
+
+/// The list of outputs a worker stored for a job, written after the outputs themselves: a
+/// redelivered job that finds it re-announces `done` instead of rendering again. `.json` is
+/// never an output format's extension, so it cannot collide with an output.
+pub fn output_manifest(job_id: &str) -> String {
+    format!("outputs/{job_id}/manifest.json")
 }
 
 pub fn job_record(job_id: &str) -> String {

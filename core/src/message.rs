@@ -44,6 +44,9 @@ pub struct JobMessage {
 pub enum JobState {
     Queued,
     Processing,
+    /// An attempt ended without a result (transient error, crash, worker stopped or lost);
+    /// the queue will deliver the job again.
+    Retrying,
     Done,
     Failed,
 }
@@ -56,6 +59,7 @@ impl JobState {
         match self {
             JobState::Queued => "queued",
             JobState::Processing => "processing",
+            JobState::Retrying => "retrying",
             JobState::Done => "done",
             JobState::Failed => "failed",
         }
@@ -84,7 +88,7 @@ pub struct JobError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusMessage {
     pub job_id: String,
-    /// `processing`, `done` or `failed` (`queued` is the web app's own).
+    /// `processing`, `retrying`, `done` or `failed` (`queued` is the web app's own).
     pub state: JobState,
     /// Which delivery of the job this is (SQS ApproximateReceiveCount), from 1.
     pub attempt: u32,
@@ -94,6 +98,9 @@ pub struct StatusMessage {
     pub outputs: Vec<OutputInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// Words for the job's timeline (why a retry, or that a result was re-announced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -221,6 +228,7 @@ mod tests {
                 bytes: 99,
             }],
             error: None,
+            note: Some("re-announced".into()),
         };
         assert_eq!(StatusMessage::from_json(&s.to_json()).unwrap(), s);
     }

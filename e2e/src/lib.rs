@@ -19,6 +19,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 /// The workspace root.
+pub mod chaos;
+
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
@@ -118,6 +120,27 @@ impl Proc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+    /// Send SIGTERM (as docker stop, systemd or Ctrl-C would).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.child.id());
+    }
+    /// Wait up to `limit` for the process to exit; its exit status, or None if still running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -235,6 +258,9 @@ pub struct TestApp {
     pub web: Option<Proc>,
     pub base_url: String,
     pub processors: Vec<Proc>,
+    /// How many times each processor slot has been (re)started; a restarted processor gets a
+    /// new worker id (`worker-{n}.{generation}`), as a new container or process would.
+    generations: Vec<u32>,
     pub client: reqwest::Client,
     /// Extra environment for every process this app starts (settings under test).
     pub env: Vec<(String, String)>,
@@ -262,16 +288,7 @@ impl TestApp {
 
     /// Like [`spawn_with`](Self::spawn_with), with extra environment for every process.
     pub async fn spawn_with_env(kind: Kind, web: bool, processors: usize, env: &[(&str, &str)]) -> TestApp {
-        let site = Site::new(kind);
-        let mut app = TestApp {
-            site,
-            web: None,
-            base_url: String::new(),
-            processors: vec![],
-            client: Self::new_client(),
-            env: vec![],
-        };
-        app.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut app = Self::new(kind, env);
         if web {
             app.start_web();
         } else {
@@ -281,6 +298,20 @@ impl TestApp {
             app.start_processor();
         }
         app
+    }
+
+    /// A backend and settings, no process started yet (start them with [`start_web`](Self::start_web)
+    /// and [`start_processor`](Self::start_processor)).
+    pub fn new(kind: Kind, env: &[(&str, &str)]) -> TestApp {
+        TestApp {
+            site: Site::new(kind),
+            web: None,
+            base_url: String::new(),
+            processors: vec![],
+            generations: vec![],
+            client: Self::new_client(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
     }
 
     /// A fresh HTTP client with its own cookie jar (another browser).
@@ -337,7 +368,8 @@ impl TestApp {
         let mut restarted = 0;
         for i in 0..self.processors.len() {
             if !self.processors[i].is_running() {
-                self.processors[i] = self.spawn_processor(i, &format!("processor{i}-restart{}", unique("r")));
+                self.generations[i] += 1;
+                self.processors[i] = self.spawn_processor(i, &[]);
                 restarted += 1;
             }
         }
@@ -345,21 +377,66 @@ impl TestApp {
     }
 
     pub fn start_processor(&mut self) {
-        let n = self.processors.len();
-        let p = self.spawn_processor(n, &format!("processor{n}"));
+        self.start_processor_with(&[]);
+    }
+
+    /// Start one more processor with extra environment of its own.
+    pub fn start_processor_with(&mut self, env: &[(&str, &str)]) {
+        self.generations.push(0);
+        let p = self.spawn_processor(self.processors.len(), env);
         self.processors.push(p);
     }
 
-    /// Start processor number `n` (its worker id is `worker-{n}`), logging to `log_name`.
-    fn spawn_processor(&self, n: usize, log_name: &str) -> Proc {
-        let (mut cmd, log) = self.command("darkroom-processor", log_name);
+    /// The worker id processor `n` has now.
+    pub fn worker_id(&self, n: usize) -> String {
+        match self.generations[n] {
+            0 => format!("worker-{n}"),
+            g => format!("worker-{n}.{g}"),
+        }
+    }
+
+    /// Start processor number `n` under its current worker id.
+    fn spawn_processor(&self, n: usize, env: &[(&str, &str)]) -> Proc {
+        let id = self.worker_id(n);
+        let (mut cmd, log) = self.command("darkroom-processor", &id);
         let child = cmd
-            .env("DARKROOM_WORKER_ID", format!("worker-{n}"))
+            .env("DARKROOM_WORKER_ID", &id)
             .env("DARKROOM_CONCURRENCY", self.setting("DARKROOM_CONCURRENCY", "2"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start darkroom-processor");
         Proc { child, log }
+    }
+
+    /// GET /api/jobs/{id} with `client`.
+    pub async fn job(&self, client: &reqwest::Client, id: &str) -> Value {
+        let resp = client.get(self.url(&format!("/api/jobs/{id}"))).send().await.expect("GET /api/jobs/{id}");
+        assert_eq!(resp.status(), 200, "GET /api/jobs/{id}");
+        resp.json().await.expect("job JSON")
+    }
+
+    /// Poll the job (every 50 ms, up to `limit`) until `pred` holds; returns it then.
+    pub async fn wait_for_job(
+        &self,
+        client: &reqwest::Client,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let job = self.job(client, id).await;
+            if pred(&job) {
+                return job;
+            }
+            if Instant::now() >= deadline {
+                self.dump_logs();
+                panic!("job {id}: not {what} within {limit:?}: {job}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -29,6 +29,8 @@ pub struct Context {
     pub max_receives: u32,
     /// Longest the image work of one job may take.
     pub time_limit: Duration,
+    /// Turns true when the shutdown grace period is over: unfinished jobs are released.
+    pub release: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How a job attempt ended badly.
@@ -81,13 +83,38 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let attempt = msg.receive_count;
     let started = Instant::now();
     tracing::info!(outputs = job.outputs.len(), "job received");
+
+    // Idempotency: an earlier attempt may have stored everything and died before reporting.
+    match already_done(&ctx, &job).await {
+        Ok(Some(outputs)) => {
+            tracing::info!("outputs already stored by an earlier attempt; re-announcing `done`");
+            let note = "outputs were already stored by an earlier attempt; re-announced without processing again";
+            finish(&ctx, &msg, &job, JobState::Done, outputs, None, Some(note.into())).await;
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not check for earlier outputs; processing"),
+    }
+
     let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
-    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None).await {
+    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None, None).await {
         tracing::warn!(error = %e, "could not post `processing`; continuing");
     }
 
     crash_hook(&job);
-    let result = render(&ctx, &job).await;
+    let mut release = ctx.release.clone();
+    let result = tokio::select! {
+        r = render(&ctx, &job) => r,
+        _ = async {
+            if release.wait_for(|r| *r).await.is_err() {
+                std::future::pending::<()>().await // the worker is gone; nothing will ask
+            }
+        } => {
+            heartbeat.stop();
+            release_job(&ctx, &msg, &job).await;
+            return;
+        }
+    };
     if !heartbeat.stop() {
         tracing::warn!("lost the job's message while working; publishing nothing");
         return;
@@ -113,20 +140,73 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         Err(Failure::Transient(detail) | Failure::Crash(detail)) => {
             let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(60));
             tracing::warn!(%detail, retry_in_s = backoff.as_secs(), "attempt failed; the queue will redeliver the job");
+            let note = format!("attempt {attempt} failed: {detail}; retrying in {} s", backoff.as_secs());
+            if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Retrying, attempt, vec![], None, Some(note)).await
+            {
+                tracing::warn!(error = %e, "could not post `retrying`");
+            }
             if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, backoff).await {
                 tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout will apply");
             }
             return;
         }
     };
+    finish(&ctx, &msg, &job, state, outputs, error, None).await;
+}
 
-    if let Err(e) = ctx.reporter.send(&job.job_id, state, attempt, outputs, error).await {
+/// Post the final status, then delete the message (in that order: a crash between the two
+/// redelivers the job, which re-announces or fails again; never the other way round).
+async fn finish(
+    ctx: &Context,
+    msg: &Received,
+    job: &JobMessage,
+    state: JobState,
+    outputs: Vec<OutputInfo>,
+    error: Option<JobError>,
+    note: Option<String>,
+) {
+    if let Err(e) = ctx.reporter.send(&job.job_id, state, msg.receive_count, outputs, error, note).await {
         tracing::error!(error = %e, "could not post the final status; the job will be redelivered");
         return;
     }
     if let Err(e) = ctx.jobs.delete(&msg.receipt).await {
-        tracing::warn!(error = %e, "could not delete the job message; it may be redelivered (its outputs will be overwritten)");
+        tracing::warn!(error = %e, "could not delete the job message; it may be redelivered (it will re-announce its result)");
     }
+}
+
+/// The worker is stopping and this job did not finish within the grace period: make its
+/// message visible at once so another worker takes it now, not after the visibility timeout.
+async fn release_job(ctx: &Context, msg: &Received, job: &JobMessage) {
+    // `retrying` first: once the message is visible, the next attempt's `processing` must not
+    // be overtaken by this older attempt's status.
+    let note = format!("released: {} is shutting down; another worker takes the job", ctx.reporter.worker);
+    let sent = ctx.reporter.send(&job.job_id, JobState::Retrying, msg.receive_count, vec![], None, Some(note));
+    if let Err(e) = sent.await {
+        tracing::warn!(error = %e, "could not post `retrying` for the released job");
+    }
+    match ctx.jobs.change_visibility(&msg.receipt, Duration::ZERO).await {
+        Ok(()) => tracing::info!("released the unfinished job to the queue"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not release the job; it returns after its visibility timeout");
+        }
+    }
+}
+
+/// The outputs an earlier attempt stored, if it stored all of them (its manifest exists and
+/// names every output this job asks for).
+async fn already_done(ctx: &Context, job: &JobMessage) -> Result<Option<Vec<OutputInfo>>, StoreError> {
+    let bytes = match ctx.store.get(&keys::output_manifest(&job.job_id)).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Ok(outputs) = serde_json::from_slice::<Vec<OutputInfo>>(&bytes) else {
+        tracing::warn!("unreadable output manifest; processing again");
+        return Ok(None);
+    };
+    let complete = job.outputs.len() == outputs.len()
+        && job.outputs.iter().all(|spec| outputs.iter().any(|o| o.name == spec.name && o.format == spec.format));
+    Ok(complete.then_some(outputs))
 }
 
 async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Failure> {
@@ -138,6 +218,7 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
     let rendered = tokio::task::spawn_blocking(move || {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
             panic_hook(&specs);
+            stall_hook(&specs);
             engine::pipeline::process_with(&input, &specs, &limits, &resources, Some(deadline))
         }))
     })
@@ -159,6 +240,9 @@ async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Fail
         ctx.store.put(&key, Bytes::from(r.bytes), r.format.mime()).await?;
         outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
     }
+    let manifest = serde_json::to_vec(&outputs).expect("output infos serialize");
+    ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
+    after_outputs_hook(job);
     Ok(outputs)
 }
 
@@ -182,6 +266,35 @@ fn crash_hook(job: &JobMessage) {
         if let Ok(name) = std::env::var("DARKROOM_TEST_ABORT_ON_OUTPUT") {
             if job.outputs.iter().any(|o| o.name == name) {
                 tracing::error!("test hook: aborting the process");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// Test hook (debug builds only): make the image work of an output named as
+/// `DARKROOM_TEST_STALL_ON_OUTPUT` says take `DARKROOM_TEST_STALL_MS` longer (default 5000),
+/// like a huge photo would. The shutdown tests use it to have a job in flight.
+fn stall_hook(specs: &[engine::OutputSpec]) {
+    if cfg!(debug_assertions) {
+        if let Ok(name) = std::env::var("DARKROOM_TEST_STALL_ON_OUTPUT") {
+            if specs.iter().any(|o| o.name == name) {
+                let ms = std::env::var("DARKROOM_TEST_STALL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+        }
+    }
+}
+
+/// Test hook (debug builds only): abort the process after a job's outputs and manifest are
+/// stored but before `done` is posted, when its output is named as
+/// `DARKROOM_TEST_ABORT_AFTER_OUTPUTS` says. Only the first attempt gets here: the next one
+/// finds the manifest and re-announces. The idempotency test uses it.
+fn after_outputs_hook(job: &JobMessage) {
+    if cfg!(debug_assertions) {
+        if let Ok(name) = std::env::var("DARKROOM_TEST_ABORT_AFTER_OUTPUTS") {
+            if job.outputs.iter().any(|o| o.name == name) {
+                tracing::error!("test hook: aborting the process after storing the outputs");
                 std::process::abort();
             }
         }

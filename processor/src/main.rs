@@ -1,10 +1,29 @@
 //! `darkroom-processor`: a worker that long-polls the job queue and edits photos.
 
+use std::process::ExitCode;
+use std::time::Duration;
+
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let config = darkroom_processor::Config::parse();
     darkroom_processor::telemetry::init();
-    darkroom_processor::run_until_signal(config).await
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(darkroom_processor::run_until_signal(config));
+    // A job released at shutdown may still be rendering on a blocking thread; its message is
+    // already back in the queue, so don't wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,6 +21,7 @@ impl Reporter {
         attempt: u32,
         outputs: Vec<OutputInfo>,
         error: Option<JobError>,
+        note: Option<String>,
     ) -> Result<(), QueueError> {
         let msg = StatusMessage {
             job_id: job_id.to_string(),
@@ -30,6 +31,7 @@ impl Reporter {
             at: Utc::now(),
             outputs,
             error,
+            note,
         };
         let body = msg.to_json();
         let mut delay = Duration::from_millis(200);

@@ -12,6 +12,9 @@ use crate::job::{self, Context};
 use crate::status::Reporter;
 use crate::Config;
 
+/// How long releasing unfinished jobs may take after the grace period (queue calls only).
+const RELEASE_TIME: Duration = Duration::from_secs(10);
+
 /// Connect (waiting for the queues to exist) and run until `shutdown` turns true.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let worker = config.worker_id();
@@ -38,6 +41,7 @@ pub async fn serve(
     worker: String,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let (release_tx, release) = watch::channel(false);
     let ctx = Arc::new(Context {
         store: backend.store.clone(),
         jobs: backend.jobs.clone(),
@@ -46,6 +50,7 @@ pub async fn serve(
         visibility: config.backend.visibility(),
         max_receives: config.backend.max_receives,
         time_limit: Duration::from_secs(config.job_time_limit),
+        release,
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));
     let wait = Duration::from_secs(config.poll_wait);
@@ -100,11 +105,18 @@ pub async fn serve(
         tracing::info!(in_flight, grace_s = config.grace().as_secs(), "finishing in-flight jobs");
         let drained = tokio::time::timeout(config.grace(), async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(
-                left = tasks.len(),
-                "grace period over; unfinished jobs return to the queue after their visibility timeout"
-            );
-            tasks.abort_all();
+            tracing::warn!(left = tasks.len(), "grace period over; releasing unfinished jobs to the queue");
+            let _ = release_tx.send(true);
+            // Each unfinished job makes its message visible again and posts `retrying`.
+            let released =
+                tokio::time::timeout(RELEASE_TIME, async { while tasks.join_next().await.is_some() {} }).await;
+            if released.is_err() {
+                tracing::warn!(
+                    left = tasks.len(),
+                    "could not release every job in time; they return after their visibility timeout"
+                );
+                tasks.abort_all();
+            }
         }
     }
     tracing::info!("processor stopped");

@@ -66,5 +66,6 @@ fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
                 "Processing stopped {max_receives} times without finishing (the worker crashed or was killed); gave up. Try a smaller photo or another recipe."
             ),
         }),
+        note: Some(format!("gave up after {max_receives} attempts: the queue moved the job to the dead-letter queue")),
     }
 }

@@ -53,22 +53,43 @@ pub struct JobRecord {
 
 impl JobRecord {
     /// Apply a worker's status. Returns whether anything changed.
+    ///
+    /// Within one attempt the order is processing → retrying → done/failed; a status from an
+    /// older attempt changes nothing (except a final one: a slow worker may still finish). A
+    /// new attempt that starts while the last one was still `processing` means that attempt's
+    /// worker was lost (killed, crashed, or cut off): the timeline says so.
     pub fn apply(&mut self, s: &StatusMessage) -> bool {
-        if self.state.is_final() {
+        if self.state.is_final() || s.state == JobState::Queued {
             return false;
+        }
+        if !s.state.is_final() {
+            let same_attempt = s.attempt == self.attempts;
+            let stale = s.attempt < self.attempts
+                || (same_attempt && self.state == JobState::Retrying)
+                || (same_attempt
+                    && s.state == JobState::Processing
+                    && self.state == JobState::Processing
+                    && self.worker.as_deref() == Some(&s.worker));
+            if stale {
+                return self.late_retry(s);
+            }
+        }
+        if self.state == JobState::Processing && s.attempt > self.attempts {
+            let lost = self.worker.clone().unwrap_or_else(|| "a worker".into());
+            self.timeline.push(TimelineEntry {
+                at: s.at,
+                state: JobState::Retrying,
+                worker: Some(lost.clone()),
+                attempt: self.attempts,
+                note: Some(format!(
+                    "worker lost: {lost} stopped during attempt {} (killed, crashed or cut off); the queue delivered the job again",
+                    self.attempts
+                )),
+            });
         }
         match s.state {
             JobState::Queued => return false,
-            JobState::Processing => {
-                let seen = self.attempts > s.attempt
-                    || (self.state == JobState::Processing
-                        && self.attempts == s.attempt
-                        && self.worker.as_deref() == Some(&s.worker));
-                if seen {
-                    return false;
-                }
-                self.state = JobState::Processing;
-            }
+            JobState::Processing | JobState::Retrying => self.state = s.state,
             JobState::Done => {
                 self.state = JobState::Done;
                 self.outputs = s.outputs.clone();
@@ -89,10 +110,47 @@ impl JobRecord {
             state: s.state,
             worker: Some(s.worker.clone()),
             attempt: s.attempt,
-            note: s.error.as_ref().map(|e| e.message.clone()),
+            note: s.note.clone().or_else(|| s.error.as_ref().map(|e| e.message.clone())),
         });
         true
     }
+
+    /// A `retrying` that arrives after the next attempt began (the reply queue does not keep
+    /// order) still belongs in the timeline: it replaces the "worker lost" guess for its
+    /// attempt, or goes in at its time.
+    fn late_retry(&mut self, s: &StatusMessage) -> bool {
+        if s.state != JobState::Retrying
+            || self.timeline.iter().any(|t| {
+                t.state == JobState::Retrying
+                    && t.attempt == s.attempt
+                    && t.worker.as_deref() == Some(&s.worker)
+                    && !is_lost(t)
+            })
+        {
+            return false;
+        }
+        let entry = TimelineEntry {
+            at: s.at,
+            state: JobState::Retrying,
+            worker: Some(s.worker.clone()),
+            attempt: s.attempt,
+            note: s.note.clone().or_else(|| s.error.as_ref().map(|e| e.message.clone())),
+        };
+        match self.timeline.iter().position(|t| is_lost(t) && t.attempt == s.attempt) {
+            Some(i) => self.timeline[i] = entry,
+            None => {
+                let i = self.timeline.iter().position(|t| t.at > s.at).unwrap_or(self.timeline.len());
+                self.timeline.insert(i, entry);
+            }
+        }
+        self.updated_at = Utc::now();
+        true
+    }
+}
+
+/// Is this the entry [`JobRecord::apply`] adds for a worker that vanished mid-attempt?
+fn is_lost(t: &TimelineEntry) -> bool {
+    t.note.as_deref().is_some_and(|n| n.starts_with("worker lost"))
 }
 
 /// What applying a status did.
@@ -193,8 +251,6 @@ impl JobBook {
     }
 }
 
-// UI (issue 6): delete a job, queue it again: in jobs/manage.rs, a separate file.
-pub mod manage;
 
 #[cfg(test)]
 mod tests {
@@ -231,6 +287,7 @@ mod tests {
             at: Utc::now(),
             outputs: vec![],
             error: None,
+            note: None,
         }
     }
 
@@ -254,6 +311,50 @@ mod tests {
         assert_eq!((r.attempts, r.worker.as_deref()), (2, Some("w2")));
         assert!(r.apply(&status(JobState::Processing, 3, "w1")));
         assert_eq!(r.attempts, 3);
+    }
+
+    #[test]
+    fn retrying_then_a_new_attempt() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
+        assert!(r.apply(&status(JobState::Retrying, 1, "w1")));
+        assert_eq!(r.state, JobState::Retrying);
+        // A late `processing` of the same attempt does not undo the retry.
+        assert!(!r.apply(&status(JobState::Processing, 1, "w1")));
+        assert!(!r.apply(&status(JobState::Retrying, 1, "w1")));
+        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
+        assert!(r.apply(&status(JobState::Done, 2, "w2")));
+        let states: Vec<_> = r.timeline.iter().map(|t| t.state).collect();
+        assert_eq!(states, [JobState::Processing, JobState::Retrying, JobState::Processing, JobState::Done]);
+        assert!(!r.timeline.iter().any(|t| t.note.as_deref().unwrap_or("").starts_with("worker lost")));
+    }
+
+    #[test]
+    fn a_new_attempt_after_processing_records_the_lost_worker() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
+        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
+        let lost = &r.timeline[1];
+        assert_eq!((lost.state, lost.worker.as_deref(), lost.attempt), (JobState::Retrying, Some("w1"), 1));
+        assert!(lost.note.as_deref().unwrap().starts_with("worker lost: w1"), "{lost:?}");
+        assert_eq!(r.timeline[2].worker.as_deref(), Some("w2"));
+        assert_eq!(r.state, JobState::Processing);
+    }
+
+    #[test]
+    fn a_late_retrying_replaces_the_lost_worker_guess() {
+        let mut r = record();
+        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
+        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
+        assert!(is_lost(&r.timeline[1]));
+        let mut released = status(JobState::Retrying, 1, "w1");
+        released.note = Some("released: w1 is shutting down".into());
+        assert!(r.apply(&released));
+        assert!(!r.apply(&released), "applied once");
+        assert_eq!(r.state, JobState::Processing);
+        assert_eq!(r.timeline[1].note.as_deref(), Some("released: w1 is shutting down"));
+        assert!(!r.timeline.iter().any(is_lost));
+        assert_eq!(r.timeline.len(), 3);
     }
 
     #[test]
