@@ -251,6 +251,8 @@ impl JobBook {
     }
 }
 
+// UI (issue 6): delete a job, queue it again: in jobs/manage.rs, a separate file.
+pub mod manage;
 
 #[cfg(test)]
 mod tests {
