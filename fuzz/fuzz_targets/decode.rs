@@ -7,6 +7,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // Small limits so a hostile header cannot make the fuzzer itself run out of memory.
     let limits = Limits { max_input_bytes: 1 << 20, max_pixels: 4_000_000, max_output_dimension: 2048 };
+    // The same bytes as a watermark logo: decoded within the logo limits, or refused.
+    let _ = darkroom_engine::ops::overlay::Logos::default().insert("logos/fuzz/logo.png", data);
     if probe(data, &limits).is_err() {
         return;
     }
