@@ -7,6 +7,7 @@
 //! outputs/{job_id}/manifest.json what a finished attempt stored (written after the outputs)
 //! jobs/{job_id}.json            the web app's record of the job (state, timeline)
 //! owners/{owner}/{job_id}       index: which jobs belong to which browser
+//! logos/{owner}/{id}.png        watermark logos uploaded by that browser (POST /api/logos)
 //! system/...                    the web app's own settings (e.g. its cookie key)
 //! ```
 
