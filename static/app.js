@@ -296,22 +296,28 @@ const OPS = {
     { k: "threshold", kind: "float", min: 0, max: 255, step: 1, def: 0, int: true, skipDef: true, label: "Threshold (0–255)" },
   ] },
   watermark: { label: "Watermark", fields: [
-    { k: "text", kind: "text", def: "© Darkroom", maxlength: 200, label: "Text" },
+    { k: "_kind", kind: "select", options: ["text", "logo"], def: "text", ui: true, label: "Mark with", names: { text: "text", logo: "a PNG logo" } },
+    { k: "text", kind: "text", def: "© Darkroom", maxlength: 200, label: "Text", when: (o) => o._kind !== "logo" },
+    { k: "image", kind: "logo", def: null, label: "Logo (PNG)", when: (o) => o._kind === "logo" },
     { k: "gravity", kind: "select", options: GRAVITY, def: "southeast", label: "Position" },
     { k: "opacity", kind: "float", min: 0, max: 1, step: 0.05, def: 0.5, label: "Opacity" },
-    { k: "size", kind: "int", min: 1, maxDim: true, def: null, opt: true, label: "Text height (px, empty: 5% of the photo)" },
-    { k: "color", kind: "color", def: "#ffffff", label: "Colour" },
+    { k: "size", kind: "int", min: 1, maxDim: true, def: null, opt: true, label: "Text height (px, empty: 5% of the photo)", when: (o) => o._kind !== "logo" },
+    { k: "scale", kind: "number", min: 0.01, max: 1, step: 0.01, def: null, opt: true, label: "Logo width (fraction of the photo, empty: its own size)", when: (o) => o._kind === "logo" },
+    { k: "margin", kind: "int", min: 0, maxDim: true, def: null, opt: true, label: "Margin (px, empty: automatic)" },
+    { k: "color", kind: "color", def: "#ffffff", label: "Colour", when: (o) => o._kind !== "logo" },
   ] },
   flatten: { label: "Flatten transparency", fields: [{ k: "background", kind: "color", def: "#ffffff", label: "Background" }] },
 };
 
 const OUTPUT_FIELDS = [
   { k: "quality", kind: "float", min: 1, max: 100, step: 1, int: true, def: 85, label: "Quality", when: (o) => o.format === "jpeg" || (o.format === "webp" && !o.lossless) || o.format === "avif" },
+  { k: "speed", kind: "float", min: 0, max: 9, step: 1, int: true, def: 6, skipDef: true, label: "Encoder speed (0 smallest – 9 fastest)", when: (o) => o.format === "avif" },
   { k: "progressive", kind: "check", def: false, skipDef: true, label: "Progressive", when: (o) => o.format === "jpeg" },
   { k: "chroma_subsampling", kind: "select", options: ["4:2:0", "4:2:2", "4:4:4"], def: "4:2:0", skipDef: true, label: "Chroma subsampling", when: (o) => o.format === "jpeg" },
   { k: "compression_level", kind: "float", min: 0, max: 9, step: 1, int: true, def: 6, skipDef: true, label: "Compression effort (0–9)", when: (o) => o.format === "png" },
   { k: "lossless", kind: "check", def: false, skipDef: true, label: "Lossless", when: (o) => o.format === "webp" },
   { k: "auto_orient", kind: "check", def: true, skipDef: true, label: "Turn upright (EXIF orientation)" },
+  { k: "icc", kind: "select", options: ["srgb", "keep"], def: "srgb", skipDef: true, label: "Colour profile", names: { srgb: "convert to sRGB", keep: "keep the original's" } },
 ];
 
 function newOp(name) {
@@ -439,6 +445,39 @@ const builder = {
         wrap.append(label, input);
         break;
       }
+      case "number": {
+        input = h("input", { id, type: "number", min: f.min, max: f.max, step: f.step, value: obj[f.k] ?? "", placeholder: "auto" });
+        input.addEventListener("input", () => set(input.value === "" ? null : +input.value, false));
+        wrap.append(label, input);
+        break;
+      }
+      case "logo": {
+        // Upload the PNG now (POST /api/logos); the recipe names the key it gets.
+        input = h("input", { id, type: "file", accept: "image/png,.png" });
+        const note = h("span", { class: "muted logo-key", id: `${id}-key`, text: obj[f.k] ? `uploaded: ${obj[f.k]}` : "no logo yet" });
+        input.setAttribute("aria-describedby", `${id}-key`);
+        input.addEventListener("change", async () => {
+          const file = input.files[0];
+          if (!file) return;
+          note.className = "muted logo-key";
+          note.textContent = "uploading…";
+          const data = new FormData();
+          data.append("logo", file, file.name);
+          let body = {};
+          const r = await fetch("/api/logos", { method: "POST", body: data });
+          try { body = await r.json(); } catch (_) {}
+          if (r.ok && body.key) {
+            note.textContent = `uploaded: ${body.key}`;
+            set(body.key, false);
+          } else {
+            note.className = "error logo-key";
+            note.setAttribute("role", "alert");
+            note.textContent = (body.error && body.error.message) || `The logo was refused (HTTP ${r.status}).`;
+          }
+        });
+        wrap.append(label, input, note);
+        break;
+      }
       case "float": {
         // A slider for the usual range, a number box beside it for exact values (up to the
         // engine's limit).
@@ -476,8 +515,10 @@ const builder = {
     const fmt = h("select", { id: `${p}-format` });
     for (const f of this.formats) fmt.append(h("option", { value: f, text: f.toUpperCase(), selected: o.format === f }));
     fmt.addEventListener("change", () => {
+      // The engine's default quality for each format, unless the user chose another.
+      const defaults = { jpeg: 85, webp: 80, avif: 60 };
+      if (Object.values(defaults).includes(o.quality) && defaults[fmt.value]) o.quality = defaults[fmt.value];
       o.format = fmt.value;
-      if (o.format === "webp" && o.quality === 85) o.quality = 80;
       again(`${p}-format`);
     });
     head.append(h("div", { class: "field" }, h("label", { for: `${p}-format`, text: "Format" }), fmt));

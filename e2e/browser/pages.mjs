@@ -273,6 +273,12 @@ test("readable on a phone", LONG, async () => {
   const overflow = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 1, `no sideways scrolling (overflow ${overflow}px)`);
   await shot(p, "11-phone-upload-and-gallery");
+  await p.check('input[name="mode"][value="custom"]');
+  await p.selectOption("#o0-add", "watermark");
+  await p.click("#o0-add-button");
+  const overflowCustom = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflowCustom <= 1, `recipe builder: no sideways scrolling (overflow ${overflowCustom}px)`);
+  await shot(p, "11b-phone-recipe-builder");
   await p.goto(`/jobs/${jobs["M02_wood_2560x1920_exif.jpg"]}`);
   await p.locator("#ba img.after").waitFor();
   const overflow2 = await p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -285,3 +291,27 @@ test("readable on a phone", LONG, async () => {
 });
 
 console.log(`    testing ${BASE}`);
+
+test("a logo watermark: the PNG goes up from the recipe builder, the recipe names its key", LONG, async () => {
+  await page.goto("/");
+  await page.check('input[name="mode"][value="custom"]');
+  await page.selectOption("#o0-add", "watermark");
+  await page.click("#o0-add-button");
+  await page.selectOption("#o0-op1-_kind", "logo");
+  await page.setInputFiles("#o0-op1-image", corpus("A01_emerald-logo_1689x1800_rgba.png"));
+  await page.locator("#o0-op1-image-key", { hasText: "uploaded: logos/" }).waitFor();
+  await page.fill("#o0-op1-scale", "0.25");
+  const recipe = JSON.parse(await page.inputValue("#recipe"));
+  const mark = recipe.outputs[0].ops[1];
+  assert.match(mark.image, /^logos\/[^/]+\/[^/]+\.png$/);
+  assert.deepEqual({ ...mark, image: "…" }, { op: "watermark", image: "…", gravity: "southeast", opacity: 0.5, scale: 0.25 });
+  await shot(page, "13-logo-watermark-builder");
+  await page.setInputFiles("#files", corpus("S01_rocket_640x427.jpg"));
+  await page.click("#submit");
+  await page.locator('#chosen li.queued[data-name="S01_rocket_640x427.jpg"]').waitFor();
+  const href = await page.getAttribute('#chosen li.queued[data-name="S01_rocket_640x427.jpg"] a', "href");
+  const id = href.split("/").pop();
+  await page.waitForFunction((id) => document.querySelector(`#jobs .job[data-id="${id}"]`)?.dataset.state === "done", id, LONG);
+  const out = await page.request.get(`/api/jobs/${id}/outputs/web`);
+  assert.deepEqual(imageSize(await out.body()), { format: "jpeg", width: 640, height: 427 });
+});

@@ -160,13 +160,13 @@ struct PageQuery {
 
 /// Bars of jobs finished per minute (done in green, failed in red above it).
 pub fn chart(per_minute: &[(u32, u32)]) -> String {
-    let (w, h, gap) = (22u32, 90u32, 4u32);
+    let (w, h, gap, top) = (22u32, 90u32, 4u32, 14u32);
     let max = per_minute.iter().map(|(d, f)| d + f).max().unwrap_or(0).max(1);
     let width = per_minute.len() as u32 * (w + gap);
     let mut svg = format!(
         r#"<svg class="chart" viewBox="0 0 {width} {}" width="{width}" height="{}" role="img" aria-labelledby="chart-title"><title id="chart-title">Jobs finished per minute, last {} minutes: {}</title>"#,
-        h + 16,
-        h + 16,
+        h + top + 16,
+        h + top + 16,
         per_minute.len(),
         per_minute.iter().map(|(d, f)| format!("{}", d + f)).collect::<Vec<_>>().join(", ")
     );
@@ -174,22 +174,25 @@ pub fn chart(per_minute: &[(u32, u32)]) -> String {
         let x = i as u32 * (w + gap);
         let dh = done * h / max;
         let fh = failed * h / max;
-        svg.push_str(&format!(r#"<rect x="{x}" y="{}" width="{w}" height="{dh}" class="bar-done"/>"#, h - dh));
-        svg.push_str(&format!(r#"<rect x="{x}" y="{}" width="{w}" height="{fh}" class="bar-failed"/>"#, h - dh - fh));
+        svg.push_str(&format!(r#"<rect x="{x}" y="{}" width="{w}" height="{dh}" class="bar-done"/>"#, top + h - dh));
+        svg.push_str(&format!(
+            r#"<rect x="{x}" y="{}" width="{w}" height="{fh}" class="bar-failed"/>"#,
+            top + h - dh - fh
+        ));
         if done + failed > 0 {
             svg.push_str(&format!(
                 r#"<text x="{}" y="{}" class="bar-label">{}</text>"#,
                 x + w / 2,
-                (h - dh - fh).max(10) - 2,
+                top + h - dh - fh - 3,
                 done + failed
             ));
         }
     }
     svg.push_str(&format!(
         r#"<text x="0" y="{}" class="axis">−{} min</text><text x="{width}" y="{}" class="axis end">now</text></svg>"#,
-        h + 14,
+        top + h + 14,
         per_minute.len(),
-        h + 14
+        top + h + 14
     ));
     svg
 }
