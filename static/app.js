@@ -499,7 +499,12 @@ const builder = {
     this.outputs.forEach((o, i) => this.root.append(this.renderOutput(o, i)));
     document.getElementById("add-output").disabled = this.outputs.length >= this.maxOutputs;
     this.show();
-    if (active) { const e = document.getElementById(active); if (e) e.focus(); }
+    if (active) {
+      let e = document.getElementById(active);
+      // A move to the first/last place disables that arrow: keep focus on the edit's other one.
+      if (e && e.disabled) e = document.getElementById(active.replace(/-(up|down)$/, (_, d) => (d === "up" ? "-down" : "-up")));
+      if (e && !e.disabled) e.focus();
+    }
   },
 
   renderOutput(o, i) {

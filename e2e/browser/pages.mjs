@@ -261,6 +261,12 @@ test("without JavaScript: form post, then a job page that refreshes until done",
   const img = await p.request.get(src);
   assert.deepEqual(imageSize(await img.body()), { format: "jpeg", width: 256, height: 256 });
   await shot(p, "10-nojs-job-done");
+  // Delete is a plain form too.
+  const id = new URL(p.url()).pathname.split("/").pop();
+  await p.click('form[action$="/delete"] button');
+  await p.waitForURL("**/?deleted=1");
+  assert.equal(await p.locator(`#jobs .job[data-id="${id}"]`).count(), 0);
+  assert.match(await p.textContent(".notice"), /Deleted/);
   await ctx.close();
 });
 
@@ -314,4 +320,33 @@ test("a logo watermark: the PNG goes up from the recipe builder, the recipe name
   await page.waitForFunction((id) => document.querySelector(`#jobs .job[data-id="${id}"]`)?.dataset.state === "done", id, LONG);
   const out = await page.request.get(`/api/jobs/${id}/outputs/web`);
   assert.deepEqual(imageSize(await out.body()), { format: "jpeg", width: 640, height: 427 });
+});
+
+test("keyboard only: switch to a custom recipe, add and reorder edits", LONG, async () => {
+  await page.goto("/");
+  await page.focus('input[name="mode"][value="preset"]');
+  await page.keyboard.press("ArrowRight"); // radio group: the next option
+  assert.equal(await page.isChecked('input[name="mode"][value="custom"]'), true);
+  assert.equal(await page.isVisible("#custom"), true);
+  await page.focus("#o0-add");
+  await page.keyboard.press("End"); // the last op in the list (flatten)
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "o0-add-button");
+  await page.keyboard.press("Enter");
+  let ops = JSON.parse(await page.inputValue("#recipe")).outputs[0].ops.map((o) => o.op);
+  assert.deepEqual(ops, ["resize", "flatten"]);
+  // Move it up with the keyboard: focus stays on the moved edit's button.
+  await page.focus("#o0-op1-up");
+  await page.keyboard.press("Enter");
+  ops = JSON.parse(await page.inputValue("#recipe")).outputs[0].ops.map((o) => o.op);
+  assert.deepEqual(ops, ["flatten", "resize"]);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "o0-op0-down", "focus stays on the moved edit");
+  await page.keyboard.press("Tab"); // ✕ of the same edit
+  await page.keyboard.press("Enter");
+  ops = JSON.parse(await page.inputValue("#recipe")).outputs[0].ops.map((o) => o.op);
+  assert.deepEqual(ops, ["resize"]);
+  // Focus is visible.
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none");
+  await shot(page, "14-keyboard-focus");
 });

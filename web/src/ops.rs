@@ -350,3 +350,26 @@ async fn redrive_all(state: &AppState) -> anyhow::Result<(usize, usize)> {
     }
     Ok((done.len(), resent))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_has_a_bar_pair_per_minute_and_says_what_it_shows() {
+        let svg = chart(&[(0, 0), (3, 1), (1, 0)]);
+        assert_eq!(svg.matches("class=\"bar-done\"").count(), 3);
+        assert!(svg.contains("<title id=\"chart-title\">Jobs finished per minute, last 3 minutes: 0, 4, 1</title>"));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn token_check() {
+        let ops = OpsState::new(Some("s3cret-token".into()), false, Registry::new());
+        assert!(ops.token_ok("s3cret-token"));
+        assert!(!ops.token_ok("s3cret-tokeN"));
+        assert!(!ops.token_ok(""));
+        let off = OpsState::new(Some("  ".into()), false, Registry::new());
+        assert!(!off.token_ok("  "), "a blank token leaves the page off");
+    }
+}

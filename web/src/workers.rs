@@ -288,3 +288,74 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(id: &str, steps: &[(&str, Option<&str>, u32)], error: Option<(&str, &str)>) -> JobRecord {
+        let state = steps.last().unwrap().0;
+        let timeline: Vec<_> =
+            steps.iter().map(|(s, w, a)| json!({ "at": Utc::now(), "state": s, "worker": w, "attempt": a })).collect();
+        serde_json::from_value(json!({
+            "id": id, "owner": "o", "filename": format!("{id}.jpg"), "state": state,
+            "created_at": Utc::now(), "updated_at": Utc::now(), "attempts": steps.last().unwrap().2,
+            "worker": steps.last().unwrap().1, "original_key": format!("originals/{id}"),
+            "original_type": "image/jpeg", "original_width": 1, "original_height": 1, "original_bytes": 1,
+            "requested": [], "outputs": [],
+            "error": error.map(|(c, m)| json!({ "code": c, "message": m })),
+            "timeline": timeline,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_job_moving_to_another_worker_is_a_retry_and_counts_once() {
+        let r = Registry::default();
+        let q = ("queued", None, 0);
+        let p1 = ("processing", Some("w0"), 1);
+        let p2 = ("processing", Some("w1"), 2);
+        r.observe(&record("j", &[q], None));
+        r.observe(&record("j", &[q, p1], None));
+        r.observe(&record("j", &[q, p1], None)); // a duplicate changes nothing
+        let s = r.snapshot();
+        assert_eq!(s.workers.len(), 1);
+        assert!(s.workers[0].current.contains("j"));
+        assert_eq!(s.workers[0].started, 1);
+
+        r.observe(&record("j", &[q, p1, p2], None));
+        r.observe(&record("j", &[q, p1, p2, ("done", Some("w1"), 2)], None));
+        let s = r.snapshot();
+        let w0 = s.workers.iter().find(|w| w.name == "w0").unwrap();
+        let w1 = s.workers.iter().find(|w| w.name == "w1").unwrap();
+        assert_eq!((w0.unfinished, w0.current.len(), w0.done), (1, 0, 0));
+        assert_eq!((w1.unfinished, w1.current.len(), w1.done, w1.started), (0, 0, 1, 1));
+        assert_eq!(s.retries.len(), 1);
+        assert_eq!((s.retries[0].from.as_deref(), s.retries[0].to.as_deref()), (Some("w0"), Some("w1")));
+        assert_eq!(s.per_minute.iter().map(|(d, f)| d + f).sum::<u32>(), 1);
+        assert_eq!(s.per_minute.last(), Some(&(1, 0)));
+    }
+
+    #[test]
+    fn a_worker_lost_entry_then_a_new_attempt() {
+        let r = Registry::default();
+        let steps = [
+            ("queued", None, 0),
+            ("processing", Some("w0"), 1),
+            ("retrying", Some("w0"), 1),
+            ("processing", Some("w1"), 2),
+            ("failed", Some("w1"), 2),
+        ];
+        r.observe(&record("k", &steps[..2], None));
+        r.observe(&record("k", &steps, Some(("gave_up", "gave up"))));
+        let s = r.snapshot();
+        let w0 = s.workers.iter().find(|w| w.name == "w0").unwrap();
+        assert_eq!(w0.unfinished, 1, "counted once for the retrying entry, not again for the move");
+        assert_eq!(s.retries.len(), 2);
+        assert_eq!(s.retries[0].from.as_deref(), Some("w0"));
+        assert_eq!(s.failures.len(), 1);
+        assert_eq!(s.failures[0].code, "gave_up");
+        assert_eq!(s.per_minute.last(), Some(&(0, 1)));
+    }
+}
