@@ -4,7 +4,7 @@
 //! [`encode_avif`] writes AV1 through whichever AV1 encoder libheif was built with (Debian's
 //! 1.15 links libaom).
 
-use image::{DynamicImage, RgbImage, RgbaImage};
+use image::DynamicImage;
 
 use crate::EngineError;
 
@@ -130,6 +130,7 @@ mod ffi {
 mod imp {
     use super::ffi;
     use super::*;
+    use image::{RgbImage, RgbaImage};
     use std::ffi::CStr;
 
     fn check(e: ffi::HeifError) -> Result<(), EngineError> {

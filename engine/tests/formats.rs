@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use darkroom_engine::{process, Format, Limits, OutputSpec};
+use darkroom_engine::{process, Limits, OutputSpec};
 use image::RgbImage;
 
 fn corpus(name: &str) -> Vec<u8> {
@@ -46,8 +46,9 @@ fn avif_output_decodes_back_with_libheif() {
     .unwrap();
     let by = |n: &str| outs.iter().find(|o| o.name == n).unwrap();
     let avif = by("avif");
-    assert_eq!((avif.format, avif.width, avif.height), (Format::Avif, 640, 427));
-    assert_eq!((Format::Avif.mime(), Format::Avif.extension()), ("image/avif", "avif"));
+    assert_eq!((avif.format, avif.width, avif.height), (darkroom_engine::Format::Avif, 640, 427));
+    let avif_format = darkroom_engine::Format::Avif;
+    assert_eq!((avif_format.mime(), avif_format.extension()), ("image/avif", "avif"));
     assert_eq!(&avif.bytes[4..12], b"ftypavif", "an AVIF file type box");
 
     let reference = image::load_from_memory(&by("ref").bytes).unwrap().to_rgb8();
