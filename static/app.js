@@ -27,7 +27,8 @@ function h(tag, attrs = {}, ...children) {
 function fmtBytes(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  const mb = n / 1024 / 1024;
+  return Number.isInteger(mb) ? `${mb} MB` : `${mb.toFixed(1)} MB`;
 }
 
 function detailOf(job) {
@@ -597,6 +598,12 @@ const uploader = {
     drop.addEventListener("drop", (e) => { e.preventDefault(); this.add(e.dataTransfer.files); });
     form.addEventListener("submit", (e) => { e.preventDefault(); this.submit(); });
     this.button = document.getElementById("submit");
+    document.getElementById("clear-chosen").addEventListener("click", () => {
+      for (const i of this.items) if (i.state === "queued" || i.state === "error") i.li.remove();
+      this.items = this.items.filter((i) => i.state !== "queued" && i.state !== "error");
+      this.label();
+      document.getElementById("files").focus();
+    });
     this.label();
   },
 
@@ -657,6 +664,8 @@ const uploader = {
   },
 
   label() {
+    const clear = document.getElementById("clear-chosen");
+    if (clear) clear.hidden = !this.items.some((i) => i.state === "queued" || i.state === "error");
     const n = this.items.filter((i) => i.state === "ready").length;
     this.button.textContent = n > 1 ? `Upload and process ${n} photos` : "Upload and process";
   },

@@ -119,10 +119,17 @@ test("upload two photos with a preset and one with a custom recipe; all reach do
 
 test("a text file named .jpg is refused, with the error next to it", LONG, async () => {
   await page.check('input[name="mode"][value="preset"]');
-  await page.setInputFiles("#files", [corpus("S03_camera_512x512_gray.png"), corpus("X02_text_named.jpg"), corpus("X03_empty.jpg")]);
-  // The empty file is caught before any upload.
-  const empty = page.locator('#chosen li[data-name="X03_empty.jpg"] .file-msg.error');
-  assert.match(await empty.textContent(), /empty/i);
+  assert.match((await page.textContent("#limits")).replace(/\s+/g, " "), /up to 2\.9 MB and 10 megapixels/);
+  await page.setInputFiles("#files", [
+    corpus("S03_camera_512x512_gray.png"), corpus("X02_text_named.jpg"), corpus("X03_empty.jpg"),
+    corpus("L02_kleiber_6028x3391.jpg"), corpus("L01_painting-colors_6000x4000.jpg"),
+  ]);
+  // The page's own checks (the server's limits, rendered into it) refuse these before any upload.
+  const clientError = (name) => page.locator(`#chosen li[data-name="${name}"] .file-msg.error`);
+  assert.match(await clientError("X03_empty.jpg").textContent(), /empty/i);
+  assert.match(await clientError("L02_kleiber_6028x3391.jpg").textContent(), /Too large: 4\.2 MB; the limit is 2\.9 MB/);
+  assert.match(await clientError("L01_painting-colors_6000x4000.jpg").textContent(), /Too many pixels: 6000×4000; the limit is 10 megapixels/);
+  assert.equal(await page.textContent("#submit"), "Upload and process 2 photos");
   await page.click("#submit");
   const err = page.locator('#chosen li[data-name="X02_text_named.jpg"] .file-msg.error');
   await err.waitFor();
@@ -131,6 +138,8 @@ test("a text file named .jpg is refused, with the error next to it", LONG, async
   await page.locator('#chosen li.queued[data-name="S03_camera_512x512_gray.png"]').waitFor();
   assert.match(await page.textContent("#upload-status"), /1 queued, 1 refused/);
   await shot(page, "04-upload-errors-next-to-files");
+  await page.click("#clear-chosen");
+  assert.equal(await page.locator("#chosen li").count(), 0);
   await page.waitForFunction(() => document.querySelectorAll("#jobs .job[data-state=done]").length === 4, null, LONG);
 });
 

@@ -171,7 +171,8 @@ async fn app_with(processors: usize, env: &[(&str, &str)]) -> TestApp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_chromium() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut app = app_with(2, &[]).await;
+    // Small limits, so the page's own checks can be seen refusing corpus photos.
+    let mut app = app_with(2, &[("DARKROOM_MAX_UPLOAD_BYTES", "3000000"), ("DARKROOM_MAX_PIXELS", "10000000")]).await;
     run_script(&mut app, "pages.mjs").await;
 }
 

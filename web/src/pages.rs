@@ -35,7 +35,7 @@ struct IndexPage {
     filters: Vec<(String, usize)>,
     filter: String,
     deleted: bool,
-    max_mb: u64,
+    max_size: String,
     max_bytes: u64,
     max_pixels: u64,
     max_dimension: u32,
@@ -72,6 +72,19 @@ fn error_page(e: &ApiError) -> HttpResponse {
     error_response(e.status_code(), "That did not work", e.body()["error"]["message"].as_str().unwrap_or(""))
 }
 
+/// `52428800` → `50 MB`, `3000000` → `2.9 MB` (as the page script writes sizes).
+fn human_size(bytes: u64) -> String {
+    if bytes < 1024 * 1024 {
+        return format!("{} KB", bytes / 1024);
+    }
+    let mb = bytes as f64 / (1024.0 * 1024.0);
+    if mb.fract() == 0.0 {
+        format!("{mb:.0} MB")
+    } else {
+        format!("{mb:.1} MB")
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct IndexQuery {
     state: Option<String>,
@@ -103,7 +116,7 @@ async fn index(
         filters,
         filter,
         deleted: q.deleted.is_some(),
-        max_mb: l.max_input_bytes / (1024 * 1024),
+        max_size: human_size(l.max_input_bytes),
         max_bytes: l.max_input_bytes,
         max_pixels: l.max_pixels,
         max_dimension: l.max_output_dimension,
