@@ -65,6 +65,16 @@ const gallery = {
   init() {
     this.list = document.getElementById("jobs");
     if (!this.list) return;
+    // Originals the browser cannot show (HEIC, TIFF) until an output exists: say so instead
+    // of a broken image.
+    this.list.addEventListener("error", (ev) => {
+      const img = ev.target;
+      if (img.tagName === "IMG" && !img.dataset.failed) {
+        img.dataset.failed = "1";
+        img.removeAttribute("src");
+        img.classList.add("no-preview-img");
+      }
+    }, true);
     for (const li of this.list.querySelectorAll(".job")) {
       this.cards.set(li.dataset.id, li);
       setState(li.querySelector(".state"), li.dataset.state);
@@ -182,7 +192,7 @@ const gallery = {
     err.textContent = job.error ? job.error.message : "";
     const img = li.querySelector(".thumb img");
     if (job.outputs && job.outputs.length) {
-      if (img.getAttribute("src") !== job.outputs[0].url) img.src = job.outputs[0].url;
+      if (img.getAttribute("src") !== job.outputs[0].url) { delete img.dataset.failed; img.classList.remove("no-preview-img"); img.src = job.outputs[0].url; }
       img.alt = `${job.filename}, ${job.outputs[0].name}`;
     }
     if (was !== job.state || !li.dataset.wired) this.actions(li, job);
