@@ -336,12 +336,23 @@ impl TestApp {
 
     /// Start (or restart) the web app on a free port and wait for its URL.
     pub fn start_web(&mut self) {
+        self.start_web_on("127.0.0.1:0");
+    }
+
+    /// Restart the web app (SIGKILL, as a crash) on the port it had, so clients reconnect to
+    /// the same URL.
+    pub fn restart_web_same_port(&mut self) {
+        let bind = self.base_url.trim_start_matches("http://").to_string();
+        self.start_web_on(&bind);
+    }
+
+    fn start_web_on(&mut self, bind: &str) {
         if let Some(mut old) = self.web.take() {
             old.kill();
         }
         let (mut cmd, log) = self.command("darkroom-web", "web");
         let mut child =
-            cmd.args(["--init", "--bind", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("start darkroom-web");
+            cmd.args(["--init", "--bind", bind]).stdout(Stdio::piped()).spawn().expect("start darkroom-web");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -483,9 +494,14 @@ pub fn decode(bytes: &[u8]) -> (image::ImageFormat, u32, u32) {
 
 /// Follow `GET {base}/api/jobs/{id}/events` until a final state; returns every status seen.
 pub async fn follow_at(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let resp = client.get(format!("{base}/api/jobs/{id}/events")).send().await.expect("GET events");
+    follow_response(resp, id).await
+}
+
+/// Read an event-stream response until a final state; returns every status seen.
+pub async fn follow_response(resp: reqwest::Response, id: &str) -> Vec<Value> {
     let fut = async {
         let mut seen = Vec::new();
-        let resp = client.get(format!("{base}/api/jobs/{id}/events")).send().await.expect("GET events");
         assert_eq!(resp.status(), 200, "events for {id}");
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         let mut stream = resp.bytes_stream();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use darkroom_e2e::chaos::ChaosProxy;
 use darkroom_e2e::{decode, Kind, TestApp};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 const PHOTO: &str = "M03_storm_1920x1280_exif.jpg";
@@ -373,7 +374,8 @@ async fn a_thirty_second_outage_during_a_batch_loses_nothing(kind: Kind) {
 }
 
 /// The web app is killed (SIGKILL) and restarted during a batch: no job is lost, statuses that
-/// arrived meanwhile are applied, every job reaches its final state in the API.
+/// arrived meanwhile are applied, every job reaches its final state in the API, and a live
+/// event stream reconnects (with Last-Event-ID, as EventSource does) and sees the job finish.
 async fn restarting_the_web_app_during_a_batch_loses_nothing(kind: Kind) {
     let mut app = TestApp::spawn_with_env(
         kind,
@@ -384,9 +386,18 @@ async fn restarting_the_web_app_during_a_batch_loses_nothing(kind: Kind) {
     .await;
     let client = app.client.clone();
     let ids = submit(&app, &client, 20).await;
+    let watched = ids.last().unwrap().clone(); // queued last, so still open after the restart
+    let events = client.get(app.url(&format!("/api/jobs/{watched}/events"))).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    let mut stream = events.bytes_stream();
+    let first = String::from_utf8_lossy(&stream.next().await.unwrap().unwrap()).into_owned();
+    let last_id = first.lines().find_map(|l| l.strip_prefix("id: ")).expect("events carry an id").to_string();
     await_any(&app, &client, &ids, "processing").await;
+
     app.web.as_mut().unwrap().kill();
-    let old_url = app.base_url.clone();
+    // The stream ends with the web app.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async { while let Some(Ok(_)) = stream.next().await {} });
+    assert!(ended.await.is_ok(), "the event stream did not end when the web app died");
     // Statuses keep arriving in the reply queue while the web app is down.
     let backend = app.backend().await;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -394,8 +405,19 @@ async fn restarting_the_web_app_during_a_batch_loses_nothing(kind: Kind) {
         assert!(Instant::now() < deadline, "no status arrived while the web app was down");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    app.start_web();
-    assert_ne!(app.base_url, old_url);
+    app.restart_web_same_port();
+
+    // Reconnect as a browser's EventSource does: same URL, Last-Event-ID.
+    let resp = client
+        .get(app.url(&format!("/api/jobs/{watched}/events")))
+        .header("Last-Event-ID", &last_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "same cookie, same job after the restart");
+    let seen = darkroom_e2e::follow_response(resp, &watched).await;
+    assert_eq!(seen.last().unwrap()["state"], "done", "{seen:?}");
+
     let finals = await_all_final(&mut app, &client, &ids, Duration::from_secs(120)).await;
     assert_all_done_once(&app, &client, &finals).await;
     for job in &finals {

@@ -26,7 +26,8 @@ struct Follow {
     book: Arc<JobBook>,
     rx: broadcast::Receiver<JobRecord>,
     pending: Option<JobRecord>,
-    sent: usize,
+    /// `updated_at` of the last record sent (a timeline entry can be replaced, not only added).
+    sent: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Format one record as an SSE event.
@@ -39,19 +40,19 @@ pub async fn stream(state: web::Data<AppState>, owner: Owner, id: web::Path<Stri
     // Subscribe before reading, so a change between the two is not lost.
     let rx = state.book.subscribe();
     let rec = owned(&state, &owner, &id).await?;
-    let follow = Follow { id: rec.id.clone(), book: state.book.clone(), rx, pending: Some(rec), sent: 0 };
+    let follow = Follow { id: rec.id.clone(), book: state.book.clone(), rx, pending: Some(rec), sent: None };
     let body = futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut f = follow?;
         loop {
             if let Some(rec) = f.pending.take() {
-                f.sent = rec.timeline.len();
+                f.sent = Some(rec.updated_at);
                 let last = rec.state.is_final();
                 return Some((Ok::<_, actix_web::Error>(event(&rec)), (!last).then_some(f)));
             }
             match tokio::time::timeout(KEEP_ALIVE, f.rx.recv()).await {
                 Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(f))),
                 Ok(Ok(rec)) => {
-                    if rec.id == f.id && (rec.timeline.len() > f.sent || rec.state.is_final()) {
+                    if rec.id == f.id && (f.sent.is_none_or(|t| rec.updated_at > t) || rec.state.is_final()) {
                         f.pending = Some(rec);
                     }
                 }
