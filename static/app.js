@@ -77,6 +77,7 @@ const gallery = {
     }, true);
     for (const li of this.list.querySelectorAll(".job")) {
       this.cards.set(li.dataset.id, li);
+      li.dataset.updated = Date.parse(li.dataset.updatedAt);
       setState(li.querySelector(".state"), li.dataset.state);
       this.wire(li);
     }
@@ -178,11 +179,11 @@ const gallery = {
   },
 
   fill(li, job) {
-    // Views of a job can cross (a POST's answer after the stream's newer events): its
-    // timeline only grows, so a shorter one is older news.
-    const steps = job.timeline ? job.timeline.length : 0;
-    if (li.dataset.steps && steps < +li.dataset.steps) return;
-    li.dataset.steps = steps;
+    // Views of a job can cross (a POST's answer after the stream's newer events): one
+    // updated before the card's is older news.
+    const updated = job.updated_at ? Date.parse(job.updated_at) : 0;
+    if (li.dataset.updated && updated < +li.dataset.updated) return;
+    li.dataset.updated = updated;
     const was = li.dataset.state;
     li.dataset.state = job.state;
     setState(li.querySelector(".state"), job.state);
@@ -781,6 +782,7 @@ function initJobPage() {
   const page = document.querySelector(".job-page");
   if (!page) return;
   initCompare();
+  page.dataset.updated = Date.parse(page.dataset.updatedAt);
   if (FINAL.has(page.dataset.state)) return;
   const es = new EventSource(`/api/jobs/${page.dataset.id}/events`);
   let busy = false, again = false;
@@ -797,7 +799,7 @@ function initJobPage() {
         labelStates(fresher);
         document.getElementById("live").replaceWith(fresher);
         page.dataset.state = fresh.dataset.state;
-        page.dataset.steps = fresh.dataset.steps;
+        page.dataset.updated = Date.parse(fresh.dataset.updatedAt);
         initCompare();
       }
     } finally {
@@ -811,7 +813,7 @@ function initJobPage() {
     if (st) setState(st, job.state);
     const d = document.getElementById("detail");
     if (d) d.textContent = detailOf(job);
-    if (job.state !== page.dataset.state || String(job.timeline.length) !== page.dataset.steps) reload();
+    if (job.state !== page.dataset.state || Date.parse(job.updated_at) > +page.dataset.updated) reload();
     if (FINAL.has(job.state)) es.close();
   });
 }
