@@ -11,13 +11,15 @@ use tokio::task::JoinHandle;
 
 pub struct Heartbeat {
     lost: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
 }
 
 impl Heartbeat {
     pub fn start(queue: Arc<dyn JobQueue>, receipt: String, visibility: Duration) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
-        let flag = lost.clone();
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (flag, tell) = (lost.clone(), notify.clone());
         let period = (visibility / 3).max(Duration::from_millis(300));
         let task = tokio::spawn(async move {
             loop {
@@ -25,12 +27,21 @@ impl Heartbeat {
                 if let Err(e) = queue.change_visibility(&receipt, visibility).await {
                     tracing::warn!(error = %e, "could not extend the job's visibility; another worker may own it now");
                     flag.store(true, Ordering::SeqCst);
+                    tell.notify_one();
                     return;
                 }
                 tracing::debug!(seconds = visibility.as_secs(), "extended visibility");
             }
         });
-        Heartbeat { lost, task }
+        Heartbeat { lost, notify, task }
+    }
+
+    /// Resolves when an extension fails: the job may belong to another worker now, so this
+    /// one should stop working on it.
+    pub async fn lost(&self) {
+        if !self.is_lost() {
+            self.notify.notified().await;
+        }
     }
 
     /// Has an extension failed (so this worker may no longer own the job)?

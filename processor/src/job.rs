@@ -105,6 +105,10 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let mut release = ctx.release.clone();
     let result = tokio::select! {
         r = render(&ctx, &job) => r,
+        _ = heartbeat.lost() => {
+            tracing::warn!("lost the job's message while working; stopping and publishing nothing");
+            return;
+        }
         _ = async {
             if release.wait_for(|r| *r).await.is_err() {
                 std::future::pending::<()>().await // the worker is gone; nothing will ask
