@@ -122,7 +122,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .app_data(ops.clone())
             .wrap(middleware::from_fn(identity::middleware))
             .wrap(middleware::Compress::default())
-            .wrap(middleware::Logger::new("%r %s %Dms").log_target("darkroom_web::http"))
+            // Path without the query string: `/ops?token=…` must not reach the access log.
+            .wrap(middleware::Logger::new("%m %U %s %Dms").log_target("darkroom_web::http"))
             .configure(api::routes)
             .configure(logos::routes)
             .configure(gallery::routes)
