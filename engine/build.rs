@@ -1,13 +1,17 @@
 //! Link the optional system libraries when present: libheif (HEIC/HEIF input; without it
 //! HEIC uploads get a clear "not supported by this build" error) and libturbojpeg (SIMD JPEG
-//! with shrink-on-load; without it the pure-Rust codec is used).
+//! with shrink-on-load; without it the pure-Rust codec is used). With libturbojpeg, csrc/jpeg_encode.c
+//! (the JPEG encoder over the classic libjpeg API: optimised Huffman, accurate DCT, raw planes)
+//! is compiled with the system C compiler when libjpeg's headers are there (libjpeg62-turbo-dev).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(heif)");
     println!("cargo::rustc-check-cfg=cfg(turbojpeg)");
+    println!("cargo::rustc-check-cfg=cfg(libjpeg)");
     println!("cargo::rerun-if-env-changed=DARKROOM_NO_TURBOJPEG");
     if std::env::var_os("DARKROOM_NO_TURBOJPEG").is_none() {
         if pkg_config::Config::new().atleast_version("2.0").probe("libturbojpeg").is_ok() {
             println!("cargo::rustc-cfg=turbojpeg");
+            build_jpeg_encoder();
         } else {
             println!("cargo::warning=libturbojpeg not found: pure-Rust JPEG codec, no shrink-on-load (apt-get install libturbojpeg0-dev)");
         }
@@ -21,4 +25,44 @@ fn main() {
     } else {
         println!("cargo::warning=libheif not found: HEIC input disabled (apt-get install libheif-dev to enable)");
     }
+}
+
+/// Compile csrc/jpeg_encode.c into a static library and link it with libjpeg (libjpeg-turbo's
+/// libjpeg.so.62). Uses the system C compiler (`$CC`, else `cc`) directly: no build crate.
+fn build_jpeg_encoder() {
+    use std::path::PathBuf;
+    use std::process::Command;
+    println!("cargo::rerun-if-changed=csrc/jpeg_encode.c");
+    println!("cargo::rerun-if-env-changed=CC");
+    let Ok(lib) = pkg_config::Config::new().cargo_metadata(false).probe("libjpeg") else {
+        println!("cargo::warning=libjpeg headers not found: JPEG output through TurboJPEG, no optimised Huffman (apt-get install libjpeg62-turbo-dev)");
+        return;
+    };
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let obj = out.join("jpeg_encode.o");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&cc);
+    cmd.args(["-O2", "-fPIC", "-Wall", "-c", "csrc/jpeg_encode.c", "-o"]).arg(&obj);
+    for dir in &lib.include_paths {
+        cmd.arg("-I").arg(dir);
+    }
+    let ok = cmd.status().map(|s| s.success()).unwrap_or(false)
+        && Command::new("ar")
+            .arg("crs")
+            .arg(out.join("libdarkroom_jpeg.a"))
+            .arg(&obj)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        println!("cargo::warning=could not compile csrc/jpeg_encode.c with {cc}: JPEG output through TurboJPEG");
+        return;
+    }
+    println!("cargo::rustc-link-search=native={}", out.display());
+    println!("cargo::rustc-link-lib=static=darkroom_jpeg");
+    for dir in &lib.link_paths {
+        println!("cargo::rustc-link-search=native={}", dir.display());
+    }
+    println!("cargo::rustc-link-lib=jpeg");
+    println!("cargo::rustc-cfg=libjpeg");
 }

@@ -105,6 +105,46 @@ pub fn decode_keeping_profile(
     Ok((img, kept))
 }
 
+/// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::planar`] could work on
+/// as YCbCr planes: its header, and the profile to embed in the outputs when `keep_icc` (the
+/// pixels stay as they are). `Ok(None)` when it cannot: not a baseline/progressive YCbCr or
+/// grey JPEG, an EXIF orientation to apply, or a colour profile to convert to sRGB.
+#[cfg(libjpeg)]
+pub(crate) fn jpeg_for_planes(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+    keep_icc: bool,
+) -> Result<Option<(crate::turbo::Header, Option<Vec<u8>>)>, EngineError> {
+    limits.check_bytes(bytes.len())?;
+    if crate::heif::sniff(bytes) || sniff(bytes)? != image::ImageFormat::Jpeg {
+        return Ok(None);
+    }
+    check_jpeg_complete(bytes)?;
+    if crate::color_management::jpeg_is_cmyk(bytes) {
+        return Ok(None);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc());
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    limits.check_dimensions(width, height)?;
+    if auto_orient && !matches!(decoder.orientation(), Ok(Orientation::NoTransforms)) {
+        return Ok(None);
+    }
+    let icc = decoder.icc_profile().ok().flatten();
+    if icc.is_some() && !keep_icc {
+        return Ok(None);
+    }
+    let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
+    if head.cmyk || (head.width, head.height) != (width, height) {
+        return Ok(None);
+    }
+    Ok(Some((head, icc)))
+}
+
 fn corrupt(e: image::ImageError) -> EngineError {
     match e {
         image::ImageError::Limits(_) => EngineError::Corrupt(format!("it needs more memory than allowed: {e}")),
@@ -139,7 +179,8 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
         if marker == 0xDA {
             let scan = i + 2 + len;
             let tail = bytes.get(scan..).ok_or_else(truncated)?;
-            return if tail.windows(2).any(|w| w == [0xFF, 0xD9]) { Ok(()) } else { Err(truncated()) };
+            // From the end: a complete file usually ends with the marker, so this stops at once.
+            return if tail.windows(2).rev().any(|w| w == [0xFF, 0xD9]) { Ok(()) } else { Err(truncated()) };
         }
         i += 2 + len;
     }

@@ -16,6 +16,7 @@ pub mod heif;
 pub mod limits;
 pub mod ops;
 pub mod pipeline;
+pub mod planar;
 pub mod probe;
 pub mod turbo;
 

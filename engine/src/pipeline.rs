@@ -160,6 +160,11 @@ pub fn process_with(
             .ok_or_else(|| EngineError::InvalidOp(format!("the watermark logo {key} was not provided")))?;
         logos.insert(&key, bytes)?;
     }
+    // JPEG to JPEG with at most a resize: on the YCbCr planes, no RGB at all.
+    #[cfg(libjpeg)]
+    if let Some(rendered) = crate::planar::try_process(input, outputs, limits, &check)? {
+        return Ok(rendered);
+    }
     // Outputs that agree on orientation and colour profile share one decode.
     let key = |o: &OutputSpec| (o.auto_orient, o.icc);
     let mut slots: Vec<((bool, Icc), Option<Decoded>)> = Vec::new();
@@ -229,7 +234,7 @@ pub fn process(input: &[u8], outputs: &[OutputSpec], limits: &Limits) -> Result<
 
 /// Smallest upright source size output `o` can be made from without losing quality, or
 /// `None` if it needs the full image (its first op is not a downscaling resize).
-fn needed_size(o: &OutputSpec, full: (u32, u32)) -> Option<(u32, u32)> {
+pub(crate) fn needed_size(o: &OutputSpec, full: (u32, u32)) -> Option<(u32, u32)> {
     let Some(Op::Resize { width, height, fit, enlarge: false, .. }) = o.ops.first() else { return None };
     let (fw, fh) = (full.0 as f64, full.1 as f64);
     let need = match (*width, *height, *fit) {

@@ -390,3 +390,37 @@ fn animated_gif_gives_its_first_frame() {
     .unwrap();
     assert_eq!((outs[0].width, outs[0].height), (100, 67));
 }
+
+/// JPEG to JPEG with no edit but a resize runs on the YCbCr planes (no RGB): it must give the
+/// picture the RGB pipeline gives (which an identity brightness op forces), for 4:2:2, 4:2:0
+/// progressive and 4:4:4 inputs, shrunk on load or not, inside or cover (with gravity), and
+/// for a full-size re-encode.
+#[test]
+fn jpeg_resize_on_planes_matches_the_rgb_pipeline() {
+    let jobs = [
+        r#"{"op":"resize","width":640,"height":640,"fit":"inside"}"#,
+        r#"{"op":"resize","width":300,"height":300,"fit":"cover","gravity":"north"}"#,
+        r#"{"op":"resize","width":1001}"#,
+        "",
+    ];
+    for file in ["M03_storm_1920x1280_exif.jpg", "M01_picosdeeuropa_3264x2448.jpg", "S01_rocket_640x427.jpg"] {
+        let bytes = corpus(file);
+        for op in jobs {
+            let sep = if op.is_empty() { "" } else { "," };
+            let planar = spec(&format!(r#"{{"name":"p","ops":[{op}],"format":"jpeg","quality":90}}"#));
+            let rgb = spec(&format!(
+                r#"{{"name":"r","ops":[{op}{sep}{{"op":"brightness","factor":1}}],"format":"jpeg","quality":90}}"#
+            ));
+            let p = &process(&bytes, &[planar], &Limits::default()).unwrap()[0];
+            let r = &process(&bytes, &[rgb], &Limits::default()).unwrap()[0];
+            assert_eq!((p.width, p.height), (r.width, r.height), "{file} {op}");
+            let (pi, ri) = (image::load_from_memory(&p.bytes).unwrap(), image::load_from_memory(&r.bytes).unwrap());
+            assert_eq!((pi.width(), pi.height()), (p.width, p.height), "{file} {op}");
+            let d = mean_diff(&pi.to_rgb8(), &ri.to_rgb8());
+            assert!(d < 1.5, "{file} {op}: mean difference {d:.2} between the planar and the RGB pipeline");
+            // Same size class: the planar path keeps neither more nor much less detail.
+            let ratio = p.bytes.len() as f64 / r.bytes.len() as f64;
+            assert!((0.9..1.1).contains(&ratio), "{file} {op}: {} vs {} bytes", p.bytes.len(), r.bytes.len());
+        }
+    }
+}

@@ -45,7 +45,7 @@ pub fn resize_dimensions(
     (w, h)
 }
 
-fn algorithm(filter: Filter) -> ResizeAlg {
+pub(crate) fn algorithm(filter: Filter) -> ResizeAlg {
     match filter {
         Filter::Nearest => ResizeAlg::Nearest,
         Filter::Bilinear => ResizeAlg::Convolution(fr::FilterType::Bilinear),
@@ -88,11 +88,31 @@ pub fn resize(
     limits: &Limits,
 ) -> Result<DynamicImage, EngineError> {
     let (sw, sh) = (img.width(), img.height());
-    let (w, h) = resize_dimensions((sw, sh), width, height, fit, enlarge);
+    let ((w, h), region) =
+        resize_plan((sw, sh), width, height, fit, gravity, enlarge, |cw, ch| attention::best_region(&img, cw, ch));
     limits.check_output(w, h)?;
+    if (w, h) == (sw, sh) && region.2 as u32 == sw && region.3 as u32 == sh {
+        return Ok(img);
+    }
+    resample(&img, region, w, h, filter)
+}
+
+/// Output size of a resize of a `src`-sized image and the source region (left, top, width,
+/// height) it samples: the whole image, except for `cover`, which takes the largest region with
+/// the target's shape placed by gravity (`attention` asks `attention(width, height)` where).
+pub fn resize_plan(
+    src: (u32, u32),
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+    gravity: Gravity,
+    enlarge: bool,
+    attention: impl FnOnce(u32, u32) -> (u32, u32),
+) -> ((u32, u32), (f64, f64, f64, f64)) {
+    let (sw, sh) = src;
+    let (w, h) = resize_dimensions(src, width, height, fit, enlarge);
     let mut region = (0.0, 0.0, sw as f64, sh as f64);
     if fit == Fit::Cover && width.is_some() && height.is_some() {
-        // The largest source region with the target's shape, placed by gravity.
         let target = w as f64 / h as f64;
         let (cw, ch) = if sw as f64 / sh as f64 > target {
             (sh as f64 * target, sh as f64)
@@ -101,15 +121,12 @@ pub fn resize(
         };
         let (cwi, chi) = (cw.round() as u32, ch.round() as u32);
         let (x, y) = match gravity {
-            Gravity::Attention => attention::best_region(&img, cwi, chi),
+            Gravity::Attention => attention(cwi, chi),
             g => g.place(sw, sh, cwi, chi),
         };
         region = (x as f64, y as f64, cw, ch);
     }
-    if (w, h) == (sw, sh) && region.2 as u32 == sw && region.3 as u32 == sh {
-        return Ok(img);
-    }
-    resample(&img, region, w, h, filter)
+    ((w, h), region)
 }
 
 pub fn crop(

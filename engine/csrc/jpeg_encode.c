@@ -1,0 +1,332 @@
+/* Darkroom's JPEG encoder: libjpeg-turbo through the classic libjpeg API (libjpeg.so.62), which
+ * the TurboJPEG 2.1 API cannot drive the way we need:
+ *   - optimised Huffman tables (sharp's default), with a fast statistics pass (below);
+ *   - the accurate integer DCT (TurboJPEG picks the fast, less accurate one by default);
+ *   - no JFIF APP0 segment (18 bytes nobody reads; sharp writes none);
+ *   - input as 8-bit grey, RGB, or Y/Cb/Cr planes already at the output's subsampling (raw
+ *     data: no colour conversion and no chroma downsampling when the pixels came from a JPEG).
+ * Errors longjmp back here and come out as -1 with libjpeg's message. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jpegint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* Exported by libjpeg-turbo (jchuff.c) but declared only in its private headers. */
+EXTERN(void) jpeg_gen_optimal_table(j_compress_ptr cinfo, JHUFF_TBL *htbl, long freq[]);
+
+struct dr_err {
+  struct jpeg_error_mgr pub;
+  jmp_buf jump;
+  char *msg;
+  int msglen;
+};
+
+static void dr_error_exit(j_common_ptr cinfo) {
+  struct dr_err *e = (struct dr_err *)cinfo->err;
+  char buf[JMSG_LENGTH_MAX];
+  (*cinfo->err->format_message)(cinfo, buf);
+  if (e->msg && e->msglen > 0) {
+    strncpy(e->msg, buf, e->msglen - 1);
+    e->msg[e->msglen - 1] = 0;
+  }
+  longjmp(e->jump, 1);
+}
+
+static void dr_output_message(j_common_ptr cinfo) { (void)cinfo; }
+
+static void dr_fail(j_common_ptr cinfo, const char *msg) {
+  struct dr_err *e = (struct dr_err *)cinfo->err;
+  if (e->msg && e->msglen > 0) {
+    strncpy(e->msg, msg, e->msglen - 1);
+    e->msg[e->msglen - 1] = 0;
+  }
+  longjmp(e->jump, 1);
+}
+
+/* ---- Fast statistics pass for optimised Huffman tables (sequential mode) ----
+ * libjpeg-turbo's own pass (htest_one_block) tests each of the 63 AC coefficients with a branch
+ * and counts bits in a loop; it costs more than the whole SIMD entropy encoder. This one finds
+ * the non-zero coefficients with SSE2, maps them to a zig-zag bit mask with 8 table lookups and
+ * walks the set bits. It counts exactly what libjpeg counts: the tables, and so the files, are
+ * byte-identical (checked on the corpus). */
+struct dr_stats {
+  long dc[NUM_HUFF_TBLS][257];
+  long ac[NUM_HUFF_TBLS][257];
+  int last_dc[MAX_COMPS_IN_SCAN];
+  /* The optimal tables, made at the end of the statistics pass. */
+  JHUFF_TBL dc_tbl[NUM_HUFF_TBLS], ac_tbl[NUM_HUFF_TBLS];
+  boolean have_dc[NUM_HUFF_TBLS], have_ac[NUM_HUFF_TBLS];
+};
+
+static const uint8_t ZZ[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+                               12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+                               35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                               58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+
+/* ZZMASK[r][bits]: zig-zag positions of the non-zero columns `bits` of row r of a block. */
+static uint64_t ZZMASK[8][256];
+static pthread_once_t ZZMASK_ONCE = PTHREAD_ONCE_INIT;
+
+static void zzmask_init(void) {
+  int pos[64];
+  for (int k = 0; k < 64; k++) pos[ZZ[k]] = k;
+  for (int r = 0; r < 8; r++)
+    for (int v = 0; v < 256; v++) {
+      uint64_t m = 0;
+      for (int c = 0; c < 8; c++)
+        if (v & (1 << c)) m |= (uint64_t)1 << pos[r * 8 + c];
+      ZZMASK[r][v] = m;
+    }
+}
+
+static inline int nbits_of(int v) {
+  if (v < 0) v = -v;
+  return v ? 32 - __builtin_clz((unsigned)v) : 0;
+}
+
+/* Bit i set: coefficient i (natural order) is not zero. */
+static inline uint64_t nonzero_natural(const JCOEF *b) {
+#ifdef __SSE2__
+  const __m128i z = _mm_setzero_si128();
+  uint64_t m = 0;
+  for (int i = 0; i < 4; i++) {
+    __m128i lo = _mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(b + 16 * i)), z);
+    __m128i hi = _mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(b + 16 * i + 8)), z);
+    m |= (uint64_t)(uint16_t)~_mm_movemask_epi8(_mm_packs_epi16(lo, hi)) << (16 * i);
+  }
+  return m;
+#else
+  uint64_t m = 0;
+  for (int i = 0; i < 64; i++) m |= (uint64_t)(b[i] != 0) << i;
+  return m;
+#endif
+}
+
+static boolean dr_gather(j_compress_ptr cinfo, JBLOCKROW *MCU_data) {
+  struct dr_stats *s = (struct dr_stats *)cinfo->client_data;
+  for (int blkn = 0; blkn < cinfo->blocks_in_MCU; blkn++) {
+    int ci = cinfo->MCU_membership[blkn];
+    jpeg_component_info *comp = cinfo->cur_comp_info[ci];
+    const JCOEF *b = MCU_data[blkn][0];
+    int d = b[0] - s->last_dc[ci];
+    s->last_dc[ci] = b[0];
+    s->dc[comp->dc_tbl_no][nbits_of(d)]++;
+    long *ac = s->ac[comp->ac_tbl_no];
+    uint64_t nat = nonzero_natural(b) & ~(uint64_t)1;
+    if (!nat) {
+      ac[0]++; /* EOB */
+      continue;
+    }
+    uint64_t mask = 0;
+    for (int r = 0; r < 8; r++) mask |= ZZMASK[r][(nat >> (8 * r)) & 0xFF];
+    int prev = 0;
+    while (mask) {
+      int k = __builtin_ctzll(mask);
+      mask &= mask - 1;
+      int run = k - prev - 1;
+      while (run > 15) {
+        ac[0xF0]++; /* ZRL */
+        run -= 16;
+      }
+      ac[(run << 4) + nbits_of(b[ZZ[k]])]++;
+      prev = k;
+    }
+    if (prev != 63) ac[0]++;
+  }
+  return TRUE;
+}
+
+static void dr_finish_gather(j_compress_ptr cinfo) {
+  struct dr_stats *s = (struct dr_stats *)cinfo->client_data;
+  for (int ci = 0; ci < cinfo->comps_in_scan; ci++) {
+    jpeg_component_info *comp = cinfo->cur_comp_info[ci];
+    int dct = comp->dc_tbl_no, act = comp->ac_tbl_no;
+    if (!s->have_dc[dct]) {
+      jpeg_gen_optimal_table(cinfo, &s->dc_tbl[dct], s->dc[dct]);
+      s->have_dc[dct] = TRUE;
+    }
+    if (!s->have_ac[act]) {
+      jpeg_gen_optimal_table(cinfo, &s->ac_tbl[act], s->ac[act]);
+      s->have_ac[act] = TRUE;
+    }
+  }
+}
+
+static void dr_install(j_compress_ptr cinfo, JHUFF_TBL **slot, const JHUFF_TBL *t) {
+  if (*slot == NULL) *slot = jpeg_alloc_huff_table((j_common_ptr)cinfo);
+  memcpy((*slot)->bits, t->bits, sizeof t->bits);
+  memcpy((*slot)->huffval, t->huffval, sizeof t->huffval);
+  (*slot)->sent_table = FALSE;
+}
+
+/* ---- Encoder ---- */
+
+/* Pixels to encode. kind 0: grey, 1: RGB (interleaved, data[0]); 2: Y, Cb, Cr planes (data[0..3],
+ * plane_w/plane_h each) already subsampled as `subsamp` says. */
+struct dr_src {
+  int width, height, kind;
+  const unsigned char *data[3];
+  int stride[3];
+  int plane_w[3], plane_h[3];
+};
+
+static void configure(j_compress_ptr cinfo, const struct dr_src *src, int quality, int subsamp, int progressive) {
+  cinfo->image_width = (JDIMENSION)src->width;
+  cinfo->image_height = (JDIMENSION)src->height;
+  cinfo->input_components = src->kind == 0 ? 1 : 3;
+  cinfo->in_color_space = src->kind == 0 ? JCS_GRAYSCALE : src->kind == 1 ? JCS_RGB : JCS_YCbCr;
+  jpeg_set_defaults(cinfo);
+  cinfo->write_JFIF_header = FALSE;
+  cinfo->dct_method = JDCT_ISLOW;
+  jpeg_set_quality(cinfo, quality, TRUE);
+  if (src->kind != 0) {
+    cinfo->comp_info[0].h_samp_factor = subsamp == 0 ? 1 : 2;
+    cinfo->comp_info[0].v_samp_factor = subsamp == 2 ? 2 : 1;
+    cinfo->comp_info[1].h_samp_factor = cinfo->comp_info[1].v_samp_factor = 1;
+    cinfo->comp_info[2].h_samp_factor = cinfo->comp_info[2].v_samp_factor = 1;
+  }
+  if (progressive) jpeg_simple_progression(cinfo);
+  cinfo->raw_data_in = src->kind == 2 ? TRUE : FALSE;
+}
+
+/* Give libjpeg every row (after jpeg_start_compress). Raw data must come in whole iMCU rows,
+ * each component padded to whole blocks: rows are copied into `padded` (sized by padded_size),
+ * repeating the last column and the last row as libjpeg's own downsampler would. */
+static size_t padded_size(j_compress_ptr cinfo) {
+  size_t total = 0;
+  for (int c = 0; c < cinfo->num_components; c++)
+    total += (size_t)cinfo->comp_info[c].width_in_blocks * DCTSIZE * cinfo->comp_info[c].v_samp_factor * DCTSIZE;
+  return total;
+}
+
+static void feed(j_compress_ptr cinfo, const struct dr_src *src, JSAMPLE *padded) {
+  if (src->kind != 2) {
+    size_t stride = (size_t)src->stride[0];
+    while (cinfo->next_scanline < cinfo->image_height) {
+      JSAMPROW rows[16];
+      JDIMENSION n = 0;
+      while (n < 16 && cinfo->next_scanline + n < cinfo->image_height) {
+        rows[n] = (JSAMPROW)(src->data[0] + (size_t)(cinfo->next_scanline + n) * stride);
+        n++;
+      }
+      jpeg_write_scanlines(cinfo, rows, n);
+    }
+    return;
+  }
+  int ncomp = cinfo->num_components;
+  size_t pw[3];
+  int rows_per[3];
+  JSAMPROW rowptr[3][2 * DCTSIZE];
+  JSAMPARRAY planes[3];
+  JSAMPLE *at = padded;
+  for (int c = 0; c < ncomp; c++) {
+    pw[c] = (size_t)cinfo->comp_info[c].width_in_blocks * DCTSIZE;
+    rows_per[c] = cinfo->comp_info[c].v_samp_factor * DCTSIZE;
+    for (int r = 0; r < rows_per[c]; r++) rowptr[c][r] = at + (size_t)r * pw[c];
+    at += pw[c] * rows_per[c];
+    planes[c] = rowptr[c];
+  }
+  for (int iy = 0; cinfo->next_scanline < cinfo->image_height; iy++) {
+    for (int c = 0; c < ncomp; c++) {
+      int w = src->plane_w[c], h = src->plane_h[c];
+      for (int r = 0; r < rows_per[c]; r++) {
+        int y = iy * rows_per[c] + r;
+        if (y >= h) y = h - 1;
+        JSAMPLE *dst = rowptr[c][r];
+        size_t n = (size_t)w < pw[c] ? (size_t)w : pw[c];
+        memcpy(dst, src->data[c] + (size_t)y * src->stride[c], n);
+        if (pw[c] > n) memset(dst + n, dst[n - 1], pw[c] - n);
+      }
+    }
+    jpeg_write_raw_data(cinfo, planes, (JDIMENSION)(cinfo->max_v_samp_factor * DCTSIZE));
+  }
+}
+
+/* subsamp: 0 4:4:4, 1 4:2:2, 2 4:2:0. Returns 0 and a malloc'd JPEG in *out (free with
+ * dr_jpeg_free), or -1 with a message in err.
+ *
+ * Optimised tables in sequential mode take two passes over the pixels: the first only gathers
+ * statistics (dr_gather), the second encodes with the tables made from them. libjpeg's own way
+ * keeps every quantised coefficient of the image (2 bytes a sample: 61 MB for 20 MP at 4:2:0)
+ * between a gathering pass and an output pass; running the DCT twice is cheaper than filling
+ * and reading back that buffer, and the memory is not needed. */
+int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progressive, int optimize,
+                   unsigned char **out, unsigned long *out_size, char *err, int errlen) {
+  struct jpeg_compress_struct cinfo;
+  struct dr_err jerr;
+  struct dr_stats *volatile stats = NULL;
+  JSAMPLE *volatile padded = NULL;
+  unsigned char *volatile scratch = NULL;
+  unsigned long scratch_size = 0;
+  *out = NULL;
+  *out_size = 0;
+  cinfo.err = jpeg_std_error(&jerr.pub);
+  jerr.pub.error_exit = dr_error_exit;
+  jerr.pub.output_message = dr_output_message;
+  jerr.msg = err;
+  jerr.msglen = errlen;
+  if (setjmp(jerr.jump)) {
+    jpeg_destroy_compress(&cinfo);
+    free(padded);
+    free(stats);
+    free(scratch);
+    if (*out) free(*out);
+    *out = NULL;
+    *out_size = 0;
+    return -1;
+  }
+  jpeg_create_compress(&cinfo);
+  boolean two_pass = optimize && !progressive;
+  if (two_pass) {
+    pthread_once(&ZZMASK_ONCE, zzmask_init);
+    stats = (struct dr_stats *)calloc(1, sizeof(struct dr_stats));
+    if (!stats) dr_fail((j_common_ptr)&cinfo, "out of memory");
+    cinfo.client_data = stats;
+    unsigned char *buf = NULL;
+    jpeg_mem_dest(&cinfo, &buf, &scratch_size);
+    configure(&cinfo, src, quality, subsamp, progressive);
+    cinfo.optimize_coding = FALSE;
+    jpeg_start_compress(&cinfo, FALSE);
+    scratch = buf;
+    if (src->kind == 2 && !padded) {
+      padded = (JSAMPLE *)malloc(padded_size(&cinfo));
+      if (!padded) dr_fail((j_common_ptr)&cinfo, "out of memory");
+    }
+    cinfo.entropy->encode_mcu = dr_gather;
+    cinfo.entropy->finish_pass = dr_finish_gather;
+    feed(&cinfo, src, padded);
+    jpeg_finish_compress(&cinfo);
+    free(scratch);
+    scratch = NULL;
+  }
+  jpeg_mem_dest(&cinfo, out, out_size);
+  configure(&cinfo, src, quality, subsamp, progressive);
+  cinfo.optimize_coding = optimize && progressive ? TRUE : FALSE;
+  if (two_pass) {
+    for (int i = 0; i < NUM_HUFF_TBLS; i++) {
+      if (stats->have_dc[i]) dr_install(&cinfo, &cinfo.dc_huff_tbl_ptrs[i], &stats->dc_tbl[i]);
+      if (stats->have_ac[i]) dr_install(&cinfo, &cinfo.ac_huff_tbl_ptrs[i], &stats->ac_tbl[i]);
+    }
+  }
+  jpeg_start_compress(&cinfo, TRUE);
+  if (src->kind == 2 && !padded) {
+    padded = (JSAMPLE *)malloc(padded_size(&cinfo));
+    if (!padded) dr_fail((j_common_ptr)&cinfo, "out of memory");
+  }
+  feed(&cinfo, src, padded);
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  free(padded);
+  free(stats);
+  return 0;
+}
+
+void dr_jpeg_free(unsigned char *buf) { free(buf); }
