@@ -378,18 +378,20 @@ mod imp {
         run_encoder(&src, opts, quality, subsamp)
     }
 
-    /// Encode Y, Cb, Cr planes laid out as 4:2:0 (chroma planes ⌈w/2⌉ × ⌈h/2⌉), or one grey
-    /// plane: no colour conversion, no chroma downsampling.
+    /// Encode Y, Cb, Cr planes laid out as 4:2:0 (chroma ⌈w/2⌉ × ⌈h/2⌉ samples), or one grey
+    /// plane: no colour conversion, no chroma downsampling. A plane may be larger than that
+    /// (TurboJPEG pads luma to whole chroma samples): the extra columns and rows are ignored.
     #[cfg(libjpeg)]
     pub fn encode_planes(p: &Planes, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
         let (w, h) = (p.width, p.height);
         let grey = p.planes.len() == 1;
-        let expect = |c: usize| if c == 0 { (w, h) } else { (w.div_ceil(2), h.div_ceil(2)) };
+        assert!(grey || p.planes.len() == 3);
+        let size = |c: usize| if c == 0 { (w, h) } else { (w.div_ceil(2), h.div_ceil(2)) };
         for (c, plane) in p.planes.iter().enumerate() {
-            assert_eq!((plane.width, plane.height), expect(c), "4:2:0 planes");
+            let (pw, ph) = size(c);
+            assert!(plane.width >= pw && plane.height >= ph, "4:2:0 planes");
             assert!(plane.data.len() >= plane.width as usize * plane.height as usize);
         }
-        assert!(grey || p.planes.len() == 3);
         let at = |c: usize| p.planes.get(c);
         let src = DrSrc {
             width: w as c_int,
@@ -397,8 +399,8 @@ mod imp {
             kind: if grey { 0 } else { 2 },
             data: std::array::from_fn(|c| at(c).map_or(std::ptr::null(), |q| q.data.as_ptr())),
             stride: std::array::from_fn(|c| at(c).map_or(0, |q| q.width as c_int)),
-            plane_w: std::array::from_fn(|c| at(c).map_or(0, |q| q.width as c_int)),
-            plane_h: std::array::from_fn(|c| at(c).map_or(0, |q| q.height as c_int)),
+            plane_w: std::array::from_fn(|c| at(c).map_or(0, |_| size(c).0 as c_int)),
+            plane_h: std::array::from_fn(|c| at(c).map_or(0, |_| size(c).1 as c_int)),
         };
         run_encoder(&src, opts, quality, 2)
     }

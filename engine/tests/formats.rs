@@ -403,8 +403,15 @@ fn jpeg_resize_on_planes_matches_the_rgb_pipeline() {
         r#"{"op":"resize","width":1001}"#,
         "",
     ];
-    for file in ["M03_storm_1920x1280_exif.jpg", "M01_picosdeeuropa_3264x2448.jpg", "S01_rocket_640x427.jpg"] {
-        let bytes = corpus(file);
+    // A grey JPEG too (one plane), made from the grey PNG of the corpus.
+    let grey =
+        process(&corpus("S03_camera_512x512_gray.png"), &[spec(r#"{"name":"g","format":"jpeg"}"#)], &Limits::default())
+            .unwrap()
+            .remove(0)
+            .bytes;
+    assert!(image::load_from_memory(&grey).unwrap().as_luma8().is_some(), "a grey JPEG");
+    for file in ["M03_storm_1920x1280_exif.jpg", "M01_picosdeeuropa_3264x2448.jpg", "S01_rocket_640x427.jpg", "grey"] {
+        let bytes = if file == "grey" { grey.clone() } else { corpus(file) };
         for op in jobs {
             let sep = if op.is_empty() { "" } else { "," };
             let planar = spec(&format!(r#"{{"name":"p","ops":[{op}],"format":"jpeg","quality":90}}"#));
@@ -421,6 +428,43 @@ fn jpeg_resize_on_planes_matches_the_rgb_pipeline() {
             // Same size class: the planar path keeps neither more nor much less detail.
             let ratio = p.bytes.len() as f64 / r.bytes.len() as f64;
             assert!((0.9..1.1).contains(&ratio), "{file} {op}: {} vs {} bytes", p.bytes.len(), r.bytes.len());
+        }
+    }
+}
+
+/// The planar path at tiny and odd sizes (1 × 1, chroma planes of one sample, odd widths and
+/// heights): the right size out, and the colour of a flat image kept.
+#[test]
+fn jpeg_on_planes_handles_tiny_and_odd_sizes() {
+    for (w, h) in [(1, 1), (2, 1), (1, 3), (3, 2), (17, 9), (33, 65)] {
+        let png = encode_as(
+            &image::DynamicImage::ImageRgb8(RgbImage::from_pixel(w, h, image::Rgb([200, 60, 30]))),
+            image::ImageFormat::Png,
+        );
+        for chroma in ["4:2:0", "4:2:2", "4:4:4"] {
+            let jpeg = process(
+                &png,
+                &[spec(&format!(r#"{{"name":"j","format":"jpeg","quality":95,"chroma_subsampling":"{chroma}"}}"#))],
+                &Limits::default(),
+            )
+            .unwrap()
+            .remove(0)
+            .bytes;
+            for op in ["", r#"{"op":"resize","width":5,"height":5,"fit":"fill","enlarge":true}"#] {
+                let out = process(
+                    &jpeg,
+                    &[spec(&format!(r#"{{"name":"o","ops":[{op}],"format":"jpeg"}}"#))],
+                    &Limits::default(),
+                )
+                .unwrap_or_else(|e| panic!("{w}x{h} {chroma} {op}: {e}"))
+                .remove(0);
+                let img = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+                let want = if op.is_empty() { (w, h) } else { (5, 5) };
+                assert_eq!(img.dimensions(), want, "{w}x{h} {chroma} {op}");
+                let p = img.get_pixel(0, 0);
+                let d = [200, 60, 30].iter().zip(p.0).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap();
+                assert!(d <= 12, "{w}x{h} {chroma} {op}: {:?}", p.0);
+            }
         }
     }
 }
