@@ -34,6 +34,10 @@ fn build_jpeg_encoder() {
     use std::process::Command;
     println!("cargo::rerun-if-changed=csrc/jpeg_encode.c");
     println!("cargo::rerun-if-env-changed=CC");
+    println!("cargo::rerun-if-env-changed=DARKROOM_NO_LIBJPEG");
+    if std::env::var_os("DARKROOM_NO_LIBJPEG").is_some() {
+        return; // TurboJPEG's encoder, as without libjpeg's headers (to compare, or to test that build)
+    }
     let Ok(lib) = pkg_config::Config::new().cargo_metadata(false).probe("libjpeg") else {
         println!("cargo::warning=libjpeg headers not found: JPEG output through TurboJPEG, no optimised Huffman (apt-get install libjpeg62-turbo-dev)");
         return;
