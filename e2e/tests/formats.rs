@@ -143,15 +143,48 @@ async fn logo_refusals_are_clear(kind: Kind) {
         (Some("invalid_logo"), Some("outputs[0].ops[0].image"))
     );
 
-    // A well-formed key of a logo that does not exist fails the job with a clear message.
+    // Another browser's logo, or one of ours that is not stored, is refused before queuing.
     let recipe = r#"{"outputs":[{"name":"a","ops":[{"op":"watermark","image":"logos/nobody/0000-none.png"}]}]}"#;
-    let id = submit(&app, c, "S01_rocket_640x427.jpg", recipe).await;
-    let events = app.follow(c, &id).await;
+    let resp = app.upload(c, &["S01_rocket_640x427.jpg"], Some(recipe)).await;
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_logo", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("another browser"), "{body}");
+    let resp = post_logo(&app, c, half_red_logo(), "logo.png").await;
+    let key = resp.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+    let missing = format!("{}/0000-none.png", key.rsplit_once('/').unwrap().0);
+    let recipe = format!(r#"{{"outputs":[{{"name":"a","ops":[{{"op":"watermark","image":"{missing}"}}]}}]}}"#);
+    let resp = app.upload(c, &["S01_rocket_640x427.jpg"], Some(&recipe)).await;
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["field"].as_str()),
+        (Some("logo_missing"), Some("outputs[0].ops[0].image")),
+        "{body}"
+    );
+}
+
+/// A logo that disappears after the job was queued fails the job in the worker, clearly and
+/// without retries.
+async fn a_logo_gone_before_processing_fails_the_job_clearly(kind: Kind) {
+    let mut app = TestApp::spawn(kind, 0).await;
+    let c = app.client.clone();
+    let resp = post_logo(&app, &c, half_red_logo(), "logo.png").await;
+    let key = resp.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+    let recipe = format!(r#"{{"outputs":[{{"name":"a","ops":[{{"op":"watermark","image":"{key}"}}]}}]}}"#);
+    let id = submit(&app, &c, "S01_rocket_640x427.jpg", &recipe).await;
+    app.backend().await.store.delete(&key).await.unwrap();
+    app.start_processor();
+    let events = app.follow(&c, &id).await;
     let last = events.last().unwrap();
     assert_eq!(last["state"], "failed", "{last}");
     assert_eq!(last["error"]["code"], "logo_missing", "{last}");
-    assert!(last["error"]["message"].as_str().unwrap().contains("logos/nobody/0000-none.png"), "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains(&key), "{last}");
     assert_eq!(last["attempts"], 1, "a missing logo is not retried: {last}");
 }
 
-darkroom_e2e::on_both_backends!(logo_watermark_and_avif_end_to_end, logo_refusals_are_clear);
+darkroom_e2e::on_both_backends!(
+    logo_watermark_and_avif_end_to_end,
+    logo_refusals_are_clear,
+    a_logo_gone_before_processing_fails_the_job_clearly,
+);

@@ -98,9 +98,44 @@ pub struct Submitted {
 }
 
 /// Validate, store and queue. Fails as a whole only when nothing could be queued.
+/// A watermark logo must be one this browser uploaded (its key holds the owner) and still be
+/// in the store, so a job is never queued to fail on a logo it cannot use.
+async fn check_logos(state: &AppState, owner: &str, outputs: &[OutputSpec]) -> Result<(), ApiError> {
+    let mine = format!("logos/{owner}/");
+    for (i, out) in outputs.iter().enumerate() {
+        for (j, key) in out.ops.iter().enumerate().filter_map(|(j, op)| op.resource().map(|k| (j, k))) {
+            let refuse = |code, message: &str| {
+                ApiError::Recipe(recipe::RecipeError {
+                    field: format!("outputs[{i}].ops[{j}].image"),
+                    code,
+                    message: message.to_string(),
+                })
+            };
+            if !key.starts_with(&mine) {
+                return Err(refuse(
+                    "invalid_logo",
+                    "this logo was uploaded from another browser; upload it again here (POST /api/logos)",
+                ));
+            }
+            match state.backend.store.head(key).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(refuse(
+                        "logo_missing",
+                        "this logo is no longer stored; upload it again (POST /api/logos)",
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Submitted, ApiError> {
     let text = upload.recipe_text().ok_or(ApiError::MissingRecipe)?;
     let outputs = recipe::parse(&text, &state.limits).map_err(ApiError::Recipe)?;
+    check_logos(state, owner, &outputs).await?;
     if upload.files.is_empty() {
         return Err(ApiError::MissingFile);
     }
