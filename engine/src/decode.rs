@@ -72,13 +72,7 @@ pub fn decode_keeping_profile(
         check_jpeg_complete(bytes)?;
     }
     let cmyk = format == image::ImageFormat::Jpeg && crate::color_management::jpeg_is_cmyk(bytes);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut image_limits = image::Limits::default();
-    image_limits.max_alloc = Some(limits.max_alloc());
-    reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let (width, height) = decoder.dimensions();
-    limits.check_dimensions(width, height)?;
+    let mut decoder = limited_decoder(bytes, format, limits)?;
     let orientation = if auto_orient { decoder.orientation().ok() } else { None };
     let icc = decoder.icc_profile().ok().flatten();
     let turbo = if cmyk || format != image::ImageFormat::Jpeg {
@@ -124,13 +118,8 @@ pub(crate) fn jpeg_for_planes(
     if crate::color_management::jpeg_is_cmyk(bytes) {
         return Ok(None);
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Jpeg);
-    let mut image_limits = image::Limits::default();
-    image_limits.max_alloc = Some(limits.max_alloc());
-    reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let mut decoder = limited_decoder(bytes, image::ImageFormat::Jpeg, limits)?;
     let (width, height) = decoder.dimensions();
-    limits.check_dimensions(width, height)?;
     if auto_orient && !matches!(decoder.orientation(), Ok(Orientation::NoTransforms)) {
         return Ok(None);
     }
@@ -143,6 +132,23 @@ pub(crate) fn jpeg_for_planes(
         return Ok(None);
     }
     Ok(Some((head, icc)))
+}
+
+/// A decoder whose allocations stay within `limits`, refused before any pixel is decoded when
+/// the header's dimensions are over them.
+fn limited_decoder<'a>(
+    bytes: &'a [u8],
+    format: image::ImageFormat,
+    limits: &Limits,
+) -> Result<impl ImageDecoder + 'a, EngineError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc());
+    reader.limits(image_limits);
+    let decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    limits.check_dimensions(width, height)?;
+    Ok(decoder)
 }
 
 fn corrupt(e: image::ImageError) -> EngineError {
