@@ -14,6 +14,8 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use darkroom_core::message::JobState;
+
 use crate::jobs::{JobBook, JobRecord, TimelineEntry};
 
 /// How many recent events of each kind are kept.
@@ -180,21 +182,20 @@ impl Inner {
     }
 
     fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry) {
-        let state = e.state.as_str();
         push(
             &mut self.events,
             Event {
                 at: e.at,
                 job_id: rec.id.clone(),
                 filename: rec.filename.clone(),
-                state: state.to_string(),
+                state: e.state.as_str().to_string(),
                 worker: e.worker.clone(),
                 attempt: e.attempt,
                 note: e.note.clone(),
             },
         );
-        match state {
-            "processing" => {
+        match e.state {
+            JobState::Processing => {
                 let Some(w) = e.worker.clone() else { return };
                 let previous = self.release(&rec.id);
                 if let Some(p) = previous.as_ref().filter(|p| **p != w) {
@@ -204,18 +205,7 @@ impl Inner {
                 }
                 if e.attempt > 1 {
                     let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
-                    push(
-                        &mut self.retries,
-                        Retry {
-                            at: e.at,
-                            job_id: rec.id.clone(),
-                            filename: rec.filename.clone(),
-                            from,
-                            to: Some(w.clone()),
-                            attempt: e.attempt,
-                            state: state.into(),
-                        },
-                    );
+                    self.retried(rec, e, from, Some(w.clone()));
                 }
                 let info = self
                     .workers
@@ -226,8 +216,8 @@ impl Inner {
                 info.started += 1;
                 self.holder.insert(rec.id.clone(), w);
             }
-            "done" | "failed" => {
-                let ok = state == "done";
+            JobState::Done | JobState::Failed => {
+                let ok = e.state == JobState::Done;
                 self.release(&rec.id);
                 if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
                     info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
@@ -261,31 +251,33 @@ impl Inner {
                     );
                 }
             }
-            "queued" => {
+            JobState::Queued => {
                 self.release(&rec.id);
             }
-            // `retrying` and any state added later: the attempt ended without a result, so
-            // the worker that had it no longer holds it.
-            _ => {
+            // The attempt ended without a result, so the worker that had it no longer holds it.
+            JobState::Retrying => {
                 let holder = self.release(&rec.id);
                 let from = e.worker.clone().or(holder);
                 if let Some(info) = from.as_ref().and_then(|w| self.workers.get_mut(w)) {
                     info.unfinished += 1;
                 }
-                push(
-                    &mut self.retries,
-                    Retry {
-                        at: e.at,
-                        job_id: rec.id.clone(),
-                        filename: rec.filename.clone(),
-                        from,
-                        to: None,
-                        attempt: e.attempt,
-                        state: state.into(),
-                    },
-                );
+                self.retried(rec, e, from, None);
             }
         }
+    }
+
+    /// Record that `rec` needed another attempt: `from` had it, `to` has it now (if known).
+    fn retried(&mut self, rec: &JobRecord, e: &TimelineEntry, from: Option<String>, to: Option<String>) {
+        let retry = Retry {
+            at: e.at,
+            job_id: rec.id.clone(),
+            filename: rec.filename.clone(),
+            from,
+            to,
+            attempt: e.attempt,
+            state: e.state.as_str().into(),
+        };
+        push(&mut self.retries, retry);
     }
 }
 
