@@ -14,6 +14,7 @@ pub mod encode;
 pub mod error;
 pub mod heif;
 pub mod limits;
+pub mod memory;
 pub mod ops;
 pub mod pipeline;
 pub mod planar;

@@ -89,6 +89,11 @@ mod imp {
             .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
         let shrink = need.map_or(1, |n| crate::turbo::shrink_for(head.width, head.height, n));
         check()?;
+        if shrink == 1 && outputs.iter().all(|o| untouched(o, full)) {
+            if let Some(rendered) = transcode(input, outputs, full, icc.as_deref(), head.gray, check)? {
+                return Ok(Some(rendered));
+            }
+        }
         let src = crate::turbo::decode_planes(input, &head, shrink)?;
         let mut rendered = Vec::with_capacity(outputs.len());
         for o in outputs {
@@ -99,15 +104,53 @@ mod imp {
             check()?;
             let q = o.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
             let view = Planes { width: w, height: h, planes: planes.into_iter().map(Cow::into_owned).collect() };
-            let mut bytes = crate::turbo::encode_planes(&view, &o.encode_options(), q)?;
-            let space: &[u8] = if head.gray { b"GRAY" } else { b"RGB " };
-            if let Some(profile) = icc.as_deref().filter(|p| p.get(16..20) == Some(space)) {
-                bytes = jpeg_with_icc(bytes, profile)
-                    .map_err(|detail| EngineError::Encode { format: Format::Jpeg.name(), detail })?;
-            }
+            let bytes =
+                with_profile(crate::turbo::encode_planes(&view, &o.encode_options(), q)?, icc.as_deref(), head.gray)?;
             rendered.push(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes });
         }
         Ok(Some(rendered))
+    }
+
+    /// Does this output keep every pixel where it is (no op, or a resize that changes nothing)?
+    fn untouched(o: &OutputSpec, full: (u32, u32)) -> bool {
+        match o.ops.first() {
+            Some(Op::Resize { width, height, fit, gravity, enlarge, .. }) => {
+                let (size, r) = resize_plan(full, *width, *height, *fit, *gravity, *enlarge, |_, _| (0, 0));
+                size == full && r == (0.0, 0.0, full.0 as f64, full.1 as f64)
+            }
+            _ => true,
+        }
+    }
+
+    /// Outputs at the original's size straight from its DCT coefficients, no pixels decoded
+    /// ([`crate::turbo::transcode`]); `Ok(None)` when the layout needs the planes.
+    fn transcode(
+        input: &[u8],
+        outputs: &[OutputSpec],
+        (w, h): (u32, u32),
+        icc: Option<&[u8]>,
+        gray: bool,
+        check: &dyn Fn() -> Result<(), EngineError>,
+    ) -> Result<Option<Vec<Rendered>>, EngineError> {
+        let mut rendered = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            check()?;
+            let q = o.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
+            let Some(mut bytes) = crate::turbo::transcode(input, &o.encode_options(), q)? else { return Ok(None) };
+            bytes = with_profile(bytes, icc, gray)?;
+            rendered.push(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes });
+        }
+        Ok(Some(rendered))
+    }
+
+    /// The kept ICC profile (`"icc": "keep"`), when it fits the output's colour space.
+    fn with_profile(bytes: Vec<u8>, icc: Option<&[u8]>, gray: bool) -> Result<Vec<u8>, EngineError> {
+        let space: &[u8] = if gray { b"GRAY" } else { b"RGB " };
+        match icc.filter(|p| p.get(16..20) == Some(space)) {
+            Some(profile) => jpeg_with_icc(bytes, profile)
+                .map_err(|detail| EngineError::Encode { format: Format::Jpeg.name(), detail }),
+            None => Ok(bytes),
+        }
     }
 
     fn output_size(o: &OutputSpec, full: (u32, u32), dw: u32, dh: u32) -> (u32, u32) {

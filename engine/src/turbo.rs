@@ -310,6 +310,54 @@ mod imp {
             errlen: c_int,
         ) -> c_int;
         fn dr_jpeg_free(buf: *mut c_uchar);
+        fn dr_jpeg_transcode(
+            input: *const c_uchar,
+            input_size: c_ulong,
+            quality: c_int,
+            progressive: c_int,
+            optimize: c_int,
+            out: *mut *mut c_uchar,
+            out_size: *mut c_ulong,
+            err: *mut c_char,
+            errlen: c_int,
+        ) -> c_int;
+    }
+
+    /// Re-encode a JPEG at its own size from its DCT coefficients (csrc/jpeg_encode.c,
+    /// "Transcoding"): 4:2:0 output from 4:2:0 or 4:2:2 YCbCr, grey from grey, with the chroma
+    /// filtering the pixel round trip would apply. `Ok(None)`: another layout, decode the pixels.
+    #[cfg(libjpeg)]
+    pub fn transcode(bytes: &[u8], opts: &EncodeOptions, quality: u8) -> Result<Option<Vec<u8>>, EngineError> {
+        let mut out: *mut c_uchar = std::ptr::null_mut();
+        let mut size: c_ulong = 0;
+        let mut err = [0 as c_char; 256];
+        // SAFETY: `bytes` outlives the call; the transcoder mallocs `out`, freed below.
+        unsafe {
+            let rc = dr_jpeg_transcode(
+                bytes.as_ptr(),
+                bytes.len() as c_ulong,
+                quality as c_int,
+                opts.progressive as c_int,
+                OPTIMIZE_HUFFMAN as c_int,
+                &mut out,
+                &mut size,
+                err.as_mut_ptr(),
+                err.len() as c_int,
+            );
+            if rc == 1 {
+                return Ok(None);
+            }
+            if rc != 0 || out.is_null() {
+                if !out.is_null() {
+                    dr_jpeg_free(out);
+                }
+                let detail = std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned();
+                return Err(EngineError::Corrupt(detail));
+            }
+            let bytes = std::slice::from_raw_parts(out, size as usize).to_vec();
+            dr_jpeg_free(out);
+            Ok(Some(bytes))
+        }
     }
 
     /// Optimised Huffman tables: what sharp does by default. With csrc/jpeg_encode.c's fast
@@ -408,6 +456,17 @@ mod imp {
 
 #[cfg(turbojpeg)]
 pub use imp::*;
+
+/// Without libjpeg's API (csrc/jpeg_encode.c not built) nothing is transcoded: the caller
+/// decodes the pixels.
+#[cfg(not(libjpeg))]
+pub fn transcode(
+    _bytes: &[u8],
+    _opts: &crate::encode::EncodeOptions,
+    _quality: u8,
+) -> Result<Option<Vec<u8>>, crate::EngineError> {
+    Ok(None)
+}
 
 /// Is libjpeg-turbo built in?
 pub const AVAILABLE: bool = cfg!(turbojpeg);

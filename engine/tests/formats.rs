@@ -425,11 +425,104 @@ fn jpeg_resize_on_planes_matches_the_rgb_pipeline() {
             assert_eq!((pi.width(), pi.height()), (p.width, p.height), "{file} {op}");
             let d = mean_diff(&pi.to_rgb8(), &ri.to_rgb8());
             assert!(d < 1.5, "{file} {op}: mean difference {d:.2} between the planar and the RGB pipeline");
-            // Same size class: the planar path keeps neither more nor much less detail.
             let ratio = p.bytes.len() as f64 / r.bytes.len() as f64;
-            assert!((0.9..1.1).contains(&ratio), "{file} {op}: {} vs {} bytes", p.bytes.len(), r.bytes.len());
+            if op.is_empty() {
+                // Full size: re-encoded from the DCT coefficients, no pixel round trip. As close
+                // to the original as the RGB pipeline's output, and no bigger.
+                let original = image::load_from_memory(&bytes).unwrap().to_rgb8();
+                let (pp, rp) = (psnr(&pi.to_rgb8(), &original), psnr(&ri.to_rgb8(), &original));
+                assert!(pp > rp - 0.5, "{file}: {pp:.2} dB from the original vs the RGB pipeline's {rp:.2}");
+                assert!(ratio < 1.02, "{file}: {} vs {} bytes", p.bytes.len(), r.bytes.len());
+            } else {
+                // Same size class: the planar path keeps neither more nor much less detail.
+                assert!((0.9..1.1).contains(&ratio), "{file} {op}: {} vs {} bytes", p.bytes.len(), r.bytes.len());
+            }
         }
     }
+}
+
+fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
+        / a.as_raw().len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+}
+
+/// The sampling factors (h, v) of each component in a JPEG's frame header, and whether it is
+/// progressive.
+fn jpeg_frame(bytes: &[u8]) -> (Vec<(u8, u8)>, bool) {
+    let mut i = 2;
+    while i + 4 <= bytes.len() && bytes[i] == 0xFF {
+        let (marker, len) = (bytes[i + 1], u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize);
+        if matches!(marker, 0xC0..=0xC2) {
+            let n = bytes[i + 9] as usize;
+            let f = (0..n).map(|k| (bytes[i + 11 + 3 * k] >> 4, bytes[i + 11 + 3 * k] & 15)).collect();
+            return (f, marker == 0xC2);
+        }
+        i += 2 + len;
+    }
+    panic!("no frame header")
+}
+
+/// A JPEG re-encoded at its own size goes from DCT coefficients to DCT coefficients
+/// (requantised; chroma filtered and, from 4:2:2, halved vertically in the DCT domain): what
+/// the pipeline writes is what the transcoder writes, 4:2:0 whatever the input's layout, and
+/// at the same quality a grey JPEG comes back bit for bit (no generation loss), which no pixel
+/// round trip gives.
+#[test]
+fn full_size_jpeg_reencodes_work_on_dct_coefficients() {
+    use darkroom_engine::encode::EncodeOptions;
+    use darkroom_engine::turbo;
+    for (file, layout) in [("M03_storm_1920x1280_exif.jpg", (2, 1)), ("M01_picosdeeuropa_3264x2448.jpg", (2, 2))] {
+        let bytes = corpus(file);
+        assert_eq!(jpeg_frame(&bytes).0[0], layout, "{file}: the input layout this case is about");
+        for progressive in [false, true] {
+            let opts = EncodeOptions { progressive, ..EncodeOptions::default() };
+            let direct = turbo::transcode(&bytes, &opts, 85).unwrap().unwrap_or_else(|| {
+                panic!("{file}: not transcoded (built without libjpeg? scripts/test-deps installs it)")
+            });
+            let piped = &process(
+                &bytes,
+                &[spec(&format!(r#"{{"name":"t","format":"jpeg","quality":85,"progressive":{progressive}}}"#))],
+                &Limits::default(),
+            )
+            .unwrap()[0];
+            assert!(piped.bytes == direct, "{file}: the pipeline re-encodes through the transcoder");
+            let (factors, is_progressive) = jpeg_frame(&direct);
+            assert_eq!(factors, [(2, 2), (1, 1), (1, 1)], "{file}: 4:2:0 out");
+            assert_eq!(is_progressive, progressive, "{file}");
+            let (out, original) = (
+                image::load_from_memory(&direct).unwrap().to_rgb8(),
+                image::load_from_memory(&bytes).unwrap().to_rgb8(),
+            );
+            assert_eq!(out.dimensions(), original.dimensions());
+            let p = psnr(&out, &original);
+            assert!(p > 38.0, "{file}: {p:.1} dB from the original at q85");
+        }
+    }
+    // Grey at its own quality: every coefficient stays, and so does the file.
+    let grey = process(
+        &corpus("S03_camera_512x512_gray.png"),
+        &[spec(r#"{"name":"g","format":"jpeg","quality":80}"#)],
+        &Limits::default(),
+    )
+    .unwrap()
+    .remove(0)
+    .bytes;
+    let again = process(&grey, &[spec(r#"{"name":"g","format":"jpeg","quality":80}"#)], &Limits::default())
+        .unwrap()
+        .remove(0)
+        .bytes;
+    assert!(again == grey, "re-encoding a grey JPEG at its own quality changes nothing");
+    // A layout the transcoder leaves to the planes (4:4:4) is not taken.
+    let s444 = process(
+        &encode_as(&image::load_from_memory(&corpus("S01_rocket_640x427.jpg")).unwrap(), image::ImageFormat::Png),
+        &[spec(r#"{"name":"j","format":"jpeg","chroma_subsampling":"4:4:4"}"#)],
+        &Limits::default(),
+    )
+    .unwrap()
+    .remove(0)
+    .bytes;
+    assert!(turbo::transcode(&s444, &EncodeOptions::default(), 85).unwrap().is_none());
 }
 
 /// The planar path at tiny and odd sizes (1 × 1, chroma planes of one sample, odd widths and

@@ -8,6 +8,9 @@ use clap::Parser;
 fn main() -> ExitCode {
     let config = darkroom_processor::Config::parse();
     darkroom_processor::telemetry::init();
+    // Jobs allocate tens of MB at once; keep freed blocks for the next job instead of taking
+    // fresh, zeroed pages from the kernel each time (engine/src/memory.rs).
+    darkroom_engine::memory::keep_freed_memory();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
