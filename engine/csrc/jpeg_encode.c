@@ -61,12 +61,11 @@ static void dr_fail(j_common_ptr cinfo, const char *msg) {
 struct dr_stats {
   long dc[NUM_HUFF_TBLS][257];
   long ac[NUM_HUFF_TBLS][257];
+  uint32_t ac4[NUM_HUFF_TBLS][4][256]; /* AC counts as count_ac makes them, summed into ac */
   int last_dc[MAX_COMPS_IN_SCAN];
   /* The optimal tables, made at the end of the statistics pass. */
   JHUFF_TBL dc_tbl[NUM_HUFF_TBLS], ac_tbl[NUM_HUFF_TBLS];
   boolean have_dc[NUM_HUFF_TBLS], have_ac[NUM_HUFF_TBLS];
-  /* Transcoding: libjpeg's own start_pass of the entropy encoder (see dr_start_pass). */
-  void (*start_pass)(j_compress_ptr cinfo, boolean gather_statistics);
 };
 
 static const uint8_t ZZ[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
@@ -95,6 +94,15 @@ static inline int nbits_of(int v) {
   return v ? 32 - __builtin_clz((unsigned)v) : 0;
 }
 
+/* The same for a value known not to be zero: no branch. */
+static inline int nbits_nonzero(int v) {
+  int m = v >> 31;
+  return 32 - __builtin_clz((unsigned)((v ^ m) - m));
+}
+
+/* How many rows of a block (from the top) hold its non-zero coefficients. */
+static inline int rows_used(uint64_t nat) { return nat ? 8 - __builtin_clzll(nat) / 8 : 0; }
+
 /* Bit i set: coefficient i (natural order) is not zero. */
 static inline uint64_t nonzero_natural(const JCOEF *b) {
 #ifdef __SSE2__
@@ -113,6 +121,40 @@ static inline uint64_t nonzero_natural(const JCOEF *b) {
 #endif
 }
 
+/* Count the AC symbols of one block (natural order; `nat`: its non-zero mask, DC included).
+ * The symbols are listed first and counted after, spread over four histograms: the same
+ * symbol again and again (0x01, EOB) otherwise makes every count wait for the one before it. */
+static inline void count_ac(uint32_t (*h)[256], const JCOEF *b, uint64_t nat) {
+  nat &= ~(uint64_t)1;
+  if (!nat) {
+    h[0][0]++; /* EOB */
+    return;
+  }
+  uint8_t sym[72];
+  int n = 0;
+  uint64_t mask = 0;
+  for (int r = 0; r < 8; r++) mask |= ZZMASK[r][(nat >> (8 * r)) & 0xFF];
+  int prev = 0;
+  while (mask) {
+    int k = __builtin_ctzll(mask);
+    mask &= mask - 1;
+    int run = k - prev - 1;
+    while (run > 15) {
+      sym[n++] = 0xF0; /* ZRL */
+      run -= 16;
+    }
+    sym[n++] = (uint8_t)((run << 4) + nbits_nonzero(b[ZZ[k]]));
+    prev = k;
+  }
+  if (prev != 63) sym[n++] = 0;
+  for (int i = 0; i < n; i++) h[i & 3][sym[i]]++;
+}
+
+/* The four histograms of an AC table added up, as jpeg_gen_optimal_table takes them. */
+static void sum_ac(struct dr_stats *s, int t) {
+  for (int v = 0; v < 256; v++) s->ac[t][v] += (long)s->ac4[t][0][v] + s->ac4[t][1][v] + s->ac4[t][2][v] + s->ac4[t][3][v];
+}
+
 static boolean dr_gather(j_compress_ptr cinfo, JBLOCKROW *MCU_data) {
   struct dr_stats *s = (struct dr_stats *)cinfo->client_data;
   for (int blkn = 0; blkn < cinfo->blocks_in_MCU; blkn++) {
@@ -122,27 +164,7 @@ static boolean dr_gather(j_compress_ptr cinfo, JBLOCKROW *MCU_data) {
     int d = b[0] - s->last_dc[ci];
     s->last_dc[ci] = b[0];
     s->dc[comp->dc_tbl_no][nbits_of(d)]++;
-    long *ac = s->ac[comp->ac_tbl_no];
-    uint64_t nat = nonzero_natural(b) & ~(uint64_t)1;
-    if (!nat) {
-      ac[0]++; /* EOB */
-      continue;
-    }
-    uint64_t mask = 0;
-    for (int r = 0; r < 8; r++) mask |= ZZMASK[r][(nat >> (8 * r)) & 0xFF];
-    int prev = 0;
-    while (mask) {
-      int k = __builtin_ctzll(mask);
-      mask &= mask - 1;
-      int run = k - prev - 1;
-      while (run > 15) {
-        ac[0xF0]++; /* ZRL */
-        run -= 16;
-      }
-      ac[(run << 4) + nbits_of(b[ZZ[k]])]++;
-      prev = k;
-    }
-    if (prev != 63) ac[0]++;
+    count_ac(s->ac4[comp->ac_tbl_no], b, nonzero_natural(b));
   }
   return TRUE;
 }
@@ -157,6 +179,7 @@ static void dr_finish_gather(j_compress_ptr cinfo) {
       s->have_dc[dct] = TRUE;
     }
     if (!s->have_ac[act]) {
+      sum_ac(s, act);
       jpeg_gen_optimal_table(cinfo, &s->ac_tbl[act], s->ac[act]);
       s->have_ac[act] = TRUE;
     }
@@ -352,12 +375,17 @@ void dr_jpeg_free(unsigned char *buf) { free(buf); }
 static float H[8];        /* the [1 6 1]/8 filter's gain at each DCT frequency */
 static float DOWN[8][16]; /* 4:2:2 -> 4:2:0: output vertical frequency v from the stacked pair */
 static pthread_once_t TRANSCODE_ONCE = PTHREAD_ONCE_INIT;
-static float HALF = 0.5f - 1.0f / 1024;
+/* Requantising rounds to nearest, and a tie (the old value exactly between two new steps,
+ * frequent when one quantiser is a multiple of the other's half) toward zero: the old value
+ * stood for anything within half an old step, and the smaller one costs fewer bits. A tie
+ * rounded away from zero made files 5-20% bigger than the pixel round trip's (whose rounding
+ * noise breaks ties either way) at the same distance from the original. Values are multiples
+ * of 1/255 apart from a tie, so 1/1024 below one half tells them apart. */
+static const float HALF = 0.5f - 1.0f / 1024;
 
 static double basis(int u, int n) { return (u == 0 ? sqrt(0.125) : 0.5) * cos(M_PI * (2 * n + 1) * u / 16.0); }
 
 static void transcode_init(void) {
-  if (getenv("DR_HALF")) HALF = atof(getenv("DR_HALF"));
   for (int u = 0; u < 8; u++) H[u] = (float)((3.0 + cos(M_PI * u / 8.0)) / 4.0);
   for (int v = 0; v < 8; v++)
     for (int k = 0; k < 16; k++) {
@@ -380,76 +408,99 @@ static inline JCOEF to_coef(float f) {
   return (JCOEF)(v > 1023 ? 1023 : v < -1023 ? -1023 : v);
 }
 
-/* b[k] = round(b[k] * scale[k]) in place. */
-static inline void requant_block(JCOEF *b, const float *scale) {
 #ifdef __SSE2__
+/* Round 8 values (lo: the first 4) as to_coef does and store them as coefficients. */
+static inline void store_rounded(JCOEF *dst, __m128 lo, __m128 hi) {
   const __m128 sign = _mm_set1_ps(-0.0f), half = _mm_set1_ps(HALF);
   const __m128i lim = _mm_set1_epi16(1023), nlim = _mm_set1_epi16(-1023);
-  for (int i = 0; i < 64; i += 8) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(b + i));
-    __m128 lo = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(x, x), 16)), _mm_loadu_ps(scale + i));
-    __m128 hi = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(x, x), 16)), _mm_loadu_ps(scale + i + 4));
-    lo = _mm_add_ps(lo, _mm_or_ps(_mm_and_ps(lo, sign), half));
-    hi = _mm_add_ps(hi, _mm_or_ps(_mm_and_ps(hi, sign), half));
-    __m128i r = _mm_packs_epi32(_mm_cvttps_epi32(lo), _mm_cvttps_epi32(hi));
-    _mm_storeu_si128((__m128i *)(b + i), _mm_max_epi16(_mm_min_epi16(r, lim), nlim));
-  }
-#else
-  for (int k = 0; k < 64; k++) b[k] = to_coef(b[k] * scale[k]);
+  lo = _mm_add_ps(lo, _mm_or_ps(_mm_and_ps(lo, sign), half));
+  hi = _mm_add_ps(hi, _mm_or_ps(_mm_and_ps(hi, sign), half));
+  __m128i r = _mm_packs_epi32(_mm_cvttps_epi32(lo), _mm_cvttps_epi32(hi));
+  _mm_storeu_si128((__m128i *)dst, _mm_max_epi16(_mm_min_epi16(r, lim), nlim));
+}
+
+/* 8 coefficients as floats, times 8 factors. */
+static inline void load_scaled(const JCOEF *src, const float *f, __m128 *lo, __m128 *hi) {
+  __m128i x = _mm_loadu_si128((const __m128i *)src);
+  *lo = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(x, x), 16)), _mm_loadu_ps(f));
+  *hi = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpackhi_epi16(x, x), 16)), _mm_loadu_ps(f + 4));
+}
 #endif
+
+/* b[k] = round(b[k] * scale[k]) in place; nat: b's non-zero mask (the rows of zeros at the
+ * bottom stay zeros; testing every row costs more in mispredicted branches than it saves). */
+static inline void requant_block(JCOEF *b, const float *scale, uint64_t nat) {
+  for (int r = 0, rows = rows_used(nat); r < rows; r++) {
+#ifdef __SSE2__
+    __m128 lo, hi;
+    load_scaled(b + 8 * r, scale + 8 * r, &lo, &hi);
+    store_rounded(b + 8 * r, lo, hi);
+#else
+    for (int k = 8 * r; k < 8 * r + 8; k++) b[k] = to_coef(b[k] * scale[k]);
+#endif
+  }
 }
 
 /* One 4:2:0 chroma block from two vertically adjacent 4:2:2 ones (a above b). qs: the source's
  * quantisation table; gain[k]: H(u) / new quantiser. */
 static void down_block(const JCOEF *a, const JCOEF *b, const float *qs, const float *gain, JCOEF *out) {
+  int used[2] = {rows_used(nonzero_natural(a)), rows_used(nonzero_natural(b))}; /* the rest are zeros */
+#ifdef __SSE2__
+  __m128 acc[16];
+  for (int i = 0; i < 16; i++) acc[i] = _mm_setzero_ps();
+  for (int k = 0; k < 16; k++) {
+    int r = k & 7;
+    if (r >= used[k >> 3]) continue;
+    __m128 lo, hi;
+    load_scaled((k < 8 ? a : b) + 8 * r, qs + 8 * r, &lo, &hi);
+    for (int v = 0; v < 8; v++) {
+      __m128 w = _mm_set1_ps(DOWN[v][k]);
+      acc[2 * v] = _mm_add_ps(acc[2 * v], _mm_mul_ps(w, lo));
+      acc[2 * v + 1] = _mm_add_ps(acc[2 * v + 1], _mm_mul_ps(w, hi));
+    }
+  }
+  for (int v = 0; v < 8; v++)
+    store_rounded(out + 8 * v, _mm_mul_ps(acc[2 * v], _mm_loadu_ps(gain + 8 * v)),
+                  _mm_mul_ps(acc[2 * v + 1], _mm_loadu_ps(gain + 8 * v + 4)));
+#else
   float acc[64];
   memset(acc, 0, sizeof acc);
   for (int k = 0; k < 16; k++) {
-    const JCOEF *row = (k < 8 ? a : b) + (k & 7) * 8;
-    const float *q = qs + (k & 7) * 8;
-    int any = 0;
-    float x[8];
-    for (int u = 0; u < 8; u++) {
-      any |= row[u];
-      x[u] = (float)row[u] * q[u];
-    }
-    if (!any) continue; /* most high-frequency rows are empty */
-    for (int v = 0; v < 8; v++) {
-      float m = DOWN[v][k];
-      for (int u = 0; u < 8; u++) acc[v * 8 + u] += m * x[u];
-    }
+    int r = k & 7;
+    if (r >= used[k >> 3]) continue;
+    const JCOEF *row = (k < 8 ? a : b) + 8 * r;
+    for (int v = 0; v < 8; v++)
+      for (int u = 0; u < 8; u++) acc[8 * v + u] += DOWN[v][k] * (float)row[u] * qs[8 * r + u];
   }
   for (int k = 0; k < 64; k++) out[k] = to_coef(acc[k] * gain[k]);
+#endif
 }
 
-/* The statistics pass of a transcode: libjpeg runs it itself (optimize_coding) over the
- * coefficient arrays; its entropy encoder is swapped for dr_gather when each pass starts, and the
- * tables it makes go where libjpeg's own would. */
-static void dr_finish_gather_install(j_compress_ptr cinfo) {
-  struct dr_stats *s = (struct dr_stats *)cinfo->client_data;
-  for (int ci = 0; ci < cinfo->comps_in_scan; ci++) {
-    jpeg_component_info *comp = cinfo->cur_comp_info[ci];
-    int dct = comp->dc_tbl_no, act = comp->ac_tbl_no;
-    if (!s->have_dc[dct]) {
-      if (cinfo->dc_huff_tbl_ptrs[dct] == NULL) cinfo->dc_huff_tbl_ptrs[dct] = jpeg_alloc_huff_table((j_common_ptr)cinfo);
-      jpeg_gen_optimal_table(cinfo, cinfo->dc_huff_tbl_ptrs[dct], s->dc[dct]);
-      s->have_dc[dct] = TRUE;
-    }
-    if (!s->have_ac[act]) {
-      if (cinfo->ac_huff_tbl_ptrs[act] == NULL) cinfo->ac_huff_tbl_ptrs[act] = jpeg_alloc_huff_table((j_common_ptr)cinfo);
-      jpeg_gen_optimal_table(cinfo, cinfo->ac_huff_tbl_ptrs[act], s->ac[act]);
-      s->have_ac[act] = TRUE;
-    }
-  }
+/* Statistics of the transcoded coefficients, counted as they are made (one pass over the image
+ * instead of libjpeg's separate one). AC symbols do not depend on the order of blocks; DC
+ * differences do: chroma and grey are in raster order, 4:2:0 luma is walked in MCU order after
+ * (2 x 2 blocks, with libjpeg's dummy blocks past odd edges: the previous block's DC, no AC). */
+static inline void count_block(struct dr_stats *s, int dct, int act, int *last_dc, const JCOEF *b, uint64_t nat) {
+  s->dc[dct][nbits_of(b[0] - *last_dc)]++;
+  *last_dc = b[0];
+  count_ac(s->ac4[act], b, nat);
 }
 
-static void dr_start_pass(j_compress_ptr cinfo, boolean gather) {
-  struct dr_stats *s = (struct dr_stats *)cinfo->client_data;
-  s->start_pass(cinfo, gather);
-  if (gather) {
-    cinfo->entropy->encode_mcu = dr_gather;
-    cinfo->entropy->finish_pass = dr_finish_gather_install;
-  }
+static void count_luma_dc_420(long *dc, uint32_t (*ac)[256], const JCOEF *dcs, JDIMENSION yw, JDIMENSION yh) {
+  int last = 0;
+  for (JDIMENSION my = 0; my < (yh + 1) / 2; my++)
+    for (JDIMENSION mx = 0; mx < (yw + 1) / 2; mx++)
+      for (JDIMENSION r = 2 * my; r < 2 * my + 2; r++)
+        for (JDIMENSION c = 2 * mx; c < 2 * mx + 2; c++) {
+          if (r < yh && c < yw) {
+            int v = dcs[(size_t)r * yw + c];
+            dc[nbits_of(v - last)]++;
+            last = v;
+          } else {
+            dc[0]++; /* a dummy block: the DC just coded again, and an EOB */
+            ac[0][0]++;
+          }
+        }
 }
 
 /* The head of libjpeg's virtual block array (jmemmgr.c's jvirt_barray_control, the same since
@@ -489,6 +540,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   struct jpeg_compress_struct c;
   struct dr_err jerr;
   struct dr_stats *volatile stats = NULL;
+  JCOEF *volatile dcs = NULL;
   volatile int have_c = 0;
   *out = NULL;
   *out_size = 0;
@@ -501,6 +553,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
     if (have_c) jpeg_destroy_compress(&c);
     jpeg_destroy_decompress(&d);
     free(stats);
+    free(dcs);
     if (*out) free(*out);
     *out = NULL;
     *out_size = 0;
@@ -549,10 +602,20 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   if (ycc) c.comp_info[0].v_samp_factor = 2;
   jpeg_set_quality(&c, quality, TRUE);
 
+  /* Sequential output with optimised tables: the statistics are counted here, as each block is
+   * made, and the tables handed to libjpeg (which then makes a single pass). */
+  int count = optimize && !progressive;
+  if (count) {
+    pthread_once(&ZZMASK_ONCE, zzmask_init);
+    stats = (struct dr_stats *)calloc(1, sizeof(struct dr_stats));
+    if (!stats) dr_fail((j_common_ptr)&c, "out of memory");
+    if (ycc && !(dcs = (JCOEF *)malloc(sizeof(JCOEF) * (size_t)yw * yh))) dr_fail((j_common_ptr)&c, "out of memory");
+  }
   jvirt_barray_ptr dst[3];
   for (int ci = 0; ci < d.num_components; ci++) {
     jpeg_component_info *sc = &d.comp_info[ci];
     const UINT16 *qs = sc->quant_table->quantval, *qt = c.quant_tbl_ptrs[c.comp_info[ci].quant_tbl_no]->quantval;
+    int dct = c.comp_info[ci].dc_tbl_no, act = c.comp_info[ci].ac_tbl_no, last_dc = 0;
     float scale[64], qsf[64];
     int same = 1;
     for (int k = 0; k < 64; k++) {
@@ -573,19 +636,32 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
         for (JDIMENSION x = 0; x < cw; x++) {
           JDIMENSION sx = x < sc->width_in_blocks ? x : sc->width_in_blocks - 1;
           down_block(a[sx], b[sx], qsf, gain, o[x]);
+          if (count) count_block(stats, dct, act, &last_dc, o[x], nonzero_natural(o[x]));
         }
       }
       continue;
     }
-    if (same && !new_arrays[ci]) continue; /* same quantiser, no filter: the coefficients stay */
+    if (same && !new_arrays[ci] && !count) continue; /* same quantiser, no filter: nothing to do */
     for (JDIMENSION r = 0; r < sc->height_in_blocks; r++) {
       JBLOCKROW row = block_row(&d, src[ci], r, !new_arrays[ci]);
       JBLOCKROW o = new_arrays[ci] ? block_row(&d, dst[ci], r, TRUE) : row;
       for (JDIMENSION x = 0; x < sc->width_in_blocks; x++) {
         if (o != row) memcpy(o[x], row[x], sizeof(JBLOCK));
-        requant_block(o[x], scale);
+        uint64_t nat = nonzero_natural(o[x]);
+        if (!same) {
+          requant_block(o[x], scale, nat);
+          nat = nonzero_natural(o[x]);
+        }
+        if (!count) continue;
+        if (ci == 0 && ycc) {
+          dcs[(size_t)r * yw + x] = o[x][0];
+          count_ac(stats->ac4[act], o[x], nat);
+        } else {
+          count_block(stats, dct, act, &last_dc, o[x], nat);
+        }
       }
     }
+    if (count && ci == 0 && ycc) count_luma_dc_420(stats->dc[dct], stats->ac4[act], dcs, yw, yh);
     if (new_arrays[ci] && ci == 0 && yh % 2) {
       /* The padding row the encoder asks for and never reads (libjpeg refuses to hand out rows
        * nobody wrote): a copy of the last one. */
@@ -594,23 +670,32 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
       memcpy(pad, last, sizeof(JBLOCK) * ((yw + 1) & ~1u));
     }
   }
+  if (count) {
+    for (int ci = 0; ci < c.num_components; ci++) {
+      int dct = c.comp_info[ci].dc_tbl_no, act = c.comp_info[ci].ac_tbl_no;
+      if (!stats->have_dc[dct]) {
+        jpeg_gen_optimal_table(&c, &stats->dc_tbl[dct], stats->dc[dct]);
+        dr_install(&c, &c.dc_huff_tbl_ptrs[dct], &stats->dc_tbl[dct]);
+        stats->have_dc[dct] = TRUE;
+      }
+      if (!stats->have_ac[act]) {
+        sum_ac(stats, act);
+        jpeg_gen_optimal_table(&c, &stats->ac_tbl[act], stats->ac[act]);
+        dr_install(&c, &c.ac_huff_tbl_ptrs[act], &stats->ac_tbl[act]);
+        stats->have_ac[act] = TRUE;
+      }
+    }
+  }
 
   if (progressive) jpeg_simple_progression(&c);
-  c.optimize_coding = optimize ? TRUE : FALSE;
+  c.optimize_coding = optimize && progressive ? TRUE : FALSE;
   jpeg_write_coefficients(&c, dst);
-  if (optimize && !progressive) {
-    pthread_once(&ZZMASK_ONCE, zzmask_init);
-    stats = (struct dr_stats *)calloc(1, sizeof(struct dr_stats));
-    if (!stats) dr_fail((j_common_ptr)&c, "out of memory");
-    stats->start_pass = c.entropy->start_pass;
-    c.client_data = stats;
-    c.entropy->start_pass = dr_start_pass;
-  }
   jpeg_finish_compress(&c);
   jpeg_destroy_compress(&c);
   have_c = 0;
   jpeg_finish_decompress(&d);
   jpeg_destroy_decompress(&d);
   free(stats);
+  free(dcs);
   return 0;
 }
