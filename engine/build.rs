@@ -1,8 +1,8 @@
 //! Link the optional system libraries when present: libheif (HEIC/HEIF input; without it
 //! HEIC uploads get a clear "not supported by this build" error) and libturbojpeg (SIMD JPEG
-//! with shrink-on-load; without it the pure-Rust codec is used). With libturbojpeg, csrc/jpeg_encode.c
-//! (the JPEG encoder over the classic libjpeg API: optimised Huffman, accurate DCT, raw planes)
-//! is compiled with the system C compiler when libjpeg's headers are there (libjpeg62-turbo-dev).
+//! with shrink-on-load; without it the pure-Rust codec is used). With libturbojpeg, csrc/ (the
+//! JPEG encoder and transcoder, and the region decoder, over the classic libjpeg API) is compiled
+//! with the system C compiler when libjpeg's headers are there (libjpeg62-turbo-dev).
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(heif)");
     println!("cargo::rustc-check-cfg=cfg(turbojpeg)");
@@ -27,12 +27,13 @@ fn main() {
     }
 }
 
-/// Compile csrc/jpeg_encode.c into a static library and link it with libjpeg (libjpeg-turbo's
+/// Compile csrc/*.c into a static library and link it with libjpeg (libjpeg-turbo's
 /// libjpeg.so.62). Uses the system C compiler (`$CC`, else `cc`) directly: no build crate.
 fn build_jpeg_encoder() {
     use std::path::PathBuf;
     use std::process::Command;
     println!("cargo::rerun-if-changed=csrc/jpeg_encode.c");
+    println!("cargo::rerun-if-changed=csrc/jpeg_region.c");
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rerun-if-env-changed=DARKROOM_NO_LIBJPEG");
     if std::env::var_os("DARKROOM_NO_LIBJPEG").is_some() {
@@ -43,23 +44,29 @@ fn build_jpeg_encoder() {
         return;
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
-    let obj = out.join("jpeg_encode.o");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let mut cmd = Command::new(&cc);
-    cmd.args(["-O2", "-fPIC", "-Wall", "-c", "csrc/jpeg_encode.c", "-o"]).arg(&obj);
-    for dir in &lib.include_paths {
-        cmd.arg("-I").arg(dir);
+    let mut objects = Vec::new();
+    for name in ["jpeg_encode", "jpeg_region"] {
+        let obj = out.join(format!("{name}.o"));
+        let mut cmd = Command::new(&cc);
+        cmd.args(["-O2", "-fPIC", "-Wall", "-c"]).arg(format!("csrc/{name}.c")).arg("-o").arg(&obj);
+        for dir in &lib.include_paths {
+            cmd.arg("-I").arg(dir);
+        }
+        // libjpeg's headers are there: a failure here is a bug in csrc/, not a missing library.
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok, "could not compile csrc/{name}.c with {cc} (set DARKROOM_NO_LIBJPEG=1 to build without it)");
+        objects.push(obj);
     }
-    let ok = cmd.status().map(|s| s.success()).unwrap_or(false)
-        && Command::new("ar")
-            .arg("crs")
-            .arg(out.join("libdarkroom_jpeg.a"))
-            .arg(&obj)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    if !ok {
-        println!("cargo::warning=could not compile csrc/jpeg_encode.c with {cc}: JPEG output through TurboJPEG");
+    let archived = Command::new("ar")
+        .arg("crs")
+        .arg(out.join("libdarkroom_jpeg.a"))
+        .args(&objects)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !archived {
+        println!("cargo::warning=could not archive the JPEG C code with ar: JPEG output through TurboJPEG");
         return;
     }
     println!("cargo::rustc-link-search=native={}", out.display());

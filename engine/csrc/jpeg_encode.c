@@ -441,6 +441,20 @@ static inline void requant_block(JCOEF *b, const float *scale, uint64_t nat) {
   }
 }
 
+/* Coefficients kept as they are still go through the clamp of to_coef (a hostile file's may
+ * be anything a 16-bit number holds). */
+static inline void clamp_block(JCOEF *b, uint64_t nat) {
+  for (int r = 0, rows = rows_used(nat); r < rows; r++) {
+#ifdef __SSE2__
+    const __m128i lim = _mm_set1_epi16(1023), nlim = _mm_set1_epi16(-1023);
+    __m128i x = _mm_loadu_si128((const __m128i *)(b + 8 * r));
+    _mm_storeu_si128((__m128i *)(b + 8 * r), _mm_max_epi16(_mm_min_epi16(x, lim), nlim));
+#else
+    for (int k = 8 * r; k < 8 * r + 8; k++) b[k] = b[k] > 1023 ? 1023 : b[k] < -1023 ? -1023 : b[k];
+#endif
+  }
+}
+
 /* One 4:2:0 chroma block from two vertically adjacent 4:2:2 ones (a above b). qs: the source's
  * quantisation table; gain[k]: H(u) / new quantiser. */
 static void down_block(const JCOEF *a, const JCOEF *b, const float *qs, const float *gain, JCOEF *out) {
@@ -614,6 +628,8 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   jvirt_barray_ptr dst[3];
   for (int ci = 0; ci < d.num_components; ci++) {
     jpeg_component_info *sc = &d.comp_info[ci];
+    /* A (hostile) progressive file may never send a component: no table was ever latched. */
+    if (!sc->quant_table) dr_fail((j_common_ptr)&c, "a colour component of the JPEG has no data");
     const UINT16 *qs = sc->quant_table->quantval, *qt = c.quant_tbl_ptrs[c.comp_info[ci].quant_tbl_no]->quantval;
     int dct = c.comp_info[ci].dc_tbl_no, act = c.comp_info[ci].ac_tbl_no, last_dc = 0;
     float scale[64], qsf[64];
@@ -641,7 +657,6 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
       }
       continue;
     }
-    if (same && !new_arrays[ci] && !count) continue; /* same quantiser, no filter: nothing to do */
     for (JDIMENSION r = 0; r < sc->height_in_blocks; r++) {
       JBLOCKROW row = block_row(&d, src[ci], r, !new_arrays[ci]);
       JBLOCKROW o = new_arrays[ci] ? block_row(&d, dst[ci], r, TRUE) : row;
@@ -651,6 +666,8 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
         if (!same) {
           requant_block(o[x], scale, nat);
           nat = nonzero_natural(o[x]);
+        } else {
+          clamp_block(o[x], nat);
         }
         if (!count) continue;
         if (ci == 0 && ycc) {

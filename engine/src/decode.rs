@@ -99,6 +99,49 @@ pub fn decode_keeping_profile(
     Ok((img, kept))
 }
 
+/// [`decode_keeping_profile`] for a job whose first edit crops the box `(x, y, w, h)` (upright
+/// coordinates, inside the image): a JPEG that needs no EXIF rotation decodes only that box
+/// (csrc/jpeg_region.c). `Ok(None)` when this does not apply (another format, CMYK, an EXIF
+/// rotation, a build without libjpeg): the caller decodes everything and crops.
+pub fn decode_region_keeping_profile(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+    region: (u32, u32, u32, u32),
+    keep_icc: bool,
+) -> Result<Option<(DynamicImage, Option<Vec<u8>>)>, EngineError> {
+    #[cfg(libjpeg)]
+    {
+        limits.check_bytes(bytes.len())?;
+        if crate::heif::sniff(bytes) || sniff(bytes)? != image::ImageFormat::Jpeg {
+            return Ok(None);
+        }
+        check_jpeg_complete(bytes)?;
+        if crate::color_management::jpeg_is_cmyk(bytes) {
+            return Ok(None);
+        }
+        let mut decoder = limited_decoder(bytes, image::ImageFormat::Jpeg, limits)?;
+        if auto_orient && !matches!(decoder.orientation(), Ok(Orientation::NoTransforms)) {
+            return Ok(None);
+        }
+        let icc = decoder.icc_profile().ok().flatten();
+        let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
+        if head.cmyk || (head.width, head.height) != decoder.dimensions() {
+            return Ok(None);
+        }
+        let Some(img) = crate::turbo::decode_region(bytes, &head, region)? else { return Ok(None) };
+        Ok(Some(match icc {
+            Some(profile) if !keep_icc => (crate::color_management::to_srgb(img, &profile), None),
+            icc => (img, icc),
+        }))
+    }
+    #[cfg(not(libjpeg))]
+    {
+        let _ = (bytes, limits, auto_orient, region, keep_icc);
+        Ok(None)
+    }
+}
+
 /// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::planar`] could work on
 /// as YCbCr planes: its header, and the profile to embed in the outputs when `keep_icc` (the
 /// pixels stay as they are). `Ok(None)` when it cannot: not a baseline/progressive YCbCr or

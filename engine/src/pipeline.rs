@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{decode_keeping_profile, oriented_dimensions};
+use crate::decode::{decode_keeping_profile, decode_region_keeping_profile, oriented_dimensions};
 use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format};
 use crate::ops::geometry::resize_dimensions;
 use crate::ops::overlay::Logos;
@@ -181,16 +181,30 @@ pub fn process_with(
                     .filter(|o| key(o) == k)
                     .map(|o| needed_size(o, full))
                     .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
-                let (img, icc) = decode_keeping_profile(input, limits, spec.auto_orient, need, spec.icc == Icc::Keep)?;
-                slots.push((k, Some(Decoded { img, icc, full })));
+                let keep = spec.icc == Icc::Keep;
+                // A lone output that starts with a crop box: decode only the box.
+                let alone = outputs.iter().filter(|o| key(o) == k).count() == 1;
+                let region = if alone { crop_box(spec, full) } else { None };
+                let cropped = match region {
+                    Some(r) => decode_region_keeping_profile(input, limits, spec.auto_orient, r, keep)?,
+                    None => None,
+                };
+                let decoded = match cropped {
+                    Some((img, icc)) => Decoded { full: (img.width(), img.height()), img, icc, skip: 1 },
+                    None => {
+                        let (img, icc) = decode_keeping_profile(input, limits, spec.auto_orient, need, keep)?;
+                        Decoded { img, icc, full, skip: 0 }
+                    }
+                };
+                slots.push((k, Some(decoded)));
                 &mut slots.last_mut().expect("just pushed").1
             }
         };
         // The last output that needs this decode takes it; earlier ones work on a copy.
         let last_user = outputs.iter().rposition(|o| key(o) == k) == Some(i);
-        let Decoded { mut img, icc, full } =
+        let Decoded { mut img, icc, full, skip } =
             if last_user { slot.take().expect("decoded above") } else { slot.clone().expect("decoded above") };
-        let mut ops = spec.ops.iter();
+        let mut ops = spec.ops.iter().skip(skip);
         if (img.width(), img.height()) != full {
             // Shrunk on load: the first op is a resize; give it the exact size it would have
             // produced from the full image.
@@ -219,12 +233,26 @@ pub fn process_with(
 }
 
 /// One decode shared by outputs: upright (or not) pixels, the profile they are in (when kept),
-/// and the full upright size (the pixels may be smaller: shrink-on-load).
+/// the full upright size (the pixels may be smaller: shrink-on-load), and how many of the
+/// output's ops the decode already did (1: it decoded only the first op's crop box).
 #[derive(Clone)]
 struct Decoded {
     img: image::DynamicImage,
     icc: Option<Vec<u8>>,
     full: (u32, u32),
+    skip: usize,
+}
+
+/// The box an output's first op crops, when it is a plain box (no aspect ratio) that starts
+/// inside the image, clamped to it as the crop op clamps it.
+fn crop_box(o: &OutputSpec, (sw, sh): (u32, u32)) -> Option<(u32, u32, u32, u32)> {
+    let Some(Op::Crop { x, y, width, height, aspect: None, .. }) = o.ops.first() else { return None };
+    let (x, y) = (x.unwrap_or(0), y.unwrap_or(0));
+    if x >= sw || y >= sh {
+        return None; // the crop op explains the error
+    }
+    let (w, h) = (width.unwrap_or(sw).min(sw - x), height.unwrap_or(sh).min(sh - y));
+    (w > 0 && h > 0).then_some((x, y, w, h))
 }
 
 /// [`process_until`] without a time limit.

@@ -323,6 +323,63 @@ mod imp {
         ) -> c_int;
     }
 
+    #[cfg(libjpeg)]
+    extern "C" {
+        fn dr_jpeg_decode_region(
+            input: *const c_uchar,
+            input_size: c_ulong,
+            x: u32,
+            y: u32,
+            w: u32,
+            h: u32,
+            channels: c_int,
+            dst: *mut c_uchar,
+            err: *mut c_char,
+            errlen: c_int,
+        ) -> c_int;
+    }
+
+    /// Decode only the rectangle (x, y, w, h) of a YCbCr, RGB or grey JPEG (csrc/jpeg_region.c),
+    /// at full scale: RGB, or grey for a grey JPEG. `Ok(None)`: not inside the image, or a colour
+    /// space decoded elsewhere.
+    #[cfg(libjpeg)]
+    pub fn decode_region(
+        bytes: &[u8],
+        head: &Header,
+        (x, y, w, h): (u32, u32, u32, u32),
+    ) -> Result<Option<DynamicImage>, EngineError> {
+        let channels = if head.gray { 1 } else { 3 };
+        let mut buf = vec![0u8; w as usize * h as usize * channels];
+        let mut err = [0 as c_char; 256];
+        // SAFETY: `buf` holds w × h × channels bytes; the decoder checks the JPEG has `channels`.
+        let rc = unsafe {
+            dr_jpeg_decode_region(
+                bytes.as_ptr(),
+                bytes.len() as c_ulong,
+                x,
+                y,
+                w,
+                h,
+                channels as c_int,
+                buf.as_mut_ptr(),
+                err.as_mut_ptr(),
+                err.len() as c_int,
+            )
+        };
+        match rc {
+            0 => Ok(Some(if head.gray {
+                DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, buf).expect("sized above"))
+            } else {
+                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, buf).expect("sized above"))
+            })),
+            1 => Ok(None),
+            // SAFETY: the decoder wrote a NUL-terminated message into `err`.
+            _ => Err(EngineError::Corrupt(
+                unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned(),
+            )),
+        }
+    }
+
     /// Re-encode a JPEG at its own size from its DCT coefficients (csrc/jpeg_encode.c,
     /// "Transcoding"): 4:2:0 output from 4:2:0 or 4:2:2 YCbCr, grey from grey, with the chroma
     /// filtering the pixel round trip would apply. `Ok(None)`: another layout, decode the pixels.

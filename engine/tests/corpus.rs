@@ -227,3 +227,37 @@ fn jpeg_shrink_on_load_decodes_small_and_keeps_exact_sizes() {
         assert!(psnr > 30.0, "{}: PSNR {psnr:.1} dB against a full decode", spec.name);
     }
 }
+
+/// A job whose first edit is a crop box decodes only the box (libjpeg's cropped decode): the
+/// pixels are the ones a full decode and a crop give, for baseline 4:2:2, progressive 4:2:0
+/// and odd offsets, and boxes that stick out of the image or start outside it behave as the
+/// crop op says (clamped; refused).
+#[test]
+fn a_leading_crop_decodes_the_same_pixels_as_a_full_decode() {
+    use darkroom_engine::decode::decode;
+    let l = Limits::default();
+    for (file, boxes) in [
+        ("L02_kleiber_6028x3391.jpg", [(1507, 847, 3014, 1696), (1, 3, 17, 9), (6000, 3300, 500, 500)]),
+        ("M01_picosdeeuropa_3264x2448.jpg", [(816, 612, 1632, 1224), (13, 7, 100, 31), (3263, 2447, 9, 9)]),
+        ("S01_rocket_640x427.jpg", [(0, 0, 640, 427), (5, 5, 1, 1), (639, 0, 1, 427)]),
+    ] {
+        let bytes = corpus(file);
+        let full = decode(&bytes, &l, true).unwrap();
+        for (x, y, w, h) in boxes {
+            let crop = op(&format!(r#"{{"op":"crop","x":{x},"y":{y},"width":{w},"height":{h}}}"#));
+            let want = crop.apply(full.clone(), &l).unwrap().to_rgb8();
+            let got = process(&bytes, &[out("c", vec![crop.clone()], Format::Png)], &l).unwrap().remove(0);
+            let got = image::load_from_memory(&got.bytes).unwrap().to_rgb8();
+            assert_eq!(got.dimensions(), want.dimensions(), "{file} {x},{y} {w}x{h}");
+            let worst = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+            let total: u64 = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b) as u64).sum();
+            let mean = total as f64 / got.as_raw().len() as f64;
+            // libjpeg's cropped decode can round a sample differently where the box meets the
+            // chroma upsampler's context; anything more would be a different picture.
+            assert!(worst <= 2 && mean < 0.05, "{file} {x},{y} {w}x{h}: mean difference {mean:.4}, worst {worst}");
+        }
+    }
+    let outside = op(r#"{"op":"crop","x":640,"y":0,"width":10,"height":10}"#);
+    let err = process(&corpus("S01_rocket_640x427.jpg"), &[out("c", vec![outside], Format::Png)], &l).unwrap_err();
+    assert!(err.to_string().contains("outside the 640×427 image"), "{err}");
+}

@@ -119,4 +119,23 @@ fn hostile_files_get_typed_errors_in_bounded_memory() {
     // The bomb's refusal carries its size, so the user knows why.
     let bomb = process(&corpus("X04_bomb_20000x20000.png"), &outputs, &limits).unwrap_err();
     assert!(matches!(bomb, EngineError::TooManyPixels { width: 20000, height: 20000, .. }), "{bomb:?}");
+
+    // (Here, not in a test of its own: this binary runs one test at a time by having one.)
+    // A job that starts by cropping a quarter of a 20 MP JPEG decodes only that quarter: its
+    // peak stays under half of the whole photo's RGB (61 MB), which a full decode allocates.
+    let l02 = corpus("L02_kleiber_6028x3391.jpg");
+    let crop: OutputSpec = serde_json::from_str(
+        r#"{"name":"c","ops":[{"op":"crop","x":1507,"y":847,"width":3014,"height":1696}],"format":"jpeg"}"#,
+    )
+    .unwrap();
+    let (cropped, crop_peak) = peak_during(|| process(&l02, &[crop], &limits));
+    let cropped = cropped.unwrap().remove(0);
+    assert_eq!((cropped.width, cropped.height), (3014, 1696));
+    let whole_rgb = 6028 * 3391 * 3;
+    eprintln!(
+        "L02 crop job: peak {:.1} MiB (whole photo as RGB: {:.1} MiB)",
+        crop_peak as f64 / MIB as f64,
+        whole_rgb as f64 / MIB as f64
+    );
+    assert!(crop_peak < whole_rgb / 2, "a crop job peaked at {crop_peak} bytes: it decoded the whole photo");
 }
