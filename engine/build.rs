@@ -32,8 +32,7 @@ fn main() {
 fn build_jpeg_encoder() {
     use std::path::PathBuf;
     use std::process::Command;
-    println!("cargo::rerun-if-changed=csrc/jpeg_encode.c");
-    println!("cargo::rerun-if-changed=csrc/jpeg_region.c");
+    println!("cargo::rerun-if-changed=csrc");
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rerun-if-env-changed=DARKROOM_NO_LIBJPEG");
     if std::env::var_os("DARKROOM_NO_LIBJPEG").is_some() {
@@ -46,7 +45,7 @@ fn build_jpeg_encoder() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let mut objects = Vec::new();
-    for name in ["jpeg_encode", "jpeg_region"] {
+    for name in ["jpeg_encode", "jpeg_transcode", "jpeg_region"] {
         let obj = out.join(format!("{name}.o"));
         let mut cmd = Command::new(&cc);
         cmd.args(["-O2", "-fPIC", "-Wall", "-c"]).arg(format!("csrc/{name}.c")).arg("-o").arg(&obj);

@@ -5,6 +5,9 @@
 //! Y, Cb, Cr gives what resizing R, G, B would, short of rounding; chroma goes straight from the
 //! source's subsampling to 4:2:0 instead of through a full-size round trip.
 //!
+//! An output at the original's size (no op, or a resize that changes nothing) does not even need
+//! the planes: it is re-encoded from the DCT coefficients (csrc/jpeg_transcode.c).
+//!
 //! [`crate::pipeline`] takes this path when every output of a job qualifies (see [`eligible`]) and
 //! the input is a YCbCr or grey JPEG with 4:4:4, 4:2:2 or 4:2:0 chroma that needs no EXIF
 //! rotation and no colour-profile conversion; anything else goes through the RGB pipeline.

@@ -1,9 +1,11 @@
 //! libjpeg-turbo (the system's libturbojpeg, when present at build time): SIMD JPEG decode
 //! with shrink-on-load (the DCT decodes at 1/2, 1/4 or 1/8 scale when an output needs no
-//! more), to RGB/grey or to the YCbCr planes as stored ([`crate::planar`]). JPEG encode goes
-//! through csrc/jpeg_encode.c (the classic libjpeg API of the same library: optimised Huffman
-//! tables, accurate DCT, raw planes in) when libjpeg's headers were there at build time, else
-//! through TurboJPEG. Without libturbojpeg the pure-Rust decoder/encoder are used.
+//! more), to RGB/grey or to the YCbCr planes as stored ([`crate::planar`]). With libjpeg's
+//! headers at build time, csrc/ adds, over the classic libjpeg API of the same library: the JPEG
+//! encoder (jpeg_encode.c: optimised Huffman tables, accurate DCT, raw planes in), the
+//! transcoder (jpeg_transcode.c: a full-size re-encode from the DCT coefficients) and the region
+//! decoder (jpeg_region.c: only a crop box); without them JPEG is encoded through TurboJPEG.
+//! Without libturbojpeg the pure-Rust decoder/encoder are used.
 
 #[cfg(turbojpeg)]
 mod imp {
@@ -380,8 +382,8 @@ mod imp {
         }
     }
 
-    /// Re-encode a JPEG at its own size from its DCT coefficients (csrc/jpeg_encode.c,
-    /// "Transcoding"): 4:2:0 output from 4:2:0 or 4:2:2 YCbCr, grey from grey, with the chroma
+    /// Re-encode a JPEG at its own size from its DCT coefficients (csrc/jpeg_transcode.c):
+    /// 4:2:0 output from 4:2:0 or 4:2:2 YCbCr, grey from grey, with the chroma
     /// filtering the pixel round trip would apply. `Ok(None)`: another layout, decode the pixels.
     #[cfg(libjpeg)]
     pub fn transcode(bytes: &[u8], opts: &EncodeOptions, quality: u8) -> Result<Option<Vec<u8>>, EngineError> {
@@ -514,7 +516,7 @@ mod imp {
 #[cfg(turbojpeg)]
 pub use imp::*;
 
-/// Without libjpeg's API (csrc/jpeg_encode.c not built) nothing is transcoded: the caller
+/// Without libjpeg's API (csrc/ not built) nothing is transcoded: the caller
 /// decodes the pixels.
 #[cfg(not(libjpeg))]
 pub fn transcode(

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         filter: Default::default(),
     };
     let _ = process(data, &[OutputSpec::new("t", vec![resize], Format::Png)], &limits);
-    // A JPEG re-encoded at full size takes the DCT-coefficient path (engine/csrc/jpeg_encode.c,
-    // "Transcoding"): hostile coefficients, tables and sampling factors go through it here.
+    // A JPEG re-encoded at full size takes the DCT-coefficient path (engine/csrc/jpeg_transcode.c):
+    // hostile coefficients, tables and sampling factors go through it here.
     let _ = process(data, &[OutputSpec::new("j", vec![], Format::Jpeg)], &limits);
 });
