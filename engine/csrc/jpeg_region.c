@@ -4,32 +4,7 @@
  * A job whose first edit is a crop (a quarter of a 20 MP photo, say) then decodes and holds a
  * quarter of the pixels. Output: 8-bit RGB, or grey for a grey JPEG, rows packed. Errors
  * longjmp back here and come out as -1 with libjpeg's message. */
-#include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <jpeglib.h>
-
-struct region_err {
-  struct jpeg_error_mgr pub;
-  jmp_buf jump;
-  char *msg;
-  int msglen;
-};
-
-static void region_error_exit(j_common_ptr cinfo) {
-  struct region_err *e = (struct region_err *)cinfo->err;
-  char buf[JMSG_LENGTH_MAX];
-  (*cinfo->err->format_message)(cinfo, buf);
-  if (e->msg && e->msglen > 0) {
-    strncpy(e->msg, buf, e->msglen - 1);
-    e->msg[e->msglen - 1] = 0;
-  }
-  longjmp(e->jump, 1);
-}
-
-static void region_output_message(j_common_ptr cinfo) { (void)cinfo; }
+#include "jpeg_shared.h"
 
 /* dst holds w * h * channels bytes (channels: 1 for a grey JPEG, else 3). Returns 0, or 1 when
  * the rectangle is not inside the image, the colour space is not one decoded here or the JPEG
@@ -37,11 +12,11 @@ static void region_output_message(j_common_ptr cinfo) { (void)cinfo; }
 int dr_jpeg_decode_region(const unsigned char *in, unsigned long in_size, unsigned x, unsigned y, unsigned w,
                           unsigned h, int channels, unsigned char *dst, char *err, int errlen) {
   struct jpeg_decompress_struct d;
-  struct region_err jerr;
+  struct dr_err jerr;
   JSAMPLE *volatile row = NULL;
   d.err = jpeg_std_error(&jerr.pub);
-  jerr.pub.error_exit = region_error_exit;
-  jerr.pub.output_message = region_output_message;
+  jerr.pub.error_exit = dr_error_exit;
+  jerr.pub.output_message = dr_output_message;
   jerr.msg = err;
   jerr.msglen = errlen;
   if (setjmp(jerr.jump)) {

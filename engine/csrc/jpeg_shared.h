@@ -1,6 +1,7 @@
-/* What Darkroom's JPEG encoder (jpeg_encode.c) and transcoder (jpeg_transcode.c) share: libjpeg
- * error handling that longjmps back to the caller with libjpeg's message, and the fast
- * statistics for optimised Huffman tables. Everything here is static: each file gets its own. */
+/* What Darkroom's libjpeg code shares: error handling that longjmps back to the caller with
+ * libjpeg's message (jpeg_encode.c, jpeg_transcode.c, jpeg_region.c), and the fast statistics
+ * for optimised Huffman tables (the encoder and the transcoder). Everything here is static:
+ * each file gets its own. */
 #ifndef DARKROOM_JPEG_SHARED_H
 #define DARKROOM_JPEG_SHARED_H
 
@@ -72,7 +73,7 @@ static const uint8_t ZZ[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 1
 
 /* ZZMASK[r][bits]: zig-zag positions of the non-zero columns `bits` of row r of a block. */
 static uint64_t ZZMASK[8][256];
-static pthread_once_t ZZMASK_ONCE = PTHREAD_ONCE_INIT;
+static pthread_once_t ZZMASK_ONCE __attribute__((unused)) = PTHREAD_ONCE_INIT; /* jpeg_region.c counts nothing */
 
 static inline void zzmask_init(void) {
   int pos[64];

@@ -99,6 +99,13 @@ pub fn decode_keeping_profile(
     Ok((img, kept))
 }
 
+/// Pixels and the colour profile they are in (when kept).
+pub type WithProfile = (DynamicImage, Option<Vec<u8>>);
+
+/// TurboJPEG's header of a JPEG and its embedded colour profile.
+#[cfg(libjpeg)]
+type HeaderWithProfile = (crate::turbo::Header, Option<Vec<u8>>);
+
 /// [`decode_keeping_profile`] for a job whose first edit crops the box `(x, y, w, h)` (upright
 /// coordinates, inside the image): a JPEG that needs no EXIF rotation decodes only that box
 /// (csrc/jpeg_region.c). `Ok(None)` when this does not apply (another format, CMYK, an EXIF
@@ -109,26 +116,10 @@ pub fn decode_region_keeping_profile(
     auto_orient: bool,
     region: (u32, u32, u32, u32),
     keep_icc: bool,
-) -> Result<Option<(DynamicImage, Option<Vec<u8>>)>, EngineError> {
+) -> Result<Option<WithProfile>, EngineError> {
     #[cfg(libjpeg)]
     {
-        limits.check_bytes(bytes.len())?;
-        if crate::heif::sniff(bytes) || sniff(bytes)? != image::ImageFormat::Jpeg {
-            return Ok(None);
-        }
-        check_jpeg_complete(bytes)?;
-        if crate::color_management::jpeg_is_cmyk(bytes) {
-            return Ok(None);
-        }
-        let mut decoder = limited_decoder(bytes, image::ImageFormat::Jpeg, limits)?;
-        if auto_orient && !matches!(decoder.orientation(), Ok(Orientation::NoTransforms)) {
-            return Ok(None);
-        }
-        let icc = decoder.icc_profile().ok().flatten();
-        let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
-        if head.cmyk || (head.width, head.height) != decoder.dimensions() {
-            return Ok(None);
-        }
+        let Some((head, icc)) = upright_ycc_jpeg(bytes, limits, auto_orient)? else { return Ok(None) };
         let Some(img) = crate::turbo::decode_region(bytes, &head, region)? else { return Ok(None) };
         Ok(Some(match icc {
             Some(profile) if !keep_icc => (crate::color_management::to_srgb(img, &profile), None),
@@ -152,7 +143,19 @@ pub(crate) fn jpeg_for_planes(
     limits: &Limits,
     auto_orient: bool,
     keep_icc: bool,
-) -> Result<Option<(crate::turbo::Header, Option<Vec<u8>>)>, EngineError> {
+) -> Result<Option<HeaderWithProfile>, EngineError> {
+    Ok(upright_ycc_jpeg(bytes, limits, auto_orient)?.filter(|(_, icc)| icc.is_none() || keep_icc))
+}
+
+/// A complete YCbCr or grey JPEG (not CMYK) within `limits` that needs no EXIF rotation (when
+/// `auto_orient`): TurboJPEG's header and the embedded colour profile. `Ok(None)` for anything
+/// else, which [`decode_keeping_profile`] handles.
+#[cfg(libjpeg)]
+fn upright_ycc_jpeg(
+    bytes: &[u8],
+    limits: &Limits,
+    auto_orient: bool,
+) -> Result<Option<HeaderWithProfile>, EngineError> {
     limits.check_bytes(bytes.len())?;
     if crate::heif::sniff(bytes) || sniff(bytes)? != image::ImageFormat::Jpeg {
         return Ok(None);
@@ -162,16 +165,12 @@ pub(crate) fn jpeg_for_planes(
         return Ok(None);
     }
     let mut decoder = limited_decoder(bytes, image::ImageFormat::Jpeg, limits)?;
-    let (width, height) = decoder.dimensions();
     if auto_orient && !matches!(decoder.orientation(), Ok(Orientation::NoTransforms)) {
         return Ok(None);
     }
     let icc = decoder.icc_profile().ok().flatten();
-    if icc.is_some() && !keep_icc {
-        return Ok(None);
-    }
     let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
-    if head.cmyk || (head.width, head.height) != (width, height) {
+    if head.cmyk || (head.width, head.height) != decoder.dimensions() {
         return Ok(None);
     }
     Ok(Some((head, icc)))
