@@ -140,11 +140,7 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
   unsigned long scratch_size = 0;
   *out = NULL;
   *out_size = 0;
-  cinfo.err = jpeg_std_error(&jerr.pub);
-  jerr.pub.error_exit = dr_error_exit;
-  jerr.pub.output_message = dr_output_message;
-  jerr.msg = err;
-  jerr.msglen = errlen;
+  cinfo.err = dr_err_init(&jerr, err, errlen);
   if (setjmp(jerr.jump)) {
     jpeg_destroy_compress(&cinfo);
     free(padded);

@@ -14,11 +14,7 @@ int dr_jpeg_decode_region(const unsigned char *in, unsigned long in_size, unsign
   struct jpeg_decompress_struct d;
   struct dr_err jerr;
   JSAMPLE *volatile row = NULL;
-  d.err = jpeg_std_error(&jerr.pub);
-  jerr.pub.error_exit = dr_error_exit;
-  jerr.pub.output_message = dr_output_message;
-  jerr.msg = err;
-  jerr.msglen = errlen;
+  d.err = dr_err_init(&jerr, err, errlen);
   if (setjmp(jerr.jump)) {
     jpeg_destroy_decompress(&d);
     free(row);

@@ -41,6 +41,17 @@ static inline void dr_error_exit(j_common_ptr cinfo) {
 
 static inline void dr_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
+/* libjpeg's error manager, set to report into `msg` and longjmp to e->jump (the caller's
+ * setjmp, right after this). */
+static inline struct jpeg_error_mgr *dr_err_init(struct dr_err *e, char *msg, int msglen) {
+  struct jpeg_error_mgr *pub = jpeg_std_error(&e->pub);
+  pub->error_exit = dr_error_exit;
+  pub->output_message = dr_output_message;
+  e->msg = msg;
+  e->msglen = msglen;
+  return pub;
+}
+
 static inline void dr_fail(j_common_ptr cinfo, const char *msg) {
   struct dr_err *e = (struct dr_err *)cinfo->err;
   if (e->msg && e->msglen > 0) {

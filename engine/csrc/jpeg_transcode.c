@@ -216,11 +216,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   volatile int have_c = 0;
   *out = NULL;
   *out_size = 0;
-  d.err = jpeg_std_error(&jerr.pub);
-  jerr.pub.error_exit = dr_error_exit;
-  jerr.pub.output_message = dr_output_message;
-  jerr.msg = err;
-  jerr.msglen = errlen;
+  d.err = dr_err_init(&jerr, err, errlen);
   if (setjmp(jerr.jump)) {
     if (have_c) jpeg_destroy_compress(&c);
     jpeg_destroy_decompress(&d);
