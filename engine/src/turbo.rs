@@ -102,6 +102,16 @@ mod imp {
         }
     }
     impl Tj {
+        /// A decompression handle, or the error a decode reports when there is none.
+        fn decompressor() -> Result<Tj, EngineError> {
+            // SAFETY: tjInitDecompress has no preconditions; a null handle is refused here.
+            let tj = Tj(unsafe { tjInitDecompress() });
+            if tj.0.is_null() {
+                return Err(EngineError::Corrupt("cannot start the JPEG decoder".into()));
+            }
+            Ok(tj)
+        }
+
         fn error(&self) -> String {
             // SAFETY: libturbojpeg returns a static or handle-owned NUL-terminated string.
             unsafe { std::ffi::CStr::from_ptr(tjGetErrorStr2(self.0)) }.to_string_lossy().into_owned()
@@ -152,10 +162,7 @@ mod imp {
         let mut buf = vec![0u8; w as usize * h as usize * channels];
         // SAFETY: `buf` holds exactly w × h × channels bytes; pitch 0 means tightly packed.
         unsafe {
-            let tj = Tj(tjInitDecompress());
-            if tj.0.is_null() {
-                return Err(EngineError::Corrupt("cannot start the JPEG decoder".into()));
-            }
+            let tj = Tj::decompressor()?;
             let rc = tjDecompress2(
                 tj.0,
                 bytes.as_ptr(),
@@ -213,10 +220,7 @@ mod imp {
         // SAFETY: each plane holds exactly tjPlaneWidth × tjPlaneHeight bytes, its stride is that
         // width; grey images only use the first pointer.
         unsafe {
-            let tj = Tj(tjInitDecompress());
-            if tj.0.is_null() {
-                return Err(EngineError::Corrupt("cannot start the JPEG decoder".into()));
-            }
+            let tj = Tj::decompressor()?;
             let rc = tjDecompressToYUVPlanes(
                 tj.0,
                 bytes.as_ptr(),
@@ -406,17 +410,23 @@ mod imp {
             if rc == 1 {
                 return Ok(None);
             }
-            if rc != 0 || out.is_null() {
-                if !out.is_null() {
-                    dr_jpeg_free(out);
-                }
-                let detail = std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned();
-                return Err(EngineError::Corrupt(detail));
-            }
-            let bytes = std::slice::from_raw_parts(out, size as usize).to_vec();
-            dr_jpeg_free(out);
-            Ok(Some(bytes))
+            c_output(rc, out, size, &err).map(Some).map_err(EngineError::Corrupt)
         }
+    }
+
+    /// What a csrc/ function that mallocs a JPEG left: the bytes (freed here) when `rc` is 0,
+    /// else libjpeg's message from `err`.
+    ///
+    /// # Safety
+    /// `out` is null or a buffer of `size` bytes from the csrc/ function; `err` holds a
+    /// NUL-terminated message when `rc` is not 0.
+    #[cfg(libjpeg)]
+    unsafe fn c_output(rc: c_int, out: *mut c_uchar, size: c_ulong, err: &[c_char]) -> Result<Vec<u8>, String> {
+        let bytes = (rc == 0 && !out.is_null()).then(|| std::slice::from_raw_parts(out, size as usize).to_vec());
+        if !out.is_null() {
+            dr_jpeg_free(out);
+        }
+        bytes.ok_or_else(|| std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned())
     }
 
     /// Optimised Huffman tables: what sharp does by default. With csrc/jpeg_encode.c's fast
@@ -444,16 +454,7 @@ mod imp {
                 err.as_mut_ptr(),
                 err.len() as c_int,
             );
-            if rc != 0 || out.is_null() {
-                if !out.is_null() {
-                    dr_jpeg_free(out);
-                }
-                let detail = std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned();
-                return Err(EngineError::Encode { format: "jpeg", detail });
-            }
-            let bytes = std::slice::from_raw_parts(out, size as usize).to_vec();
-            dr_jpeg_free(out);
-            Ok(bytes)
+            c_output(rc, out, size, &err).map_err(|detail| EngineError::Encode { format: "jpeg", detail })
         }
     }
 
