@@ -3,16 +3,36 @@
 //! with shrink-on-load; without it the pure-Rust codec is used). With libturbojpeg, csrc/ (the
 //! JPEG encoder and transcoder, and the region decoder, over the classic libjpeg API) is compiled
 //! with the system C compiler when libjpeg's headers are there (libjpeg62-turbo-dev).
+//!
+//! What was found is remembered by cargo, so the script also tells cargo to run it again when
+//! a library appears or disappears: it watches every folder pkg-config searches (installing or
+//! removing a `-dev` package adds or removes a `.pc` file there, which changes the folder) and
+//! the environment variables that steer pkg-config. Without that, a build made before
+//! `apt-get install libheif-dev` kept "no libheif" until `cargo clean`.
 fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    watch_pkg_config_dirs();
     println!("cargo::rustc-check-cfg=cfg(heif)");
     println!("cargo::rustc-check-cfg=cfg(turbojpeg)");
     println!("cargo::rustc-check-cfg=cfg(libjpeg)");
+    // Set by the Dockerfile: an image must never silently lose a fast path because its builder
+    // lacked a header, so there a missing library stops the build instead of warning.
+    println!("cargo::rerun-if-env-changed=DARKROOM_REQUIRE_SYSTEM_LIBS");
+    let require = std::env::var_os("DARKROOM_REQUIRE_SYSTEM_LIBS").is_some_and(|v| v != "0");
+    let missing = |what: &str| {
+        if require {
+            panic!("DARKROOM_REQUIRE_SYSTEM_LIBS is set and {what} was not found by pkg-config");
+        }
+    };
     println!("cargo::rerun-if-env-changed=DARKROOM_NO_TURBOJPEG");
     if std::env::var_os("DARKROOM_NO_TURBOJPEG").is_none() {
         if pkg_config::Config::new().atleast_version("2.0").probe("libturbojpeg").is_ok() {
             println!("cargo::rustc-cfg=turbojpeg");
-            build_jpeg_encoder();
+            if !build_jpeg_encoder() {
+                missing("libjpeg's headers (libjpeg62-turbo-dev)");
+            }
         } else {
+            missing("libturbojpeg (libturbojpeg0-dev)");
             println!("cargo::warning=libturbojpeg not found: pure-Rust JPEG codec, no shrink-on-load (apt-get install libturbojpeg0-dev)");
         }
     }
@@ -23,24 +43,62 @@ fn main() {
     if pkg_config::Config::new().atleast_version("1.12").probe("libheif").is_ok() {
         println!("cargo::rustc-cfg=heif");
     } else {
+        missing("libheif (libheif-dev)");
         println!("cargo::warning=libheif not found: HEIC input disabled (apt-get install libheif-dev to enable)");
+    }
+}
+
+/// Ask cargo to rerun this script when any folder pkg-config looks in changes. Only folders
+/// that exist are named: cargo reruns on every build for a path that is missing.
+fn watch_pkg_config_dirs() {
+    for var in ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR", "PKG_CONFIG_SYSROOT_DIR", "PKG_CONFIG"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for var in ["PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR"] {
+        if let Some(v) = std::env::var_os(var) {
+            dirs.extend(std::env::split_paths(&v));
+        }
+    }
+    let pkg_config = std::env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".into());
+    match std::process::Command::new(&pkg_config).args(["--variable", "pc_path", "pkg-config"]).output() {
+        Ok(out) if out.status.success() => {
+            dirs.extend(std::env::split_paths(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+        _ => {
+            // No pkg-config yet: watch where Debian's would look, and /usr/bin (flat; it
+            // changes when pkg-config is installed), so installing it reruns this script.
+            println!("cargo::warning=pkg-config not found: optional libraries (libheif, libjpeg-turbo) not probed (apt-get install pkg-config)");
+            for d in ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/share"] {
+                dirs.push(std::path::Path::new(d).join("pkgconfig"));
+            }
+            dirs.push("/usr/bin".into());
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        // A folder: cargo compares the newest modification time in it (the folder's own
+        // included, which changes when a file is added or removed).
+        println!("cargo::rerun-if-changed={}", d.display());
     }
 }
 
 /// Compile csrc/*.c into a static library and link it with libjpeg (libjpeg-turbo's
 /// libjpeg.so.62). Uses the system C compiler (`$CC`, else `cc`) directly: no build crate.
-fn build_jpeg_encoder() {
+/// Returns whether it did.
+fn build_jpeg_encoder() -> bool {
     use std::path::PathBuf;
     use std::process::Command;
     println!("cargo::rerun-if-changed=csrc");
     println!("cargo::rerun-if-env-changed=CC");
     println!("cargo::rerun-if-env-changed=DARKROOM_NO_LIBJPEG");
     if std::env::var_os("DARKROOM_NO_LIBJPEG").is_some() {
-        return; // TurboJPEG's encoder, as without libjpeg's headers (to compare, or to test that build)
+        return true; // TurboJPEG's encoder, as without libjpeg's headers (to compare, or to test that build)
     }
     let Ok(lib) = pkg_config::Config::new().cargo_metadata(false).probe("libjpeg") else {
         println!("cargo::warning=libjpeg headers not found: JPEG output through TurboJPEG, no optimised Huffman (apt-get install libjpeg62-turbo-dev)");
-        return;
+        return false;
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -66,7 +124,7 @@ fn build_jpeg_encoder() {
         .unwrap_or(false);
     if !archived {
         println!("cargo::warning=could not archive the JPEG C code with ar: JPEG output through TurboJPEG");
-        return;
+        return false;
     }
     println!("cargo::rustc-link-search=native={}", out.display());
     println!("cargo::rustc-link-lib=static=darkroom_jpeg");
@@ -75,4 +133,5 @@ fn build_jpeg_encoder() {
     }
     println!("cargo::rustc-link-lib=jpeg");
     println!("cargo::rustc-cfg=libjpeg");
+    true
 }

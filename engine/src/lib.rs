@@ -8,6 +8,7 @@
 //! before anything is allocated, [`decode`] decodes and auto-orients, [`ops`] edits, [`encode`]
 //! writes the output format, and [`pipeline`] runs one decode for many outputs.
 
+pub mod capabilities;
 pub mod color_management;
 pub mod decode;
 pub mod encode;
@@ -21,6 +22,7 @@ pub mod planar;
 pub mod probe;
 pub mod turbo;
 
+pub use capabilities::{capabilities, Capabilities};
 pub use encode::{Chroma, Format};
 pub use error::EngineError;
 pub use limits::Limits;

@@ -3,8 +3,9 @@
 //! [`worker`] runs the receive loop (back-pressure by a semaphore: it never holds more
 //! messages than it has free slots), [`job`] handles one job from claim check to final
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
-//! to the reply queue.
+//! to the reply queue; [`health`] answers liveness and readiness probes.
 
+pub mod health;
 pub mod heartbeat;
 pub mod job;
 pub mod resources;
@@ -42,6 +43,15 @@ pub struct Config {
     /// Long-poll wait in seconds (SQS allows at most 20).
     #[arg(long, env = "DARKROOM_POLL_WAIT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub poll_wait: u64,
+    /// Address of the probe port (`/livez`, `/readyz`), e.g. 0.0.0.0:9090; off when unset.
+    #[arg(long, env = "DARKROOM_PROCESSOR_BIND")]
+    pub processor_bind: Option<std::net::SocketAddr>,
+    /// Print what this build's image engine supports (HEIC, AVIF, the libjpeg-turbo fast paths)
+    /// as JSON and exit; with `--require-complete`, exit 1 when anything is missing.
+    #[arg(long)]
+    pub engine_info: bool,
+    #[arg(long, requires = "engine_info")]
+    pub require_complete: bool,
 }
 
 impl Config {

@@ -7,6 +7,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let config = darkroom_processor::Config::parse();
+    if config.engine_info {
+        let engine = darkroom_engine::capabilities();
+        println!("{}", serde_json::json!({ "engine": engine, "missing": engine.missing() }));
+        return if config.require_complete && !engine.complete() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
     darkroom_processor::telemetry::init();
     // Jobs allocate tens of MB at once; keep freed blocks for the next job instead of taking
     // fresh, zeroed pages from the kernel each time (engine/src/memory.rs).

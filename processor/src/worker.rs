@@ -8,6 +8,7 @@ use darkroom_core::config::Backend;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::health::Health;
 use crate::job::{self, Context};
 use crate::status::Reporter;
 use crate::Config;
@@ -18,6 +19,14 @@ const RELEASE_TIME: Duration = Duration::from_secs(10);
 /// Connect (waiting for the queues to exist) and run until `shutdown` turns true.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let worker = config.worker_id();
+    let health = Health::new(worker.clone(), config.concurrency());
+    if let Some(addr) = config.processor_bind {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on DARKROOM_PROCESSOR_BIND={addr}: {e}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "probe port: /livez, /readyz");
+        tokio::spawn(crate::health::run(listener, health.clone()));
+    }
     let backend = loop {
         match config.backend.connect(false).await {
             Ok(b) => break b,
@@ -30,16 +39,26 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
             }
         }
     };
-    tracing::info!(%worker, concurrency = config.concurrency(), backend = %backend.description, "processor ready");
-    serve(config, backend, worker, shutdown).await
+    let engine = darkroom_engine::capabilities();
+    if !engine.complete() {
+        tracing::warn!(?engine, missing = ?engine.missing(), "this build's image engine lacks optional libraries");
+    }
+    tracing::info!(%worker, concurrency = config.concurrency(), backend = %backend.description, ?engine, "processor ready");
+    serve_with(config, backend, worker, shutdown, health).await
 }
 
 /// The loop itself, on an already connected backend.
-pub async fn serve(
+pub async fn serve(config: Config, backend: Backend, worker: String, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let health = Health::new(worker.clone(), config.concurrency());
+    serve_with(config, backend, worker, shutdown, health).await
+}
+
+async fn serve_with(
     config: Config,
     backend: Backend,
     worker: String,
     mut shutdown: watch::Receiver<bool>,
+    health: Arc<Health>,
 ) -> anyhow::Result<()> {
     let (release_tx, release) = watch::channel(false);
     let ctx = Arc::new(Context {
@@ -56,8 +75,10 @@ pub async fn serve(
     let wait = Duration::from_secs(config.poll_wait);
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
+    health.set_ready(true);
 
     while !*shutdown.borrow() {
+        health.set_busy(tasks.len());
         // Back-pressure: wait for one free slot, then take every other free one (at most 10).
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
@@ -99,6 +120,7 @@ pub async fn serve(
         }
     }
 
+    health.set_ready(false);
     while tasks.try_join_next().is_some() {}
     let in_flight = tasks.len();
     if in_flight > 0 {

@@ -1,6 +1,8 @@
 //! `darkroom-ctl`: the AWS CLI's role for any Darkroom backend (embedded included): put and
 //! get objects, send and receive queue messages, show queue depths. Reads the same settings
-//! as `darkroom-web` and `darkroom-processor`.
+//! as `darkroom-web` and `darkroom-processor`. Also the one-off `init` (create the bucket and
+//! queues, as docker-compose.yml's init service does) and `health` (a container HEALTHCHECK
+//! that needs no curl in the image).
 
 use std::io::Read;
 use std::time::Duration;
@@ -57,11 +59,27 @@ enum Command {
     Put { key: String, file: std::path::PathBuf },
     /// Write the object at KEY to FILE (or standard output).
     Get { key: String, file: Option<std::path::PathBuf> },
+    /// Create the bucket and the queues (with the dead-letter redrive) if missing, then exit.
+    Init,
+    /// GET an HTTP URL on this host and exit 0 on a 2xx answer (a container health check).
+    Health {
+        /// `http://HOST:PORT/PATH`; default: the web app's /healthz on DARKROOM_BIND's port.
+        url: Option<String>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Health { url } => return health(url.as_deref()),
+        Command::Init => {
+            let b = cli.backend.connect(true).await.context("cannot create the bucket and queues")?;
+            println!("ready: {}", b.description);
+            return Ok(());
+        }
+        _ => {}
+    }
     let b = cli.backend.connect(false).await.context("cannot reach the backend")?;
     let pick = |w: Which| -> &std::sync::Arc<dyn JobQueue> {
         match w {
@@ -105,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             let data = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
             b.store.put(&key, data.into(), "application/octet-stream").await?;
         }
+        Command::Init | Command::Health { .. } => unreachable!("handled before connecting"),
         Command::Get { key, file } => {
             let data = b.store.get(&key).await?;
             match file {
@@ -113,5 +132,34 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// One HTTP/1.1 GET with std only (the probe runs every few seconds in every container).
+fn health(url: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let default;
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let bind = std::env::var("DARKROOM_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
+            let port = bind.rsplit(':').next().unwrap_or("8080").to_string();
+            default = format!("http://127.0.0.1:{port}/healthz");
+            &default
+        }
+    };
+    let rest = url.strip_prefix("http://").context("health: only http:// URLs")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(host)?.next().context("health: no address")?;
+    let mut conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .with_context(|| format!("health: cannot connect to {host}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    println!("{url}: {status} {body}");
+    anyhow::ensure!(status.starts_with('2'), "{url} answered {status:?}");
     Ok(())
 }
