@@ -43,12 +43,7 @@ impl Capabilities {
 
 /// This build's capabilities.
 pub fn capabilities() -> Capabilities {
-    Capabilities {
-        heif_input: cfg!(heif),
-        avif_output: cfg!(heif),
-        turbojpeg: cfg!(turbojpeg),
-        libjpeg: cfg!(libjpeg),
-    }
+    Capabilities { heif_input: cfg!(heif), avif_output: cfg!(heif), turbojpeg: cfg!(turbojpeg), libjpeg: cfg!(libjpeg) }
 }
 
 #[cfg(test)]

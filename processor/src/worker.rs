@@ -48,7 +48,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
 }
 
 /// The loop itself, on an already connected backend.
-pub async fn serve(config: Config, backend: Backend, worker: String, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    backend: Backend,
+    worker: String,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let health = Health::new(worker.clone(), config.concurrency());
     serve_with(config, backend, worker, shutdown, health).await
 }
