@@ -38,12 +38,19 @@ RUN set -eu; \
     for main in core/src/bin/darkroom-ctl.rs web/src/main.rs processor/src/main.rs \
                 bench/src/queue_bench.rs bench/engine/src/main.rs; do echo 'fn main() {}' > "$main"; done; \
     cargo build --release --locked -p darkroom-web -p darkroom-processor -p darkroom-core --bins; \
-    rm -rf core engine web processor e2e bench \
+    rm -rf core/src engine/src web/src processor/src \
            target/release/.fingerprint/darkroom-* target/release/build/darkroom-* \
            target/release/deps/darkroom_* target/release/deps/libdarkroom_* target/release/darkroom-*
 
-# 2. Our code.
-COPY . .
+# 2. Our code: only what the three binaries are built from, so an edit to docs, tests or
+#    scripts rebuilds nothing.
+COPY core core
+COPY engine engine
+COPY web web
+COPY processor processor
+COPY templates templates
+COPY static static
+# (e2e and bench keep their empty stand-ins from step 1: they are workspace members only.)
 RUN cargo build --release --locked -p darkroom-web -p darkroom-processor -p darkroom-core --bins \
  && mkdir -p /out \
  && cp target/release/darkroom-web target/release/darkroom-processor target/release/darkroom-ctl /out/ \
@@ -55,7 +62,7 @@ FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libheif1 libturbojpeg0 libjpeg62-turbo ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/darkroom --create-home darkroom
 COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
