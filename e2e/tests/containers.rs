@@ -24,7 +24,7 @@ use serde_json::Value;
 /// Largest image the issue allows.
 const MAX_IMAGE_BYTES: u64 = 200 * 1000 * 1000;
 /// Seconds a received job stays hidden: short, so a killed worker's job comes back quickly.
-const VISIBILITY: u64 = 8;
+const VISIBILITY: u64 = 4;
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
@@ -116,7 +116,13 @@ impl Compose {
         }
         let filter = format!("label=com.docker.compose.project={}", self.project);
         let mut c = Command::new("docker");
-        c.args(&args).args(["--filter", &filter, "--filter", "label=com.docker.compose.service=processor", "--no-trunc"]);
+        c.args(&args).args([
+            "--filter",
+            &filter,
+            "--filter",
+            "label=com.docker.compose.service=processor",
+            "--no-trunc",
+        ]);
         ok(&mut c).lines().map(String::from).collect()
     }
 
@@ -132,7 +138,11 @@ impl Compose {
 impl Drop for Compose {
     fn drop(&mut self) {
         self.save_logs();
-        let _ = self.cmd(&["down", "-v", "--remove-orphans", "-t", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = self
+            .cmd(&["down", "-v", "--remove-orphans", "-t", "5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -145,11 +155,10 @@ fn inspect(container: &str, format: &str) -> String {
     docker(&["inspect", "-f", format, container])
 }
 
-/// The container whose hostname starts the worker name (`<hostname>-<pid>`, hostname = the
-/// container id's first 12 characters).
+/// The container whose hostname starts the worker name (`<hostname>-1.<random>`, hostname =
+/// the container id's first 12 characters).
 fn container_of(worker: &str, containers: &[String]) -> Option<String> {
-    let host = worker.rsplit_once('-').map(|(h, _)| h)?;
-    containers.iter().find(|c| c.starts_with(host)).cloned()
+    containers.iter().find(|c| c.len() >= 12 && worker.starts_with(&format!("{}-", &c[..12]))).cloned()
 }
 
 async fn wait_until<T>(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -308,36 +317,57 @@ async fn compose_scales_survives_kills_and_drains() {
     }
 
     // --- crash: SIGKILL to the main process of the processor holding a job -------------------
-    let batch: Vec<&str> = PHOTOS.iter().chain(PHOTOS.iter()).copied().collect();
-    let ids = upload(&app, &client, &batch).await;
-    let (victim_job, victim_worker, victim) = job_in_flight(&app, &client, &ids, &processors).await;
-    let pid = inspect(&victim, "{{.State.Pid}}");
-    let restarts_before: u32 = inspect(&victim, "{{.RestartCount}}").parse().unwrap();
-    ok(Command::new("kill").args(["-KILL", &pid]));
-    eprintln!("SIGKILL to pid {pid}: worker {victim_worker} in container {} during job {victim_job}", &victim[..12]);
-    let jobs = all_done(&app, &client, &ids, Duration::from_secs(240)).await;
-    let killed = jobs.iter().find(|j| j["id"] == victim_job.as_str()).unwrap();
-    let timeline = killed["timeline"].as_array().unwrap();
-    eprintln!("timeline of {victim_job}:");
-    for t in timeline {
-        eprintln!("  {} {:<10} {:<18} attempt {} {}", t["at"], t["state"], t["worker"], t["attempt"], t["note"]);
+    // The killed container comes back within a second or so and competes for the job with the
+    // others once its visibility timeout ends; a round in which the restarted container itself
+    // wins the job back is a recovery too, but this test wants to see another container finish
+    // it, so it crashes again (at most six rounds; each loses with odds of about one in three).
+    let mut seen_another = false;
+    for round in 1..=6 {
+        let ids = upload(&app, &client, &PHOTOS[..3]).await;
+        let running = app.processors(false);
+        let (victim_job, victim_worker, victim) = job_in_flight(&app, &client, &ids, &running).await;
+        let pid = inspect(&victim, "{{.State.Pid}}");
+        let restarts_before: u32 = inspect(&victim, "{{.RestartCount}}").parse().unwrap();
+        ok(Command::new("kill").args(["-KILL", &pid]));
+        eprintln!(
+            "round {round}: SIGKILL to pid {pid}: worker {victim_worker} in container {} during job {victim_job}",
+            &victim[..12]
+        );
+        let jobs = all_done(&app, &client, &ids, Duration::from_secs(240)).await;
+        let killed = jobs.iter().find(|j| j["id"] == victim_job.as_str()).unwrap();
+        let timeline = killed["timeline"].as_array().unwrap();
+        eprintln!("timeline of {victim_job}:");
+        for t in timeline {
+            eprintln!("  {} {:<12} {:<22} attempt {} {}", t["at"], t["state"], t["worker"], t["attempt"], t["note"]);
+        }
+        assert!(
+            timeline.iter().any(|t| t["note"].as_str().is_some_and(|n| n.starts_with("worker lost"))
+                && t["worker"] == victim_worker.as_str()),
+            "the timeline shows {victim_worker} lost: {killed}"
+        );
+        let finisher = killed["worker"].as_str().unwrap();
+        assert_ne!(finisher, victim_worker, "a new worker finished the job");
+        let finisher_container =
+            container_of(finisher, &app.processors(true)).expect("the finisher is one of the processor containers");
+        wait_until(Duration::from_secs(60), "the crashed container running again", async || {
+            let n: u32 = inspect(&victim, "{{.RestartCount}}").parse().ok()?;
+            (n > restarts_before && inspect(&victim, "{{.State.Running}}") == "true").then_some(())
+        })
+        .await;
+        eprintln!(
+            "job {victim_job} finished by {finisher} (container {}); container {} restarted by its policy",
+            &finisher_container[..12],
+            &victim[..12]
+        );
+        if finisher_container != victim {
+            seen_another = true;
+            break;
+        }
+        eprintln!("round {round}: the restarted container took its job back; crashing again");
     }
-    assert!(
-        timeline.iter().any(|t| t["note"].as_str().is_some_and(|n| n.starts_with("worker lost"))
-            && t["worker"] == victim_worker.as_str()),
-        "the timeline shows {victim_worker} lost: {killed}"
-    );
-    let finisher = killed["worker"].as_str().unwrap();
-    assert_ne!(finisher, victim_worker, "another worker finished the job");
-    let all_now = app.processors(true);
-    let finisher_container = container_of(finisher, &all_now).expect("the finisher is one of the processor containers");
-    eprintln!("job {victim_job} finished by {finisher} (container {})", &finisher_container[..12]);
-    wait_until(Duration::from_secs(60), "the crashed container running again", async || {
-        let n: u32 = inspect(&victim, "{{.RestartCount}}").parse().ok()?;
-        (n > restarts_before && inspect(&victim, "{{.State.Running}}") == "true").then_some(())
-    })
-    .await;
-    eprintln!("container {} restarted by its policy", &victim[..12]);
+    assert!(seen_another, "in six crashes, another container never finished the killed job");
+    let processors = app.processors(false);
+    assert_eq!(processors.len(), 3, "all three processors run again");
 
     // --- an operator's docker kill: stays down, nothing lost ----------------------------------
     let ids = upload(&app, &client, &PHOTOS).await;
@@ -356,6 +386,7 @@ async fn compose_scales_survives_kills_and_drains() {
         (p.len() == 3).then_some(p)
     })
     .await;
+    let batch: Vec<&str> = PHOTOS.iter().chain(PHOTOS.iter()).copied().collect();
     let ids = upload(&app, &client, &batch).await;
     // Wait until at least two containers hold jobs, so whichever two go, one was busy.
     wait_until(Duration::from_secs(120), "two processors busy", async || {
@@ -393,13 +424,15 @@ async fn compose_scales_survives_kills_and_drains() {
     assert_eq!(drained.len(), 2);
     let jobs = all_done(&app, &client, &ids, Duration::from_secs(240)).await;
     for j in &jobs {
-        let lost = j["timeline"].as_array().unwrap().iter().any(|t| t["note"].as_str().is_some_and(|n| n.starts_with("worker lost")));
+        let lost = j["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["note"].as_str().is_some_and(|n| n.starts_with("worker lost")));
         assert!(!lost, "no job lost a worker when scaling down: {j}");
     }
-    let drained_by: usize = jobs
-        .iter()
-        .filter(|j| j["worker"].as_str().and_then(|w| container_of(w, &drained)).is_some())
-        .count();
+    let drained_by: usize =
+        jobs.iter().filter(|j| j["worker"].as_str().and_then(|w| container_of(w, &drained)).is_some()).count();
     eprintln!(
         "scaled down to 1: containers {} exited 0; {drained_by} of {} jobs finished on them",
         drained.iter().map(|c| &c[..12]).collect::<Vec<_>>().join(", "),

@@ -51,7 +51,8 @@ impl Drop for Machine {
     fn drop(&mut self) {
         let log = self.log();
         let _ = std::fs::write(darkroom_e2e::log_dir().join(format!("{}.log", self.name)), log);
-        let _ = Command::new("docker").args(["rm", "-f", &self.name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ =
+            Command::new("docker").args(["rm", "-f", &self.name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
