@@ -84,18 +84,31 @@ impl Compose {
         }
     }
 
+    /// Settings go in through an env file, as a user's `.env` does (the test's own, so a
+    /// developer's `.env` is left alone).
+    fn env_file(&self) -> PathBuf {
+        let path = self.logs.join(format!("{}.env", self.project));
+        if !path.exists() {
+            let text = format!(
+                "DARKROOM_ADMIN_TOKEN={}\nDARKROOM_PUBLISH=127.0.0.1:{}\nDARKROOM_VISIBILITY_TIMEOUT={VISIBILITY}\n\
+                 DARKROOM_PROCESSOR_CONCURRENCY=2\n",
+                self.token, self.port
+            );
+            std::fs::write(&path, text).unwrap();
+        }
+        path
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.tool[0]);
         c.args(&self.tool[1..])
-            .args(["-p", &self.project, "-f"])
+            .args(["-p", &self.project, "--env-file"])
+            .arg(self.env_file())
+            .arg("-f")
             .arg(root().join("docker-compose.yml"))
             .args(args)
             .current_dir(root())
-            .env("DARKROOM_ADMIN_TOKEN", &self.token)
-            .env("DARKROOM_PUBLISH", format!("127.0.0.1:{}", self.port))
-            .env("DARKROOM_VISIBILITY_TIMEOUT", VISIBILITY.to_string())
-            // Two slots per processor, as the compose file's default.
-            .env("DARKROOM_PROCESSOR_CONCURRENCY", "2")
+            .env_remove("DARKROOM_ADMIN_TOKEN")
             .env("COMPOSE_INTERACTIVE_NO_CLI", "1");
         c
     }
@@ -311,6 +324,12 @@ async fn compose_scales_survives_kills_and_drains() {
         (p.len() == 3 && ready == 3).then_some(p)
     })
     .await;
+    // The ops page is on, behind the token from the env file.
+    let ops = client.get(app.url("/ops")).send().await.unwrap();
+    assert_eq!(ops.status(), 403, "the ops page asks for the token");
+    let ops = client.get(app.url(&format!("/ops?token={}", app.token))).send().await.unwrap();
+    assert_eq!(ops.status(), 200, "the token from the env file opens the ops page");
+    assert!(ops.text().await.unwrap().contains("Jobs"), "the ops page shows the queues");
     for c in &processors {
         assert_eq!(inspect(c, "{{.HostConfig.RestartPolicy.Name}}"), "unless-stopped");
         assert_ne!(inspect(c, "{{.HostConfig.Memory}}"), "0", "processor has a memory limit");
