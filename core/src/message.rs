@@ -159,11 +159,24 @@ impl JobMessage {
                 detail: "job_id must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'".into(),
             });
         }
+        // The original must be this job's own upload: a message naming another object would
+        // have someone else's photo rendered into this job's outputs.
+        if job.original_key != crate::keys::original(&job.job_id) {
+            return Err(MessageError::Malformed {
+                kind: "job",
+                detail: format!("original_key must be {}", crate::keys::original(&job.job_id)),
+            });
+        }
         crate::recipe::validate_outputs(&job.outputs, limits)
             .map_err(|e| MessageError::Malformed { kind: "job", detail: e.to_string() })?;
         Ok(job)
     }
 }
+
+/// Longest worker name a status may carry into a job's timeline.
+pub const MAX_WORKER_CHARS: usize = 128;
+/// Longest note a status may carry into a job's timeline.
+pub const MAX_NOTE_CHARS: usize = 1000;
 
 impl StatusMessage {
     pub fn to_json(&self) -> String {
@@ -171,6 +184,45 @@ impl StatusMessage {
     }
     pub fn from_json(text: &str) -> Result<Self, MessageError> {
         from_json("status", text)
+    }
+
+    /// Whether the outputs of this status are exactly the ones `requested` asks for, each at
+    /// the key [`keys::output`](crate::keys::output) derives from the job id, its name and its
+    /// format. The reply queue is shared: a forged `done` naming another key (the cookie key,
+    /// another job's output, `../x`) must never reach a job record, where downloads, deletes
+    /// and the zip would follow it.
+    pub fn check_outputs(&self, requested: &[OutputSpec]) -> Result<(), String> {
+        if self.outputs.len() != requested.len() {
+            return Err(format!("{} outputs reported, {} requested", self.outputs.len(), requested.len()));
+        }
+        for o in &self.outputs {
+            let Some(spec) = requested.iter().find(|r| r.name == o.name) else {
+                return Err(format!("output {:?} was not requested", o.name));
+            };
+            let key = crate::keys::output(&self.job_id, &spec.name, spec.format);
+            if o.format != spec.format || o.key != key {
+                return Err(format!("output {:?} must be stored at {key}, not {:?}", o.name, o.key));
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker name and note cut to [`MAX_WORKER_CHARS`] and [`MAX_NOTE_CHARS`].
+    pub fn bounded(mut self) -> Self {
+        fn cut(s: &mut String, max: usize) {
+            if let Some((i, _)) = s.char_indices().nth(max) {
+                s.truncate(i);
+            }
+        }
+        cut(&mut self.worker, MAX_WORKER_CHARS);
+        if let Some(n) = self.note.as_mut() {
+            cut(n, MAX_NOTE_CHARS);
+        }
+        if let Some(e) = self.error.as_mut() {
+            cut(&mut e.message, MAX_NOTE_CHARS);
+            cut(&mut e.code, 64);
+        }
+        self
     }
 }
 

@@ -29,6 +29,10 @@ pub struct TimelineEntry {
     pub note: Option<String>,
 }
 
+/// Most entries a job's timeline keeps (a job that keeps crashing goes to the dead-letter
+/// queue after a few attempts; only a flood of forged statuses gets near this).
+pub const MAX_TIMELINE: usize = 200;
+
 /// What the web app knows about a job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -58,10 +62,27 @@ impl JobRecord {
     /// older attempt changes nothing (except a final one: a slow worker may still finish). A
     /// new attempt that starts while the last one was still `processing` means that attempt's
     /// worker was lost (killed, crashed, or cut off): the timeline says so.
+    ///
+    /// Statuses come from a shared queue, so nothing in one is trusted as it is: a `done` must
+    /// report exactly the requested outputs at their derived keys
+    /// ([`StatusMessage::check_outputs`]), worker names and notes are cut to a bounded length,
+    /// and a timeline stops growing at [`MAX_TIMELINE`] entries (final statuses still apply).
     pub fn apply(&mut self, s: &StatusMessage) -> bool {
         if self.state.is_final() || s.state == JobState::Queued {
             return false;
         }
+        if s.state == JobState::Done {
+            if let Err(why) = s.check_outputs(&self.requested) {
+                tracing::warn!(job_id = %self.id, worker = %s.worker.chars().take(128).collect::<String>(), %why,
+                    "ignored a `done` whose outputs are not this job's");
+                return false;
+            }
+        }
+        if !s.state.is_final() && self.timeline.len() + 2 > MAX_TIMELINE {
+            return false;
+        }
+        let bounded = s.clone().bounded();
+        let s = &bounded;
         if !s.state.is_final() {
             let same_attempt = s.attempt == self.attempts;
             let stale = s.attempt < self.attempts
@@ -291,6 +312,64 @@ mod tests {
             error: None,
             note: None,
         }
+    }
+
+    fn requested(name: &str) -> OutputSpec {
+        OutputSpec::new(name, vec![], darkroom_core::engine::Format::Png)
+    }
+
+    fn done_with(key: &str, name: &str) -> StatusMessage {
+        StatusMessage {
+            outputs: vec![OutputInfo {
+                name: name.into(),
+                key: key.into(),
+                format: darkroom_core::engine::Format::Png,
+                width: 1,
+                height: 1,
+                bytes: 1,
+            }],
+            ..status(JobState::Done, 1, "w1")
+        }
+    }
+
+    #[test]
+    fn a_done_naming_keys_that_are_not_the_jobs_own_is_ignored() {
+        let mut r = record();
+        r.requested = vec![requested("web")];
+        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
+        for (key, name) in [
+            (keys::COOKIE_KEY, "web"),
+            ("outputs/other-job/web.png", "web"),
+            ("outputs/j/../x.png", "web"),
+            ("outputs/j/web.jpg", "web"),
+            ("outputs/j/evil.png", "evil"),
+        ] {
+            assert!(!r.apply(&done_with(key, name)), "{key} / {name}");
+            assert_eq!(r.state, JobState::Processing);
+            assert!(r.outputs.is_empty());
+        }
+        assert!(!r.apply(&status(JobState::Done, 1, "w1")), "a done with no outputs for a job that asked for one");
+        assert!(r.apply(&done_with("outputs/j/web.png", "web")));
+        assert_eq!(r.state, JobState::Done);
+        assert_eq!(r.outputs[0].key, "outputs/j/web.png");
+    }
+
+    #[test]
+    fn statuses_carry_bounded_text_and_the_timeline_stops_growing() {
+        let mut r = record();
+        let mut s = status(JobState::Processing, 1, &"w".repeat(10_000));
+        s.note = Some("n".repeat(100_000));
+        assert!(r.apply(&s));
+        let t = r.timeline.last().unwrap();
+        assert_eq!(t.worker.as_ref().unwrap().len(), darkroom_core::message::MAX_WORKER_CHARS);
+        assert_eq!(t.note.as_ref().unwrap().len(), darkroom_core::message::MAX_NOTE_CHARS);
+        for attempt in 2..1000 {
+            r.apply(&status(JobState::Retrying, attempt, "w"));
+            r.apply(&status(JobState::Processing, attempt + 1, "w"));
+        }
+        assert!(r.timeline.len() <= MAX_TIMELINE, "{}", r.timeline.len());
+        assert!(r.apply(&status(JobState::Failed, 2000, "w")), "a final status still applies");
+        assert_eq!(r.state, JobState::Failed);
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! Messages on the shared queues are not trusted as they are (issue 12, trust between
+//! processes): a forged `done` cannot point a job at a key that is not its own output (the
+//! cookie key, another job's output), and a forged job message cannot have another job's
+//! original rendered into a job's outputs. Both on both backends, straight onto the queues as
+//! an outside sender would.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use darkroom_core::engine::Format;
+use darkroom_core::keys;
+use darkroom_core::message::{JobState, OutputInfo, StatusMessage};
+use darkroom_e2e::{on_both_backends, Kind, TestApp};
+use serde_json::Value;
+
+const RECIPE: &str = r#"{"outputs":[{"name":"web","ops":[{"op":"resize","width":200}],"format":"png"}]}"#;
+
+async fn submit(app: &TestApp, client: &reqwest::Client, file: &str) -> String {
+    let resp = app.upload(client, &[file], Some(RECIPE)).await;
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    body["jobs"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// Wait (bounded) until `queue` holds nothing visible or in flight: every message consumed.
+async fn drained(queue: &dyn darkroom_core::queue::JobQueue, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = queue.counts().await.unwrap();
+        if c.visible == 0 && c.in_flight == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} not consumed within 60 s: {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_forged_done_cannot_point_a_job_at_another_key(kind: Kind) {
+    // No processor: the job stays queued, and only the forged statuses reach it.
+    let app = TestApp::spawn(kind, 0).await;
+    let client = TestApp::new_client();
+    let id = submit(&app, &client, "S01_rocket_640x427.jpg").await;
+    let backend = app.backend().await;
+    for key in [keys::COOKIE_KEY.to_string(), "outputs/another-job/web.png".into(), format!("outputs/{id}/../x.png")] {
+        let forged = StatusMessage {
+            job_id: id.clone(),
+            state: JobState::Done,
+            attempt: 1,
+            worker: "forger".into(),
+            at: Utc::now(),
+            outputs: vec![OutputInfo { name: "web".into(), key, format: Format::Png, width: 1, height: 1, bytes: 64 }],
+            error: None,
+            note: None,
+        };
+        backend.replies.send(&forged.to_json()).await.unwrap();
+    }
+    drained(&*backend.replies, "the forged statuses").await;
+    let job = app.job(&client, &id).await;
+    assert_eq!(job["state"], "queued", "a forged done is ignored: {job}");
+    assert_eq!(job["outputs"], serde_json::json!([]), "{job}");
+    let resp = client.get(app.url(&format!("/api/jobs/{id}/outputs/web"))).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "no output to download");
+    let secret = backend.store.get(keys::COOKIE_KEY).await.unwrap();
+    let body = resp.bytes().await.unwrap();
+    assert!(!body.windows(secret.len().min(16)).any(|w| secret.starts_with(w)), "the cookie key is never served");
+}
+
+async fn a_forged_job_cannot_render_another_jobs_original(kind: Kind) {
+    let env = [("DARKROOM_VISIBILITY_TIMEOUT", "2"), ("DARKROOM_MAX_RECEIVES", "2")];
+    let app = TestApp::spawn_with_env(kind, true, 1, &env).await;
+    let client = TestApp::new_client();
+    let a = submit(&app, &client, "S01_rocket_640x427.jpg").await;
+    let b = submit(&app, &client, "S02_chelsea_451x300.png").await;
+    for id in [&a, &b] {
+        let events = app.follow(&client, id).await;
+        assert_eq!(events.last().unwrap()["state"], "done", "{events:?}");
+    }
+    let output = |id: String| {
+        let client = client.clone();
+        let url = app.url(&format!("/api/jobs/{id}/outputs/web"));
+        async move { client.get(url).send().await.unwrap().bytes().await.unwrap() }
+    };
+    let before = output(a.clone()).await;
+    let record_before = app.job(&client, &a).await;
+
+    // Job a's id with job b's original: it would overwrite a's output with b's photo.
+    let forged = format!(
+        r#"{{"version":1,"type":"job","job_id":"{a}","original_key":"originals/{b}","outputs":[{{"name":"web","format":"png"}}]}}"#
+    );
+    // (connect with the app's own settings: connecting also sets the queues' attributes)
+    let backend = app.site.connect(2, 2).await;
+    backend.jobs.send(&forged).await.unwrap();
+    // The processor refuses it every time; after two deliveries the queue dead-letters it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let c = backend.dead_letters.counts().await.unwrap();
+        if c.visible + c.in_flight >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the forged job never reached the dead-letter queue");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(output(a.clone()).await, before, "job a's output is untouched");
+    let record = app.job(&client, &a).await;
+    assert_eq!(record["state"], "done");
+    assert_eq!(record["timeline"], record_before["timeline"], "nothing reached job a's record");
+    let log = app.processors[0].log_text();
+    assert!(log.contains("original_key must be originals/"), "the processor says why it refused the message");
+}
+
+on_both_backends!(a_forged_done_cannot_point_a_job_at_another_key, a_forged_job_cannot_render_another_jobs_original);
