@@ -35,9 +35,17 @@ export async function newContext(browser, options = {}) {
   return ctx;
 }
 
+/// What the pages' Content-Security-Policy blocked (Chromium reports it on the console); a
+/// suite's last test asserts it stayed empty.
+export const cspViolations = [];
+
 export function watchPage(page) {
   page.on("pageerror", (e) => console.log(`    [page error] ${e.message}`));
-  page.on("console", (m) => { if (m.type() === "error") console.log(`    [console error] ${m.text()}`); });
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    console.log(`    [console error] ${m.text()}`);
+    if (m.text().includes("Content Security Policy")) cspViolations.push(m.text());
+  });
 }
 
 /// Full-page screenshot under SHOTS; prints the path.

@@ -5,7 +5,7 @@
 // an event, never on a fixed delay.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launch, newContext, shot, corpus, harness, ADMIN_TOKEN, releaseStdin } from "./lib.mjs";
+import { launch, newContext, shot, corpus, harness, ADMIN_TOKEN, releaseStdin, cspViolations } from "./lib.mjs";
 
 const LONG = { timeout: 180_000 };
 let browser, ops, user, retried;
@@ -112,4 +112,8 @@ test("a job the queue gave up on goes back to the job queue with the ops page's 
   await shot(ops, "06-ops-after-redrive");
   await shot(user, "07-job-done-after-redrive");
   assert.ok(retried);
+});
+
+test("the pages ran without a Content-Security-Policy violation", () => {
+  assert.deepEqual(cspViolations, []);
 });

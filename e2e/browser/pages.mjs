@@ -3,7 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { launch, newContext, shot, corpus, imageSize, zipEntries, BASE, releaseStdin } from "./lib.mjs";
+import { launch, newContext, shot, corpus, imageSize, zipEntries, BASE, releaseStdin, cspViolations } from "./lib.mjs";
 
 const LONG = { timeout: 180_000 };
 let browser, alice, page;
@@ -358,4 +358,8 @@ test("keyboard only: switch to a custom recipe, add and reorder edits", LONG, as
   const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
   assert.notEqual(outline, "none");
   await shot(page, "14-keyboard-focus");
+});
+
+test("the pages ran without a Content-Security-Policy violation", () => {
+  assert.deepEqual(cspViolations, []);
 });

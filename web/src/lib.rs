@@ -18,6 +18,7 @@ pub mod logos;
 pub mod ops;
 pub mod pages;
 pub mod replies;
+pub mod security_headers;
 pub mod telemetry;
 pub mod workers;
 pub mod zip;
@@ -121,6 +122,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .app_data(state.clone())
             .app_data(ops.clone())
             .wrap(middleware::from_fn(identity::middleware))
+            .wrap(security_headers::headers())
             .wrap(middleware::Compress::default())
             // Path without the query string: `/ops?token=…` must not reach the access log.
             .wrap(middleware::Logger::new("%m %U %s %Dms").log_target("darkroom_web::http"))

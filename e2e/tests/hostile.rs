@@ -1,8 +1,10 @@
-//! Messages on the shared queues are not trusted as they are (issue 12, trust between
-//! processes): a forged `done` cannot point a job at a key that is not its own output (the
-//! cookie key, another job's output), and a forged job message cannot have another job's
-//! original rendered into a job's outputs. Both on both backends, straight onto the queues as
-//! an outside sender would.
+//! The hostile suite (issue 12), on both backends. So far:
+//! - messages on the shared queues are not trusted as they are: a forged `done` cannot point a
+//!   job at a key that is not its own output (the cookie key, another job's output), and a
+//!   forged job message cannot have another job's original rendered into a job's outputs
+//!   (straight onto the queues, as an outside sender would);
+//! - every response carries the security headers (CSP without `unsafe-inline`, nosniff, no
+//!   framing, a referrer policy), pages, API, downloads and errors alike.
 
 use std::time::Duration;
 
@@ -108,4 +110,36 @@ async fn a_forged_job_cannot_render_another_jobs_original(kind: Kind) {
     assert!(log.contains("original_key must be originals/"), "the processor says why it refused the message");
 }
 
-on_both_backends!(a_forged_done_cannot_point_a_job_at_another_key, a_forged_job_cannot_render_another_jobs_original);
+async fn every_response_carries_the_security_headers(kind: Kind) {
+    let app = TestApp::spawn(kind, 1).await;
+    let client = TestApp::new_client();
+    let id = submit(&app, &client, "S01_rocket_640x427.jpg").await;
+    let events = app.follow(&client, &id).await;
+    assert_eq!(events.last().unwrap()["state"], "done");
+    for path in [
+        "/".to_string(),
+        format!("/jobs/{id}"),
+        "/api/jobs".into(),
+        format!("/api/jobs/{id}"),
+        format!("/api/jobs/{id}/outputs/web"),
+        format!("/api/jobs/{id}/original"),
+        "/static/app.js".into(),
+        "/api/jobs/no-such-job".into(),
+        "/no-such-page".into(),
+    ] {
+        let resp = client.get(app.url(&path)).send().await.unwrap();
+        let h = resp.headers();
+        let csp = h.get("content-security-policy").unwrap_or_else(|| panic!("{path}: no CSP")).to_str().unwrap();
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("object-src 'none'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+}
+
+on_both_backends!(
+    a_forged_done_cannot_point_a_job_at_another_key,
+    a_forged_job_cannot_render_another_jobs_original,
+    every_response_carries_the_security_headers,
+);
