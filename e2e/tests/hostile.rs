@@ -4,7 +4,9 @@
 //!   forged job message cannot have another job's original rendered into a job's outputs
 //!   (straight onto the queues, as an outside sender would);
 //! - every response carries the security headers (CSP without `unsafe-inline`, nosniff, no
-//!   framing, a referrer policy), pages, API, downloads and errors alike.
+//!   framing, a referrer policy), pages, API, downloads and errors alike;
+//! - during an outage, `/healthz` and API errors tell anonymous clients that storage or the
+//!   queue is unavailable, without the endpoint, bucket, queue names or paths behind it.
 
 use std::time::Duration;
 
@@ -138,7 +140,65 @@ async fn every_response_carries_the_security_headers(kind: Kind) {
     }
 }
 
+async fn an_outage_is_reported_without_internal_details(kind: Kind) {
+    let mut app = TestApp::new(kind, &[]);
+    let proxy = match &app.site.moto {
+        Some(m) => {
+            let proxy = darkroom_e2e::chaos::ChaosProxy::start(m.endpoint.trim_start_matches("http://")).await;
+            app.env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+            Some(proxy)
+        }
+        None => None,
+    };
+    app.start_web();
+    let client = TestApp::new_client();
+    let secrets: Vec<String> = vec![
+        app.site.names.bucket.clone(),
+        app.site.names.jobs.clone(),
+        app.site.data_dir.to_string_lossy().into_owned(),
+        proxy
+            .as_ref()
+            .map(|p| p.endpoint.trim_start_matches("http://").to_string())
+            .unwrap_or_else(|| "127.0.0.1:".into()),
+        "sqlite".into(),
+        "dispatch".into(),
+    ];
+    let check = |what: &str, body: &str| {
+        for s in &secrets {
+            assert!(!body.to_lowercase().contains(&s.to_lowercase()), "{what} tells an anonymous client {s:?}: {body}");
+        }
+    };
+    // The outage: the server cut off (moto), or the queue database locked (embedded).
+    let _lock = match &proxy {
+        Some(p) => {
+            p.down();
+            None
+        }
+        None => {
+            let db = rusqlite::Connection::open(app.site.data_dir.join("queues.sqlite3")).unwrap();
+            db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            Some(db)
+        }
+    };
+    let resp = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("unreachable"), "{body}");
+    check("/healthz", &body);
+    if proxy.is_some() {
+        // Storage too (the embedded store is a folder, which a locked queue database leaves up).
+        let resp = client.get(app.url("/api/jobs")).send().await.unwrap();
+        assert_eq!(resp.status(), 503);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+        check("/api/jobs", &body.to_string());
+    }
+    // The web app's log has the detail.
+    assert!(app.web.as_ref().unwrap().log_text().contains("health check: the job queue is unreachable"));
+}
+
 on_both_backends!(
+    an_outage_is_reported_without_internal_details,
     a_forged_done_cannot_point_a_job_at_another_key,
     a_forged_job_cannot_render_another_jobs_original,
     every_response_carries_the_security_headers,

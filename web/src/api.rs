@@ -102,7 +102,12 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(c) => {
             HttpResponse::Ok().json(json!({ "status": "ok", "jobs_visible": c.visible, "jobs_in_flight": c.in_flight }))
         }
-        Err(e) => HttpResponse::ServiceUnavailable().json(json!({ "status": "degraded", "error": e.to_string() })),
+        Err(e) => {
+            // The SDK's message names endpoints and queues: the log gets it, the client does not.
+            tracing::warn!(error = %e, "health check: the job queue is unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "degraded", "error": "the job queue is unreachable; see the web app's log" }))
+        }
     }
 }
 

@@ -25,9 +25,10 @@ pub enum ApiError {
     File { filename: String, error: EngineError },
     #[error("no such job")]
     NotFound,
-    #[error("storage is unavailable right now ({0}); try again in a moment")]
+    /// The detail (endpoint, bucket, SDK message) goes to the log, never to the client.
+    #[error("storage is unavailable right now; try again in a moment")]
     Store(#[from] StoreError),
-    #[error("the job queue is unavailable right now ({0}); try again in a moment")]
+    #[error("the job queue is unavailable right now; try again in a moment")]
     Queue(#[from] QueueError),
 }
 
@@ -91,7 +92,12 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status_code().is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            let detail = match self {
+                ApiError::Store(e) => e.to_string(),
+                ApiError::Queue(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            tracing::error!(error = %self, %detail, "request failed");
         }
         HttpResponse::build(self.status_code()).json(self.body())
     }

@@ -151,7 +151,7 @@ async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>
         .collect();
     let body = crate::zip::stream(state.backend.store.clone(), entries, rec.updated_at).map_err(|e| {
         tracing::warn!(error = %e, "zip download cut short");
-        actix_web::error::ErrorServiceUnavailable(e.to_string())
+        actix_web::error::ErrorServiceUnavailable("storage became unavailable during the download; try again")
     });
     HttpResponse::build(StatusCode::OK)
         .content_type("application/zip")
