@@ -136,8 +136,8 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
   struct dr_err jerr;
   struct dr_stats *volatile stats = NULL;
   JSAMPLE *volatile padded = NULL;
-  unsigned char *volatile scratch = NULL;
-  unsigned long scratch_size = 0;
+  /* Both outputs live in these (not in locals libjpeg updates late): see dr_dest. */
+  struct dr_dest scratch = {0}, result = {0};
   *out = NULL;
   *out_size = 0;
   cinfo.err = dr_err_init(&jerr, err, errlen);
@@ -145,8 +145,8 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
     jpeg_destroy_compress(&cinfo);
     free(padded);
     free(stats);
-    free(scratch);
-    if (*out) free(*out);
+    free(scratch.buf);
+    free(result.buf);
     *out = NULL;
     *out_size = 0;
     return -1;
@@ -158,12 +158,10 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
     stats = (struct dr_stats *)calloc(1, sizeof(struct dr_stats));
     if (!stats) dr_fail((j_common_ptr)&cinfo, "out of memory");
     cinfo.client_data = stats;
-    unsigned char *buf = NULL;
-    jpeg_mem_dest(&cinfo, &buf, &scratch_size);
+    dr_dest_start(&cinfo, &scratch, 4096); /* the statistics pass writes only headers */
     configure(&cinfo, src, quality, subsamp, progressive);
     cinfo.optimize_coding = FALSE;
     jpeg_start_compress(&cinfo, FALSE);
-    scratch = buf;
     if (src->kind == 2 && !padded) {
       padded = (JSAMPLE *)malloc(padded_size(&cinfo));
       if (!padded) dr_fail((j_common_ptr)&cinfo, "out of memory");
@@ -172,10 +170,10 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
     cinfo.entropy->finish_pass = dr_finish_gather;
     feed(&cinfo, src, padded);
     jpeg_finish_compress(&cinfo);
-    free(scratch);
-    scratch = NULL;
+    free(scratch.buf);
+    scratch.buf = NULL;
   }
-  jpeg_mem_dest(&cinfo, out, out_size);
+  dr_dest_start(&cinfo, &result, 256 * 1024);
   configure(&cinfo, src, quality, subsamp, progressive);
   cinfo.optimize_coding = optimize && progressive ? TRUE : FALSE;
   if (two_pass) {
@@ -194,6 +192,8 @@ int dr_jpeg_encode(const struct dr_src *src, int quality, int subsamp, int progr
   jpeg_destroy_compress(&cinfo);
   free(padded);
   free(stats);
+  *out = result.buf;
+  *out_size = dr_dest_size(&result);
   return 0;
 }
 

@@ -61,6 +61,51 @@ static inline void dr_fail(j_common_ptr cinfo, const char *msg) {
   longjmp(e->jump, 1);
 }
 
+/* ---- Output into memory ----
+ * libjpeg's jpeg_mem_dest frees the buffer *outbuffer points to when it grows and sets
+ * *outbuffer again only when compression finishes, so an error path that frees *outbuffer
+ * after a growth frees it twice (and leaks the live one). This destination keeps its one live
+ * buffer in `buf` at every moment (grown with realloc, which leaves it valid on failure): an
+ * error path frees `buf` once, a successful one hands it to the caller. */
+struct dr_dest {
+  struct jpeg_destination_mgr pub;
+  unsigned char *buf;
+  size_t cap;
+};
+
+static void dr_dest_init(j_compress_ptr c) { (void)c; }
+
+static boolean dr_dest_grow(j_compress_ptr c) {
+  struct dr_dest *d = (struct dr_dest *)c->dest;
+  size_t cap = d->cap * 2;
+  unsigned char *n = (unsigned char *)realloc(d->buf, cap);
+  if (!n) dr_fail((j_common_ptr)c, "out of memory");
+  d->pub.next_output_byte = n + d->cap; /* the whole old buffer is full when libjpeg calls this */
+  d->pub.free_in_buffer = cap - d->cap;
+  d->buf = n;
+  d->cap = cap;
+  return TRUE;
+}
+
+static void dr_dest_term(j_compress_ptr c) { (void)c; }
+
+/* Write c's output into d, starting with `cap` bytes. d->buf is NULL or the live buffer from
+ * here on, whatever fails. */
+static inline void dr_dest_start(j_compress_ptr c, struct dr_dest *d, size_t cap) {
+  d->cap = cap < 4096 ? 4096 : cap;
+  d->buf = (unsigned char *)malloc(d->cap);
+  if (!d->buf) dr_fail((j_common_ptr)c, "out of memory");
+  d->pub.init_destination = dr_dest_init;
+  d->pub.empty_output_buffer = dr_dest_grow;
+  d->pub.term_destination = dr_dest_term;
+  d->pub.next_output_byte = d->buf;
+  d->pub.free_in_buffer = d->cap;
+  c->dest = &d->pub;
+}
+
+/* Bytes written so far. */
+static inline unsigned long dr_dest_size(const struct dr_dest *d) { return (unsigned long)(d->cap - d->pub.free_in_buffer); }
+
 /* ---- Fast statistics pass for optimised Huffman tables (sequential mode) ----
  * libjpeg-turbo's own pass (htest_one_block) tests each of the 63 AC coefficients with a branch
  * and counts bits in a loop; it costs more than the whole SIMD entropy encoder. This one finds

@@ -214,6 +214,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   struct dr_stats *volatile stats = NULL;
   JCOEF *volatile dcs = NULL;
   volatile int have_c = 0;
+  struct dr_dest result = {0}; /* the output's one live buffer: see dr_dest */
   *out = NULL;
   *out_size = 0;
   d.err = dr_err_init(&jerr, err, errlen);
@@ -222,7 +223,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
     jpeg_destroy_decompress(&d);
     free(stats);
     free(dcs);
-    if (*out) free(*out);
+    free(result.buf);
     *out = NULL;
     *out_size = 0;
     return -1;
@@ -260,7 +261,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   c.err = &jerr.pub;
   jpeg_create_compress(&c);
   have_c = 1;
-  jpeg_mem_dest(&c, out, out_size);
+  dr_dest_start(&c, &result, in_size > 4096 ? (size_t)in_size : 4096);
   jpeg_copy_critical_parameters(&d, &c);
   c.write_JFIF_header = FALSE;
   c.write_Adobe_marker = FALSE;
@@ -369,5 +370,7 @@ int dr_jpeg_transcode(const unsigned char *in, unsigned long in_size, int qualit
   jpeg_destroy_decompress(&d);
   free(stats);
   free(dcs);
+  *out = result.buf;
+  *out_size = dr_dest_size(&result);
   return 0;
 }
