@@ -71,3 +71,30 @@ impl Drop for ChaosProxy {
         self.task.abort();
     }
 }
+
+/// On moto, put a [`ChaosProxy`] between `app`'s processes and its server (call before
+/// starting them: they get the proxy's address). `None` on the embedded backend, where
+/// [`begin_outage`] locks the queue database instead.
+pub async fn proxy_for(app: &mut crate::TestApp) -> Option<ChaosProxy> {
+    let m = app.site.moto.as_ref()?;
+    let proxy = ChaosProxy::start(m.endpoint.trim_start_matches("http://")).await;
+    app.env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
+    Some(proxy)
+}
+
+/// Start an outage: the server cut off (moto, through `proxy`), or the embedded queue
+/// database under `data_dir` locked, in which case the returned connection holds the lock
+/// until it is rolled back or dropped.
+pub fn begin_outage(proxy: Option<&ChaosProxy>, data_dir: &std::path::Path) -> Option<rusqlite::Connection> {
+    match proxy {
+        Some(p) => {
+            p.down();
+            None
+        }
+        None => {
+            let db = rusqlite::Connection::open(data_dir.join("queues.sqlite3")).unwrap();
+            db.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            Some(db)
+        }
+    }
+}

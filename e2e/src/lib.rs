@@ -18,9 +18,10 @@ use darkroom_core::config::{Backend, BackendArgs, BackendKind};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-/// The workspace root.
 pub mod chaos;
+pub mod command;
 
+/// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

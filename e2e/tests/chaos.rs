@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use darkroom_e2e::chaos::ChaosProxy;
 use darkroom_e2e::{decode, Kind, TestApp};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -322,14 +321,7 @@ async fn a_thirty_second_outage_during_a_batch_loses_nothing(kind: Kind) {
         ("DARKROOM_TEST_STALL_MS", "1000"),
     ];
     let mut app = TestApp::new(kind, &env);
-    let proxy = match &app.site.moto {
-        Some(m) => {
-            let proxy = ChaosProxy::start(m.endpoint.trim_start_matches("http://")).await;
-            app.env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
-            Some(proxy)
-        }
-        None => None,
-    };
+    let proxy = darkroom_e2e::chaos::proxy_for(&mut app).await;
     app.start_web();
     app.start_processor();
     app.start_processor();
@@ -338,17 +330,7 @@ async fn a_thirty_second_outage_during_a_batch_loses_nothing(kind: Kind) {
     await_any(&app, &client, &ids, "processing").await;
 
     let began = Instant::now();
-    let lock = match &proxy {
-        Some(p) => {
-            p.down();
-            None
-        }
-        None => {
-            let db = rusqlite::Connection::open(app.site.data_dir.join("queues.sqlite3")).unwrap();
-            db.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            Some(db)
-        }
-    };
+    let lock = darkroom_e2e::chaos::begin_outage(proxy.as_ref(), &app.site.data_dir);
     eprintln!("outage begins ({kind:?})");
     tokio::time::sleep(outage).await; // the outage itself: its length is the point of the test
     match (&proxy, lock) {

@@ -15,9 +15,10 @@
 //! (scripts/container-env, which on a machine without a registry builds local stand-ins).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use darkroom_e2e::command::{ok, run};
 use darkroom_e2e::{corpus, root};
 use serde_json::Value;
 
@@ -25,24 +26,6 @@ use serde_json::Value;
 const MAX_IMAGE_BYTES: u64 = 200 * 1000 * 1000;
 /// Seconds a received job stays hidden: short, so a killed worker's job comes back quickly.
 const VISIBILITY: u64 = 4;
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    out
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let shown = format!("{cmd:?}");
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{shown} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn docker(args: &[&str]) -> String {
     ok(Command::new("docker").args(args))

@@ -142,14 +142,7 @@ async fn every_response_carries_the_security_headers(kind: Kind) {
 
 async fn an_outage_is_reported_without_internal_details(kind: Kind) {
     let mut app = TestApp::new(kind, &[]);
-    let proxy = match &app.site.moto {
-        Some(m) => {
-            let proxy = darkroom_e2e::chaos::ChaosProxy::start(m.endpoint.trim_start_matches("http://")).await;
-            app.env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint.clone()));
-            Some(proxy)
-        }
-        None => None,
-    };
+    let proxy = darkroom_e2e::chaos::proxy_for(&mut app).await;
     app.start_web();
     let client = TestApp::new_client();
     let secrets: Vec<String> = vec![
@@ -169,17 +162,7 @@ async fn an_outage_is_reported_without_internal_details(kind: Kind) {
         }
     };
     // The outage: the server cut off (moto), or the queue database locked (embedded).
-    let _lock = match &proxy {
-        Some(p) => {
-            p.down();
-            None
-        }
-        None => {
-            let db = rusqlite::Connection::open(app.site.data_dir.join("queues.sqlite3")).unwrap();
-            db.execute_batch("BEGIN EXCLUSIVE").unwrap();
-            Some(db)
-        }
-    };
+    let _lock = darkroom_e2e::chaos::begin_outage(proxy.as_ref(), &app.site.data_dir);
     let resp = client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     let body = resp.text().await.unwrap();
