@@ -83,7 +83,7 @@ async fn serve_with(
     health.set_ready(true);
 
     while !*shutdown.borrow() {
-        health.set_busy(tasks.len());
+        health.set_busy(config.concurrency() - slots.available_permits());
         // Back-pressure: wait for one free slot, then take every other free one (at most 10).
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),

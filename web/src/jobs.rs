@@ -71,18 +71,18 @@ impl JobRecord {
         if self.state.is_final() || s.state == JobState::Queued {
             return false;
         }
+        let bounded = s.clone().bounded();
+        let s = &bounded;
         if s.state == JobState::Done {
             if let Err(why) = s.check_outputs(&self.requested) {
-                tracing::warn!(job_id = %self.id, worker = %s.worker.chars().take(128).collect::<String>(), %why,
-                    "ignored a `done` whose outputs are not this job's");
+                tracing::warn!(job_id = %self.id, worker = %s.worker, %why, "ignored a `done` whose outputs are not this job's");
                 return false;
             }
         }
+        // One status adds at most two entries (a "worker lost" guess and its own).
         if !s.state.is_final() && self.timeline.len() + 2 > MAX_TIMELINE {
             return false;
         }
-        let bounded = s.clone().bounded();
-        let s = &bounded;
         if !s.state.is_final() {
             let same_attempt = s.attempt == self.attempts;
             let stale = s.attempt < self.attempts
