@@ -1,12 +1,6 @@
-//! The hostile suite (issue 12), on both backends. So far:
-//! - messages on the shared queues are not trusted as they are: a forged `done` cannot point a
-//!   job at a key that is not its own output (the cookie key, another job's output), and a
-//!   forged job message cannot have another job's original rendered into a job's outputs
-//!   (straight onto the queues, as an outside sender would);
-//! - every response carries the security headers (CSP without `unsafe-inline`, nosniff, no
-//!   framing, a referrer policy), pages, API, downloads and errors alike;
-//! - during an outage, `/healthz` and API errors tell anonymous clients that storage or the
-//!   queue is unavailable, without the endpoint, bucket, queue names or paths behind it.
+//! Trust between processes and toward anonymous clients: forged statuses and job messages
+//! straight onto the shared queues, security headers on every response, outages reported
+//! without internal details.
 
 use std::time::Duration;
 
@@ -15,29 +9,9 @@ use darkroom_core::engine::Format;
 use darkroom_core::keys;
 use darkroom_core::message::{JobState, OutputInfo, StatusMessage};
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
+
+use crate::{drained, submit};
 use serde_json::Value;
-
-const RECIPE: &str = r#"{"outputs":[{"name":"web","ops":[{"op":"resize","width":200}],"format":"png"}]}"#;
-
-async fn submit(app: &TestApp, client: &reqwest::Client, file: &str) -> String {
-    let resp = app.upload(client, &[file], Some(RECIPE)).await;
-    assert_eq!(resp.status(), 202);
-    let body: Value = resp.json().await.unwrap();
-    body["jobs"][0]["id"].as_str().unwrap().to_string()
-}
-
-/// Wait (bounded) until `queue` holds nothing visible or in flight: every message consumed.
-async fn drained(queue: &dyn darkroom_core::queue::JobQueue, what: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let c = queue.counts().await.unwrap();
-        if c.visible == 0 && c.in_flight == 0 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what} not consumed within 60 s: {c:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn a_forged_done_cannot_point_a_job_at_another_key(kind: Kind) {
     // No processor: the job stays queued, and only the forged statuses reach it.
