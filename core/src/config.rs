@@ -77,6 +77,15 @@ pub struct LimitArgs {
     /// Largest width or height of an output.
     #[arg(long, env = "DARKROOM_MAX_OUTPUT_DIMENSION", default_value_t = Limits::default().max_output_dimension)]
     pub max_output_dimension: u32,
+    /// Most pixels of any image a job makes (each step and each output).
+    #[arg(long, env = "DARKROOM_MAX_OUTPUT_PIXELS", default_value_t = Limits::default().max_output_pixels)]
+    pub max_output_pixels: u64,
+    /// Most pixels of all of a job's outputs together.
+    #[arg(long, env = "DARKROOM_MAX_JOB_OUTPUT_PIXELS", default_value_t = Limits::default().max_job_output_pixels)]
+    pub max_job_output_pixels: u64,
+    /// Most encoded bytes of all of a job's outputs together.
+    #[arg(long, env = "DARKROOM_MAX_JOB_OUTPUT_BYTES", default_value_t = Limits::default().max_job_output_bytes)]
+    pub max_job_output_bytes: u64,
 }
 
 impl LimitArgs {
@@ -85,6 +94,9 @@ impl LimitArgs {
             max_input_bytes: self.max_upload_bytes,
             max_pixels: self.max_pixels,
             max_output_dimension: self.max_output_dimension,
+            max_output_pixels: self.max_output_pixels,
+            max_job_output_pixels: self.max_job_output_pixels,
+            max_job_output_bytes: self.max_job_output_bytes,
         }
     }
 }

@@ -266,6 +266,35 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
             }
         }
     }
+    certain_sizes(outputs, limits)
+}
+
+/// Refuse what is certain to exceed the size limits whatever photo comes: an op whose result
+/// size does not depend on the photo (a `fill` or `cover` resize to both sides with
+/// `enlarge`), and what fixed-size ops after it make of that. The rest is checked once the
+/// photo's size is known (at upload and again by the processor, `engine::plan`).
+fn certain_sizes(outputs: &[OutputSpec], limits: &Limits) -> Result<(), RecipeError> {
+    let mut total: u64 = 0;
+    for (i, o) in outputs.iter().enumerate() {
+        let mut size: Option<(u32, u32)> = None;
+        for (j, op) in o.ops.iter().enumerate() {
+            size = match (op, size) {
+                (Op::Resize { width: Some(w), height: Some(h), fit: Fit::Fill | Fit::Cover, enlarge: true, .. }, _) => {
+                    Some((*w, *h))
+                }
+                (Op::Resize { .. } | Op::Crop { .. }, _) => None,
+                (op, Some(known)) => op.output_size(known).ok(),
+                (_, None) => None,
+            };
+            if let Some((w, h)) = size {
+                limits.check_output(w, h).map_err(|e| err(format!("outputs[{i}].ops[{j}]"), e.code(), e.to_string()))?;
+            }
+        }
+        if let Some((w, h)) = size {
+            total += w as u64 * h as u64;
+            limits.check_job_total(total, 0).map_err(|e| err("outputs", e.code(), e.to_string()))?;
+        }
+    }
     Ok(())
 }
 
@@ -275,6 +304,26 @@ mod tests {
 
     fn p(text: &str) -> Result<Vec<OutputSpec>, RecipeError> {
         parse(text, &Limits::default())
+    }
+
+    #[test]
+    fn sizes_certain_to_exceed_the_limits_are_refused() {
+        // Issue 12's amplification: ten 16384×16384 outputs (268 MP each) of whatever photo.
+        let one = r#"{"name":"x0","ops":[{"op":"resize","width":16384,"height":16384,"fit":"fill","enlarge":true}],"format":"png","compression_level":0}"#;
+        let e = p(&format!(r#"{{"outputs":[{one}]}}"#)).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("outputs[0].ops[0]", "output_too_large"), "{e:?}");
+        assert!(e.message.contains("268.4 megapixels"), "{}", e.message);
+        // Each within the per-image limit, together over the job's.
+        let outs: Vec<String> = (0..4)
+            .map(|i| format!(r#"{{"name":"b{i}","ops":[{{"op":"resize","width":10000,"height":9000,"fit":"cover","enlarge":true}}]}}"#))
+            .collect();
+        let e = p(&format!(r#"{{"outputs":[{}]}}"#, outs.join(","))).unwrap_err();
+        assert_eq!((e.field.as_str(), e.code), ("outputs", "job_too_large"), "{e:?}");
+        // A fixed size turned by 45° grows its canvas past the limit.
+        let e = p(r#"{"outputs":[{"name":"r","ops":[{"op":"resize","width":9000,"height":9000,"fit":"fill","enlarge":true},{"op":"rotate","degrees":45}]}]}"#).unwrap_err();
+        assert_eq!(e.field, "outputs[0].ops[1]", "{e:?}");
+        // Without enlarge the size depends on the photo: left to the upload check.
+        assert!(p(r#"{"outputs":[{"name":"x","ops":[{"op":"resize","width":16384,"height":16384,"fit":"fill"}]}]}"#).is_ok());
     }
 
     #[test]

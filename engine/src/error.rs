@@ -19,6 +19,10 @@ pub enum EngineError {
     Corrupt(String),
     #[error("The requested output would be {width}×{height}, over the limit of {limit} pixels per side. Ask for a smaller size.")]
     OutputTooLarge { width: u32, height: u32, limit: u32 },
+    #[error("The requested output would be {width}×{height} ({} megapixels), over the limit of {} megapixels per image. Ask for a smaller size.", mp(*width as u64 * *height as u64), mp(*limit))]
+    OutputTooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("{}", job_too_large(what, *amount, *limit))]
+    JobTooLarge { what: &'static str, amount: u64, limit: u64 },
     #[error("Could not encode the output as {format}: {detail}")]
     Encode { format: &'static str, detail: String },
     #[error("{0} images are not supported by this server.")]
@@ -27,6 +31,22 @@ pub enum EngineError {
     InvalidOp(String),
     #[error("Processing took longer than the limit of {0} seconds. Ask for fewer outputs or smaller sizes.")]
     TimeLimit(u64),
+}
+
+fn job_too_large(what: &str, amount: u64, limit: u64) -> String {
+    if what == "bytes" {
+        format!(
+            "The outputs of this job add up to more than {} MB, over the limit of {} MB per job. Ask for fewer outputs, smaller sizes or a compressed format.",
+            amount / 1_000_000,
+            limit / 1_000_000
+        )
+    } else {
+        format!(
+            "The outputs of this job add up to {} megapixels, over the limit of {} megapixels per job. Ask for fewer outputs or smaller sizes.",
+            mp(amount),
+            mp(limit)
+        )
+    }
 }
 
 fn mp(pixels: u64) -> String {
@@ -42,7 +62,8 @@ impl EngineError {
             EngineError::NotAnImage => "not_an_image",
             EngineError::TooManyPixels { .. } => "too_many_pixels",
             EngineError::Corrupt(_) => "corrupt_image",
-            EngineError::OutputTooLarge { .. } => "output_too_large",
+            EngineError::OutputTooLarge { .. } | EngineError::OutputTooManyPixels { .. } => "output_too_large",
+            EngineError::JobTooLarge { .. } => "job_too_large",
             EngineError::Encode { .. } => "encode_failed",
             EngineError::InvalidOp(_) => "invalid_op",
             EngineError::UnsupportedFormat(_) => "unsupported_format",

@@ -27,5 +27,5 @@ pub use encode::{Chroma, Format};
 pub use error::EngineError;
 pub use limits::Limits;
 pub use ops::{Color, Filter, Fit, Gravity, Op};
-pub use pipeline::{process, process_with, resource_keys, Icc, OutputSpec, Rendered, Resources};
+pub use pipeline::{plan, process, process_each, process_with, resource_keys, Icc, OutputSpec, Rendered, Resources};
 pub use probe::{probe, InputFormat, Probe};

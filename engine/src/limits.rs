@@ -5,7 +5,7 @@
 use crate::EngineError;
 
 /// Limits applied to every input and output. Defaults suit photos from phones and cameras.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest accepted input file, in bytes.
     pub max_input_bytes: u64,
@@ -13,11 +13,26 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest width or height an output may have.
     pub max_output_dimension: u32,
+    /// Most pixels of any image a job makes: every intermediate step and every output. A
+    /// resize, rotate or crop is planned (from sizes alone) and refused before it allocates.
+    pub max_output_pixels: u64,
+    /// Most pixels of all of a job's outputs together.
+    pub max_job_output_pixels: u64,
+    /// Most encoded bytes of all of a job's outputs together (a stored PNG of a big image is
+    /// 4 bytes a pixel).
+    pub max_job_output_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_input_bytes: 50 * 1024 * 1024, max_pixels: 100_000_000, max_output_dimension: 16_384 }
+        Limits {
+            max_input_bytes: 50 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_output_dimension: 16_384,
+            max_output_pixels: 100_000_000,
+            max_job_output_pixels: 300_000_000,
+            max_job_output_bytes: 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -43,10 +58,30 @@ impl Limits {
         Ok(())
     }
 
+    /// An image a job is about to make (an intermediate step or an output): checked from
+    /// its size before its pixels are allocated.
     pub fn check_output(&self, width: u32, height: u32) -> Result<(), EngineError> {
         let biggest = width.max(height);
         if biggest > self.max_output_dimension {
             return Err(EngineError::OutputTooLarge { width, height, limit: self.max_output_dimension });
+        }
+        if width as u64 * height as u64 > self.max_output_pixels {
+            return Err(EngineError::OutputTooManyPixels { width, height, limit: self.max_output_pixels });
+        }
+        Ok(())
+    }
+
+    /// All of a job's outputs together, in pixels (planned) or encoded bytes (as they come).
+    pub fn check_job_total(&self, pixels: u64, bytes: u64) -> Result<(), EngineError> {
+        if pixels > self.max_job_output_pixels {
+            return Err(EngineError::JobTooLarge {
+                what: "pixels",
+                amount: pixels,
+                limit: self.max_job_output_pixels,
+            });
+        }
+        if bytes > self.max_job_output_bytes {
+            return Err(EngineError::JobTooLarge { what: "bytes", amount: bytes, limit: self.max_job_output_bytes });
         }
         Ok(())
     }

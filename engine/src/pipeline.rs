@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{decode_keeping_profile, decode_region_keeping_profile, oriented_dimensions};
-use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format};
+use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format, DEFAULT_AVIF_SPEED};
 use crate::ops::geometry::resize_dimensions;
 use crate::ops::overlay::Logos;
 use crate::ops::Fit;
@@ -147,12 +147,79 @@ pub fn process_with(
     resources: &Resources,
     deadline: Option<(Instant, u64)>,
 ) -> Result<Vec<Rendered>, EngineError> {
+    let mut rendered = Vec::with_capacity(outputs.len());
+    process_each(input, outputs, limits, resources, deadline, &mut |r| {
+        rendered.push(r);
+        Ok(())
+    })?;
+    Ok(rendered)
+}
+
+/// The size of every output of a job, worked out from sizes alone before anything is decoded:
+/// `source(output)` gives the upright size the output starts from. Every step of every output
+/// is checked against the per-image limits, and the outputs together against the job's.
+pub fn plan(
+    outputs: &[OutputSpec],
+    limits: &Limits,
+    mut source: impl FnMut(&OutputSpec) -> Result<(u32, u32), EngineError>,
+) -> Result<Vec<(u32, u32)>, EngineError> {
+    let mut total: u64 = 0;
+    let mut sizes = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        let mut size = source(o)?;
+        limits.check_dimensions(size.0, size.1)?;
+        for op in &o.ops {
+            size = op.output_size(size)?;
+            limits.check_output(size.0, size.1)?;
+        }
+        let pixels = size.0 as u64 * size.1 as u64;
+        if o.format == Format::Avif && o.speed.unwrap_or(DEFAULT_AVIF_SPEED) < MIN_SLOW_AVIF_SPEED && pixels > SLOW_AVIF_PIXELS {
+            return Err(EngineError::InvalidOp(format!(
+                "AVIF speed {} is allowed for outputs up to {} megapixels; `{}` would be {}×{}. Use speed {MIN_SLOW_AVIF_SPEED} or more, or a smaller size.",
+                o.speed.unwrap_or(DEFAULT_AVIF_SPEED),
+                SLOW_AVIF_PIXELS / 1_000_000,
+                o.name,
+                size.0,
+                size.1
+            )));
+        }
+        total += pixels;
+        limits.check_job_total(total, 0)?;
+        sizes.push(size);
+    }
+    Ok(sizes)
+}
+
+/// AVIF's slowest speeds (0–2) take minutes a megapixel; they are for small outputs only.
+pub const MIN_SLOW_AVIF_SPEED: u8 = 3;
+/// Largest output, in pixels, the slowest AVIF speeds may encode.
+pub const SLOW_AVIF_PIXELS: u64 = 16_000_000;
+
+/// The engine's entry point: plan the job (refusing what would exceed the limits before
+/// anything is decoded), decode `input` once, and hand each output to `sink` as soon as it is
+/// encoded, so the caller can store it and the engine holds one encoded output at a time.
+/// The outputs' encoded bytes together may not exceed [`Limits::max_job_output_bytes`].
+pub fn process_each(
+    input: &[u8],
+    outputs: &[OutputSpec],
+    limits: &Limits,
+    resources: &Resources,
+    deadline: Option<(Instant, u64)>,
+    sink: &mut dyn FnMut(Rendered) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let check = || match deadline {
         Some((at, secs)) if Instant::now() > at => Err(EngineError::TimeLimit(secs)),
         _ => Ok(()),
     };
     // Empty or oversized files are refused as such before anything reads a header.
     limits.check_bytes(input.len())?;
+    plan(outputs, limits, |o| oriented_dimensions(input, o.auto_orient))?;
+    let mut bytes_out: u64 = 0;
+    let mut sink = |r: Rendered| {
+        bytes_out += r.bytes.len() as u64;
+        limits.check_job_total(0, bytes_out)?;
+        sink(r)
+    };
     let mut logos = Logos::default();
     for key in resource_keys(outputs) {
         let bytes = resources
@@ -162,13 +229,12 @@ pub fn process_with(
     }
     // JPEG to JPEG with at most a resize: on the YCbCr planes, no RGB at all.
     #[cfg(libjpeg)]
-    if let Some(rendered) = crate::planar::try_process(input, outputs, limits, &check)? {
-        return Ok(rendered);
+    if crate::planar::try_process(input, outputs, limits, &check, &mut sink)? {
+        return Ok(());
     }
     // Outputs that agree on orientation and colour profile share one decode.
     let key = |o: &OutputSpec| (o.auto_orient, o.icc);
     let mut slots: Vec<((bool, Icc), Option<Decoded>)> = Vec::new();
-    let mut rendered = Vec::with_capacity(outputs.len());
     for (i, spec) in outputs.iter().enumerate() {
         let k = key(spec);
         let slot = match slots.iter().position(|(sk, _)| *sk == k) {
@@ -221,15 +287,9 @@ pub fn process_with(
         limits.check_output(img.width(), img.height())?;
         let icc = icc.filter(|p| crate::color_management::profile_fits(p, &img));
         let bytes = encode_with_icc(&img, spec.format, &spec.encode_options(), icc.as_deref())?;
-        rendered.push(Rendered {
-            name: spec.name.clone(),
-            format: spec.format,
-            width: img.width(),
-            height: img.height(),
-            bytes,
-        });
+        sink(Rendered { name: spec.name.clone(), format: spec.format, width: img.width(), height: img.height(), bytes })?;
     }
-    Ok(rendered)
+    Ok(())
 }
 
 /// One decode shared by outputs: upright (or not) pixels, the profile they are in (when kept),

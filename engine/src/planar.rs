@@ -60,29 +60,31 @@ mod imp {
     use crate::pipeline::{needed_size, Icc, OutputSpec, Rendered};
     use crate::{EngineError, Limits};
 
-    /// Render every output from one planar decode, or `Ok(None)` when the job or the input does
-    /// not qualify (the caller then runs the RGB pipeline).
+    /// Render every output from one planar decode, handing each to `sink` as it is encoded, and
+    /// answer true; or false, having rendered nothing, when the job or the input does not
+    /// qualify (the caller then runs the RGB pipeline).
     pub(crate) fn try_process(
         input: &[u8],
         outputs: &[OutputSpec],
         limits: &Limits,
         check: &dyn Fn() -> Result<(), EngineError>,
-    ) -> Result<Option<Vec<Rendered>>, EngineError> {
-        let Some(first) = outputs.first() else { return Ok(None) };
+        sink: &mut dyn FnMut(Rendered) -> Result<(), EngineError>,
+    ) -> Result<bool, EngineError> {
+        let Some(first) = outputs.first() else { return Ok(false) };
         if !outputs.iter().all(|o| eligible(o) && (o.auto_orient, o.icc) == (first.auto_orient, first.icc)) {
-            return Ok(None);
+            return Ok(false);
         }
         let Some((head, icc)) =
             crate::decode::jpeg_for_planes(input, limits, first.auto_orient, first.icc == Icc::Keep)?
         else {
-            return Ok(None);
+            return Ok(false);
         };
         let factors = if head.gray {
             (1, 1)
         } else {
             match crate::turbo::chroma_factors(head.subsamp) {
                 Some(f) => f,
-                None => return Ok(None),
+                None => return Ok(false),
             }
         };
         let full = (head.width, head.height);
@@ -93,12 +95,15 @@ mod imp {
         let shrink = need.map_or(1, |n| crate::turbo::shrink_for(head.width, head.height, n));
         check()?;
         if shrink == 1 && outputs.iter().all(|o| untouched(o, full)) {
+            // (all or nothing: the layout decides whether any output can be transcoded)
             if let Some(rendered) = transcode(input, outputs, full, icc.as_deref(), head.gray, check)? {
-                return Ok(Some(rendered));
+                for r in rendered {
+                    sink(r)?;
+                }
+                return Ok(true);
             }
         }
         let src = crate::turbo::decode_planes(input, &head, shrink)?;
-        let mut rendered = Vec::with_capacity(outputs.len());
         for o in outputs {
             check()?;
             let (w, h) = output_size(o, full, src.width, src.height);
@@ -109,9 +114,9 @@ mod imp {
             let view = Planes { width: w, height: h, planes: planes.into_iter().map(Cow::into_owned).collect() };
             let bytes =
                 with_profile(crate::turbo::encode_planes(&view, &o.encode_options(), q)?, icc.as_deref(), head.gray)?;
-            rendered.push(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes });
+            sink(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes })?;
         }
-        Ok(Some(rendered))
+        Ok(true)
     }
 
     /// Does this output keep every pixel where it is (no op, or a resize that changes nothing)?

@@ -4,7 +4,6 @@
 //! the final status, and only then delete the message. A crash anywhere before the delete
 //! leaves the message to reappear for another worker.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +16,7 @@ use darkroom_core::store::{ObjectStore, StoreError};
 use tracing::Instrument;
 
 use crate::heartbeat::Heartbeat;
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::status::Reporter;
 
 /// What a worker needs to handle jobs.
@@ -29,6 +29,8 @@ pub struct Context {
     pub max_receives: u32,
     /// Longest the image work of one job may take.
     pub time_limit: Duration,
+    /// Where the image work runs (a child process per busy slot, killed at the time limit).
+    pub sandbox: Arc<Sandbox>,
     /// Turns true when the shutdown grace period is over: unfinished jobs are released.
     pub release: tokio::sync::watch::Receiver<bool>,
 }
@@ -47,6 +49,21 @@ pub enum Failure {
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
         Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
+    }
+}
+
+impl From<SandboxError> for Failure {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code, message }),
+            SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
+            e @ SandboxError::MemoryLimit(_) => {
+                Failure::Permanent(JobError { code: "memory_limit".into(), message: e.to_string() })
+            }
+            SandboxError::Crashed(detail) => Failure::Crash(format!("the image engine crashed: {detail}")),
+            SandboxError::Stopped => Failure::Transient("stopped while rendering".into()),
+            SandboxError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -102,23 +119,42 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     }
 
     crash_hook(&job);
+    // The image work runs to its end: when the job is released or its message lost, the
+    // sandbox is told to stop, and this waits until its child is gone before the slot is free.
     let mut release = ctx.release.clone();
-    let result = tokio::select! {
-        r = render(&ctx, &job) => r,
-        _ = heartbeat.lost() => {
-            tracing::warn!("lost the job's message while working; stopping and publishing nothing");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let work = render(&ctx, &job, stopped);
+    tokio::pin!(work);
+    let mut interrupted = None;
+    let result = loop {
+        tokio::select! {
+            r = &mut work => break r,
+            _ = heartbeat.lost(), if interrupted.is_none() => {
+                interrupted = Some(Interrupt::Lost);
+                let _ = stop.send(true);
+            }
+            _ = async {
+                if release.wait_for(|r| *r).await.is_err() {
+                    std::future::pending::<()>().await // the worker is gone; nothing will ask
+                }
+            }, if interrupted.is_none() => {
+                interrupted = Some(Interrupt::Released);
+                let _ = stop.send(true);
+            }
+        }
+    };
+    match interrupted {
+        Some(Interrupt::Lost) => {
+            tracing::warn!("lost the job's message while working; stopped the work and publishing nothing");
             return;
         }
-        _ = async {
-            if release.wait_for(|r| *r).await.is_err() {
-                std::future::pending::<()>().await // the worker is gone; nothing will ask
-            }
-        } => {
+        Some(Interrupt::Released) => {
             heartbeat.stop();
             release_job(&ctx, &msg, &job).await;
             return;
         }
-    };
+        None => {}
+    }
     if !heartbeat.stop() {
         tracing::warn!("lost the job's message while working; publishing nothing");
         return;
@@ -156,6 +192,14 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         }
     };
     finish(&ctx, &msg, &job, state, outputs, error, None).await;
+}
+
+/// Why a job's work was stopped before it ended.
+enum Interrupt {
+    /// The heartbeat could not extend the message's visibility: another worker may have it.
+    Lost,
+    /// The worker is shutting down and the grace period is over.
+    Released,
 }
 
 /// Post the final status, then delete the message (in that order: a crash between the two
@@ -213,53 +257,39 @@ async fn already_done(ctx: &Context, job: &JobMessage) -> Result<Option<Vec<Outp
     Ok(complete.then_some(outputs))
 }
 
-async fn render(ctx: &Context, job: &JobMessage) -> Result<Vec<OutputInfo>, Failure> {
+async fn render(
+    ctx: &Context,
+    job: &JobMessage,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<OutputInfo>, Failure> {
+    // The original's size from its metadata first: an object over the upload limit (put there
+    // by someone else than the web app) is refused without being read.
+    if let Some(info) = ctx.store.head(&job.original_key).await? {
+        ctx.limits.check_bytes(info.size as usize)?;
+    }
     let input = ctx.store.get(&job.original_key).await?;
     let resources = crate::resources::fetch(&*ctx.store, &job.outputs).await?;
-    let limits = ctx.limits;
-    let specs = job.outputs.clone();
-    let deadline = (Instant::now() + ctx.time_limit, ctx.time_limit.as_secs());
-    let rendered = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(AssertUnwindSafe(|| {
-            panic_hook(&specs);
-            stall_hook(&specs);
-            engine::pipeline::process_with(&input, &specs, &limits, &resources, Some(deadline))
-        }))
-    })
-    .await
-    .map_err(|e| Failure::Crash(format!("image task failed: {e}")))?
-    .map_err(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        Failure::Crash(format!("the image engine crashed: {what}"))
-    })??;
-
-    let mut outputs = Vec::with_capacity(rendered.len());
-    for r in rendered {
+    let mut outputs = Vec::with_capacity(job.outputs.len());
+    // Each output is stored as soon as the sandbox hands it over.
+    let store_output = |r: engine::Rendered| {
         let key = keys::output(&job.job_id, &r.name, r.format);
         let bytes = r.bytes.len() as u64;
-        ctx.store.put(&key, Bytes::from(r.bytes), r.format.mime()).await?;
-        outputs.push(OutputInfo { name: r.name, key, format: r.format, width: r.width, height: r.height, bytes });
-    }
+        outputs.push(OutputInfo {
+            name: r.name,
+            key: key.clone(),
+            format: r.format,
+            width: r.width,
+            height: r.height,
+            bytes,
+        });
+        let store = ctx.store.clone();
+        async move { store.put(&key, Bytes::from(r.bytes), r.format.mime()).await }
+    };
+    ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await?;
     let manifest = serde_json::to_vec(&outputs).expect("output infos serialize");
     ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
     after_outputs_hook(job);
     Ok(outputs)
-}
-
-/// Test hook (debug builds only): panic inside the image work when a job asks for an output
-/// named as `DARKROOM_TEST_PANIC_ON_OUTPUT` says, as a decoder bug would.
-fn panic_hook(specs: &[engine::OutputSpec]) {
-    if cfg!(debug_assertions) {
-        if let Ok(name) = std::env::var("DARKROOM_TEST_PANIC_ON_OUTPUT") {
-            if specs.iter().any(|o| o.name == name) {
-                panic!("test hook: a panic inside the image engine");
-            }
-        }
-    }
 }
 
 /// Test hook (debug builds only): abort the whole process, like a segfault or the OOM killer,
@@ -271,20 +301,6 @@ fn crash_hook(job: &JobMessage) {
             if job.outputs.iter().any(|o| o.name == name) {
                 tracing::error!("test hook: aborting the process");
                 std::process::abort();
-            }
-        }
-    }
-}
-
-/// Test hook (debug builds only): make the image work of an output named as
-/// `DARKROOM_TEST_STALL_ON_OUTPUT` says take `DARKROOM_TEST_STALL_MS` longer (default 5000),
-/// like a huge photo would. The shutdown tests use it to have a job in flight.
-fn stall_hook(specs: &[engine::OutputSpec]) {
-    if cfg!(debug_assertions) {
-        if let Ok(name) = std::env::var("DARKROOM_TEST_STALL_ON_OUTPUT") {
-            if specs.iter().any(|o| o.name == name) {
-                let ms = std::env::var("DARKROOM_TEST_STALL_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-                std::thread::sleep(Duration::from_millis(ms));
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod job;
 pub mod resources;
+pub mod sandbox;
 pub mod status;
 pub mod telemetry;
 pub mod worker;
@@ -40,6 +41,11 @@ pub struct Config {
     /// Seconds the image work of one job may take before it fails with `time_limit`.
     #[arg(long, env = "DARKROOM_JOB_TIME_LIMIT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub job_time_limit: u64,
+    /// Most memory (address space) the image work of one job may use, e.g. `2GiB`, `1536MiB`
+    /// or bytes; `0` for no cap. A job over it fails with `memory_limit`; the processor and
+    /// its other jobs are not affected (each job runs in a child process).
+    #[arg(long, env = "DARKROOM_JOB_MEMORY_LIMIT", default_value = "2GiB", value_parser = parse_size)]
+    pub job_memory_limit: u64,
     /// Long-poll wait in seconds (SQS allows at most 20).
     #[arg(long, env = "DARKROOM_POLL_WAIT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub poll_wait: u64,
@@ -66,6 +72,22 @@ impl Config {
     }
 }
 
+/// `2GiB`, `512MiB`, `64KiB`, `2g`, `512m` or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("expected a size like 2GiB or 512MiB, got {text:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("unknown unit in {text:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// Run until SIGTERM or Ctrl-C, then drain.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel(false);
@@ -87,4 +109,17 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(super::parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(super::parse_size("1536MiB"), Ok(1536 << 20));
+        assert_eq!(super::parse_size("512m"), Ok(512 << 20));
+        assert_eq!(super::parse_size("0"), Ok(0));
+        assert!(super::parse_size("lots").is_err());
+        assert!(super::parse_size("2TiB").is_err());
+    }
 }

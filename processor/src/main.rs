@@ -6,6 +6,10 @@ use std::time::Duration;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A sandbox child renders jobs for its parent processor (processor/src/sandbox).
+    if let Some(code) = darkroom_processor::sandbox::child::main_if_child() {
+        return code;
+    }
     let config = darkroom_processor::Config::parse();
     if config.engine_info {
         let engine = darkroom_engine::capabilities();
@@ -24,8 +28,6 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(darkroom_processor::run_until_signal(config));
-    // A job released at shutdown may still be rendering on a blocking thread; its message is
-    // already back in the queue, so don't wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -66,6 +66,8 @@ async fn serve_with(
     health: Arc<Health>,
 ) -> anyhow::Result<()> {
     let (release_tx, release) = watch::channel(false);
+    let sandbox = crate::sandbox::Sandbox::for_this_binary(config.job_memory_limit)
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own binary for the job sandbox: {e}"))?;
     let ctx = Arc::new(Context {
         store: backend.store.clone(),
         jobs: backend.jobs.clone(),
@@ -74,6 +76,7 @@ async fn serve_with(
         visibility: config.backend.visibility(),
         max_receives: config.backend.max_receives,
         time_limit: Duration::from_secs(config.job_time_limit),
+        sandbox,
         release,
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));

@@ -91,6 +91,16 @@ fn sanitize_filename(name: &str) -> String {
     base.chars().filter(|c| !c.is_control()).take(200).collect::<String>().trim().to_string()
 }
 
+/// Would the outputs of this photo stay within the size limits? Planned from the header's size
+/// in both orientations (the header's size is before EXIF orientation): refused only when
+/// certain, i.e. when both exceed them. The processor plans again with the exact orientation.
+fn fits(probe: &engine::Probe, outputs: &[OutputSpec], limits: &engine::Limits) -> Result<(), EngineError> {
+    let (w, h) = (probe.width, probe.height);
+    engine::plan(outputs, limits, |_| Ok((w, h)))
+        .or_else(|e| engine::plan(outputs, limits, |_| Ok((h, w))).map_err(|_| e))
+        .map(|_| ())
+}
+
 /// The outcome of a submission: the queued jobs and the files refused.
 pub struct Submitted {
     pub jobs: Vec<JobRecord>,
@@ -142,7 +152,7 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Sub
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     for (filename, bytes) in upload.files {
-        match engine::probe(&bytes, &state.limits) {
+        match engine::probe(&bytes, &state.limits).and_then(|p| fits(&p, &outputs, &state.limits).map(|()| p)) {
             Ok(probe) => accepted.push((filename, bytes, probe)),
             Err(error) => rejected.push((filename, error)),
         }

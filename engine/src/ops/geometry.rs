@@ -129,17 +129,18 @@ pub fn resize_plan(
     ((w, h), region)
 }
 
-pub fn crop(
-    img: DynamicImage,
+/// The box a crop cuts from a `src`-sized image: `(x, y, width, height)`, with `x`, `y` placed
+/// by `place(width, height)` for an aspect crop.
+fn crop_box(
+    (sw, sh): (u32, u32),
     x: Option<u32>,
     y: Option<u32>,
     width: Option<u32>,
     height: Option<u32>,
     aspect: Option<&str>,
-    gravity: Gravity,
-) -> Result<DynamicImage, EngineError> {
-    let (sw, sh) = (img.width(), img.height());
-    let (x, y, w, h) = match aspect {
+    place: impl FnOnce(u32, u32) -> (u32, u32),
+) -> Result<(u32, u32, u32, u32), EngineError> {
+    Ok(match aspect {
         Some(a) => {
             let ratio = parse_aspect(a).map_err(EngineError::InvalidOp)?;
             let (w, h) = if sw as f64 / sh as f64 > ratio {
@@ -148,10 +149,7 @@ pub fn crop(
                 (sw, ((sw as f64) / ratio).round() as u32)
             };
             let (w, h) = (w.clamp(1, sw), h.clamp(1, sh));
-            let (x, y) = match gravity {
-                Gravity::Attention => attention::best_region(&img, w, h),
-                g => g.place(sw, sh, w, h),
-            };
+            let (x, y) = place(w, h);
             (x, y, w, h)
         }
         None => {
@@ -164,8 +162,49 @@ pub fn crop(
             }
             (x, y, w.min(sw - x), h.min(sh - y))
         }
-    };
+    })
+}
+
+/// Size of what [`crop`] cuts from a `src`-sized image.
+pub fn crop_size(
+    src: (u32, u32),
+    x: Option<u32>,
+    y: Option<u32>,
+    width: Option<u32>,
+    height: Option<u32>,
+    aspect: Option<&str>,
+) -> Result<(u32, u32), EngineError> {
+    crop_box(src, x, y, width, height, aspect, |_, _| (0, 0)).map(|(_, _, w, h)| (w, h))
+}
+
+pub fn crop(
+    img: DynamicImage,
+    x: Option<u32>,
+    y: Option<u32>,
+    width: Option<u32>,
+    height: Option<u32>,
+    aspect: Option<&str>,
+    gravity: Gravity,
+) -> Result<DynamicImage, EngineError> {
+    let (sw, sh) = (img.width(), img.height());
+    let (x, y, w, h) = crop_box((sw, sh), x, y, width, height, aspect, |w, h| match gravity {
+        Gravity::Attention => attention::best_region(&img, w, h),
+        g => g.place(sw, sh, w, h),
+    })?;
     Ok(img.crop_imm(x, y, w, h))
+}
+
+/// Size of the canvas [`rotate`] makes from a `src`-sized image: swapped for quarter turns,
+/// the rotated photo's bounding box for other angles.
+pub fn rotated_size((sw, sh): (u32, u32), degrees: f32) -> (u32, u32) {
+    let d = degrees.rem_euclid(360.0);
+    let right = (d / 90.0).round();
+    if (d - right * 90.0).abs() < 1e-3 {
+        return if right as i32 % 2 == 1 { (sh, sw) } else { (sw, sh) };
+    }
+    let (sin, cos) = (d as f64).to_radians().sin_cos();
+    let (sw, sh) = (sw as f64, sh as f64);
+    ((sw * cos.abs() + sh * sin.abs()).ceil() as u32, (sw * sin.abs() + sh * cos.abs()).ceil() as u32)
 }
 
 /// Rotate clockwise by `degrees`. Right angles are exact; other angles resample bilinearly
@@ -188,12 +227,11 @@ pub fn rotate(
     }
     let had_alpha = img.color().has_alpha();
     let bg = background.unwrap_or(if had_alpha { Color([0, 0, 0, 0]) } else { Color([0, 0, 0, 255]) });
+    let (w, h) = rotated_size((img.width(), img.height()), degrees);
+    limits.check_output(w, h)?;
     let src = img.to_rgba8();
     let (sw, sh) = (src.width() as f64, src.height() as f64);
     let (sin, cos) = (d as f64).to_radians().sin_cos();
-    let w = (sw * cos.abs() + sh * sin.abs()).ceil() as u32;
-    let h = (sw * sin.abs() + sh * cos.abs()).ceil() as u32;
-    limits.check_output(w, h)?;
     let mut out = RgbaImage::from_pixel(w, h, Rgba(bg.0));
     let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
     let (scx, scy) = (sw / 2.0, sh / 2.0);

@@ -298,6 +298,21 @@ impl Op {
         }
     }
 
+    /// The size this op turns a `w`×`h` image into, worked out from sizes alone (no pixels),
+    /// so a job's every step can be checked against the limits before anything is allocated.
+    pub fn output_size(&self, src: (u32, u32)) -> Result<(u32, u32), EngineError> {
+        Ok(match self {
+            Op::Resize { width, height, fit, enlarge, .. } => {
+                geometry::resize_dimensions(src, *width, *height, *fit, *enlarge)
+            }
+            Op::Crop { x, y, width, height, aspect, .. } => {
+                geometry::crop_size(src, *x, *y, *width, *height, aspect.as_deref())?
+            }
+            Op::Rotate { degrees, .. } => geometry::rotated_size(src, *degrees),
+            _ => src,
+        })
+    }
+
     /// Apply this op (an op that needs a logo fails: use [`Op::apply_with`]).
     pub fn apply(&self, img: DynamicImage, limits: &Limits) -> Result<DynamicImage, EngineError> {
         self.apply_with(img, limits, &overlay::Logos::default())
@@ -310,6 +325,9 @@ impl Op {
         limits: &Limits,
         logos: &overlay::Logos,
     ) -> Result<DynamicImage, EngineError> {
+        // Every intermediate image is within the limits before it is allocated.
+        let (w, h) = self.output_size((img.width(), img.height()))?;
+        limits.check_output(w, h)?;
         Ok(match self {
             Op::Resize { width, height, fit, gravity, enlarge, filter } => {
                 geometry::resize(img, *width, *height, *fit, *gravity, *enlarge, *filter, limits)?
@@ -322,7 +340,7 @@ impl Op {
             Op::FlipVertical => img.flipv(),
             Op::Grayscale => color::grayscale(img),
             Op::Blur { sigma } => filter::blur(img, *sigma),
-            Op::Sharpen { sigma, threshold } => img.unsharpen(*sigma, *threshold),
+            Op::Sharpen { sigma, threshold } => filter::sharpen(img, *sigma, *threshold),
             Op::Brightness { factor } => color::brightness(img, *factor),
             Op::Contrast { factor } => color::contrast(img, *factor),
             Op::Saturation { factor } => color::saturation(img, *factor),

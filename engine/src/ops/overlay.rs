@@ -10,8 +10,14 @@ use crate::{EngineError, Limits};
 
 /// Limits for a watermark logo: small, so a logo cannot cost more than a fraction of a job.
 /// 2048×2048 RGBA is 16 MiB decoded.
-pub const LOGO_LIMITS: Limits =
-    Limits { max_input_bytes: 2 * 1024 * 1024, max_pixels: 2048 * 2048, max_output_dimension: 2048 };
+pub const LOGO_LIMITS: Limits = Limits {
+    max_input_bytes: 2 * 1024 * 1024,
+    max_pixels: 2048 * 2048,
+    max_output_dimension: 2048,
+    max_output_pixels: 2048 * 2048,
+    max_job_output_pixels: 2048 * 2048,
+    max_job_output_bytes: 64 * 1024 * 1024,
+};
 
 /// Decoded watermark logos by key, each decoded once per job.
 #[derive(Default)]
@@ -51,7 +57,10 @@ pub fn watermark(
     let mut canvas = img.to_rgba8();
     let (w, h) = canvas.dimensions();
     let font = FontRef::try_from_slice(FONT).expect("bundled font parses");
-    let px = size.map(|s| s as f32).unwrap_or((w.min(h) as f32 * 0.05).max(12.0));
+    // Text taller than the image cannot be seen whole: the size is bounded by the image, so
+    // the cost of drawing is too (a hostile `size` of 16384 on a small photo draws nothing
+    // bigger than the photo).
+    let px = size.map(|s| s.min(h.max(1)) as f32).unwrap_or((w.min(h) as f32 * 0.05).max(12.0));
     let scaled = font.as_scaled(PxScale::from(px));
     // Lay the glyphs out on one line.
     let mut caret = 0.0f32;
@@ -74,6 +83,11 @@ pub fn watermark(
     for g in glyphs {
         let Some(outline) = font.outline_glyph(g) else { continue };
         let bounds = outline.px_bounds();
+        // Glyphs wholly off the canvas (a long text runs off the right edge) are not drawn:
+        // drawing visits every pixel of a glyph's box even where nothing lands.
+        if ox + bounds.min.x >= w as f32 || oy + bounds.min.y >= h as f32 || ox + bounds.max.x < 0.0 {
+            continue;
+        }
         outline.draw(|gx, gy, coverage| {
             let x = (ox + bounds.min.x + gx as f32) as i64;
             let y = (oy + bounds.min.y + gy as f32) as i64;
@@ -161,5 +175,23 @@ pub fn flatten(img: DynamicImage, background: Color) -> DynamicImage {
         DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(out).to_rgb8())
     } else {
         DynamicImage::ImageRgba8(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `size` beyond the photo is bounded by it: 200 characters asked at 16384 px on a
+    /// 64×40 photo are drawn 40 px tall (visible at the top left), not laid out 16384 px tall
+    /// far off the canvas at the cost of rasterising glyphs bigger than the photo.
+    #[test]
+    fn text_size_is_bounded_by_the_photo() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::new(64, 40));
+        let text = "W".repeat(200);
+        let out = watermark(img, &text, Gravity::Northwest, 1.0, Some(16384), Some(0), Color([255, 255, 255, 255]));
+        assert_eq!((out.width(), out.height()), (64, 40));
+        let lit = out.to_rgb8().pixels().filter(|p| p.0[0] > 128).count();
+        assert!(lit > 64 * 40 / 10, "the text is drawn at the photo's height: {lit} pixels lit");
     }
 }
