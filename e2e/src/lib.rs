@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub mod chaos;
 pub mod command;
+pub mod procfs;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
