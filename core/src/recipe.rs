@@ -287,7 +287,9 @@ fn certain_sizes(outputs: &[OutputSpec], limits: &Limits) -> Result<(), RecipeEr
                 (_, None) => None,
             };
             if let Some((w, h)) = size {
-                limits.check_output(w, h).map_err(|e| err(format!("outputs[{i}].ops[{j}]"), e.code(), e.to_string()))?;
+                limits
+                    .check_output(w, h)
+                    .map_err(|e| err(format!("outputs[{i}].ops[{j}]"), e.code(), e.to_string()))?;
             }
         }
         if let Some((w, h)) = size {
@@ -323,7 +325,8 @@ mod tests {
         let e = p(r#"{"outputs":[{"name":"r","ops":[{"op":"resize","width":9000,"height":9000,"fit":"fill","enlarge":true},{"op":"rotate","degrees":45}]}]}"#).unwrap_err();
         assert_eq!(e.field, "outputs[0].ops[1]", "{e:?}");
         // Without enlarge the size depends on the photo: left to the upload check.
-        assert!(p(r#"{"outputs":[{"name":"x","ops":[{"op":"resize","width":16384,"height":16384,"fit":"fill"}]}]}"#).is_ok());
+        assert!(p(r#"{"outputs":[{"name":"x","ops":[{"op":"resize","width":16384,"height":16384,"fit":"fill"}]}]}"#)
+            .is_ok());
     }
 
     #[test]

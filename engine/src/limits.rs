@@ -74,11 +74,7 @@ impl Limits {
     /// All of a job's outputs together, in pixels (planned) or encoded bytes (as they come).
     pub fn check_job_total(&self, pixels: u64, bytes: u64) -> Result<(), EngineError> {
         if pixels > self.max_job_output_pixels {
-            return Err(EngineError::JobTooLarge {
-                what: "pixels",
-                amount: pixels,
-                limit: self.max_job_output_pixels,
-            });
+            return Err(EngineError::JobTooLarge { what: "pixels", amount: pixels, limit: self.max_job_output_pixels });
         }
         if bytes > self.max_job_output_bytes {
             return Err(EngineError::JobTooLarge { what: "bytes", amount: bytes, limit: self.max_job_output_bytes });

@@ -173,7 +173,10 @@ pub fn plan(
             limits.check_output(size.0, size.1)?;
         }
         let pixels = size.0 as u64 * size.1 as u64;
-        if o.format == Format::Avif && o.speed.unwrap_or(DEFAULT_AVIF_SPEED) < MIN_SLOW_AVIF_SPEED && pixels > SLOW_AVIF_PIXELS {
+        if o.format == Format::Avif
+            && o.speed.unwrap_or(DEFAULT_AVIF_SPEED) < MIN_SLOW_AVIF_SPEED
+            && pixels > SLOW_AVIF_PIXELS
+        {
             return Err(EngineError::InvalidOp(format!(
                 "AVIF speed {} is allowed for outputs up to {} megapixels; `{}` would be {}×{}. Use speed {MIN_SLOW_AVIF_SPEED} or more, or a smaller size.",
                 o.speed.unwrap_or(DEFAULT_AVIF_SPEED),
@@ -287,7 +290,13 @@ pub fn process_each(
         limits.check_output(img.width(), img.height())?;
         let icc = icc.filter(|p| crate::color_management::profile_fits(p, &img));
         let bytes = encode_with_icc(&img, spec.format, &spec.encode_options(), icc.as_deref())?;
-        sink(Rendered { name: spec.name.clone(), format: spec.format, width: img.width(), height: img.height(), bytes })?;
+        sink(Rendered {
+            name: spec.name.clone(),
+            format: spec.format,
+            width: img.width(),
+            height: img.height(),
+            bytes,
+        })?;
     }
     Ok(())
 }

@@ -154,8 +154,7 @@ fn amplification_is_refused_from_sizes_alone() {
         r#"{"name":"x","ops":[{"op":"resize","width":16384,"height":16384,"fit":"fill","enlarge":true}],"format":"png","compression_level":0}"#,
     )
     .unwrap();
-    let outputs: Vec<OutputSpec> =
-        (0..10).map(|i| OutputSpec { name: format!("x{i}"), ..huge.clone() }).collect();
+    let outputs: Vec<OutputSpec> = (0..10).map(|i| OutputSpec { name: format!("x{i}"), ..huge.clone() }).collect();
     let limits = Limits::default();
     let (result, peak) = peak_during(|| process(&tiny, &outputs, &limits));
     let err = result.unwrap_err();
@@ -179,15 +178,16 @@ fn amplification_is_refused_from_sizes_alone() {
     // from its size.
     let strip = Limits { max_output_pixels: 100_000, ..Limits::default() };
     let mut wide = Vec::new();
-    image::DynamicImage::new_rgb8(1000, 10).write_to(&mut std::io::Cursor::new(&mut wide), image::ImageFormat::Png).unwrap();
+    image::DynamicImage::new_rgb8(1000, 10)
+        .write_to(&mut std::io::Cursor::new(&mut wide), image::ImageFormat::Png)
+        .unwrap();
     let turn: OutputSpec =
         serde_json::from_str(r#"{"name":"t","ops":[{"op":"rotate","degrees":45}],"format":"png"}"#).unwrap();
     let err = process(&wide, &[turn], &strip).unwrap_err();
     assert!(matches!(err, EngineError::OutputTooManyPixels { .. }), "{err:?}");
 
     // Encoded bytes count too, as the outputs come.
-    let stored: OutputSpec =
-        serde_json::from_str(r#"{"name":"s","format":"png","compression_level":0}"#).unwrap();
+    let stored: OutputSpec = serde_json::from_str(r#"{"name":"s","format":"png","compression_level":0}"#).unwrap();
     let few_bytes = Limits { max_job_output_bytes: 8_000_000, ..Limits::default() };
     let m03 = corpus("M03_storm_1920x1280_exif.jpg");
     let outputs = [stored.clone(), OutputSpec { name: "s2".into(), ..stored }];
@@ -200,8 +200,7 @@ fn amplification_is_refused_from_sizes_alone() {
 /// at a time when the caller stores (here: drops) each, not all ten.
 fn outputs_leave_one_at_a_time() {
     let m03 = corpus("M03_storm_1920x1280_exif.jpg");
-    let stored: OutputSpec =
-        serde_json::from_str(r#"{"name":"s","format":"png","compression_level":0}"#).unwrap();
+    let stored: OutputSpec = serde_json::from_str(r#"{"name":"s","format":"png","compression_level":0}"#).unwrap();
     let outputs: Vec<OutputSpec> = (0..10).map(|i| OutputSpec { name: format!("s{i}"), ..stored.clone() }).collect();
     let limits = Limits::default();
     let (all, peak_all) = peak_during(|| process(&m03, &outputs, &limits));

@@ -39,7 +39,11 @@ pub fn sharpen(img: DynamicImage, sigma: f32, threshold: i32) -> DynamicImage {
 
 /// `image`'s unsharpen rule, per channel: where |original − blurred| > threshold, push the
 /// original away from the blur by that difference.
-fn unsharp<P, S>(orig: ImageBuffer<P, Vec<S>>, mut blurred: ImageBuffer<P, Vec<S>>, threshold: i32) -> ImageBuffer<P, Vec<S>>
+fn unsharp<P, S>(
+    orig: ImageBuffer<P, Vec<S>>,
+    mut blurred: ImageBuffer<P, Vec<S>>,
+    threshold: i32,
+) -> ImageBuffer<P, Vec<S>>
 where
     P: Pixel<Subpixel = S>,
     S: Primitive + Into<i32> + TryFrom<i32>,

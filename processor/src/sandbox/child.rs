@@ -48,7 +48,8 @@ fn run(memory_limit: u64) -> ExitCode {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             test_hooks(&request.outputs);
             engine::pipeline::process_each(&bytes, &request.outputs, &request.limits, &resources, deadline, &mut |r| {
-                wire::write_output(&mut out, &r).map_err(|e| EngineError::Encode { format: "pipe", detail: e.to_string() })
+                wire::write_output(&mut out, &r)
+                    .map_err(|e| EngineError::Encode { format: "pipe", detail: e.to_string() })
             })
         }));
         drop((bytes, resources));

@@ -88,7 +88,9 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| SandboxError::Crashed(format!("cannot start the sandbox process {}: {e}", self.exe.display())))?;
+            .map_err(|e| {
+                SandboxError::Crashed(format!("cannot start the sandbox process {}: {e}", self.exe.display()))
+            })?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::with_capacity(256 * 1024, child.stdout.take().expect("piped"));
         let stderr = Arc::new(Mutex::new(VecDeque::new()));

@@ -27,12 +27,23 @@ pub struct Request {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "frame", rename_all = "snake_case")]
 pub enum Frame {
-    Output { name: String, format: Format, width: u32, height: u32, len: u64 },
+    Output {
+        name: String,
+        format: Format,
+        width: u32,
+        height: u32,
+        len: u64,
+    },
     Done,
     /// The engine refused the job (an [`EngineError`](darkroom_core::engine::EngineError)).
-    Failed { code: String, message: String },
+    Failed {
+        code: String,
+        message: String,
+    },
     /// The engine panicked; the child exits after sending this.
-    Panicked { message: String },
+    Panicked {
+        message: String,
+    },
 }
 
 fn header_too_large(len: u32) -> io::Error {
@@ -89,7 +100,8 @@ pub fn read_request(r: &mut impl Read) -> io::Result<Option<(Request, Vec<u8>, R
     }
     let mut header = vec![0; len as usize];
     r.read_exact(&mut header)?;
-    let request: Request = serde_json::from_slice(&header).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let request: Request =
+        serde_json::from_slice(&header).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let mut input = vec![0; request.input_len as usize];
     r.read_exact(&mut input)?;
     let mut resources = Resources::new();
