@@ -8,8 +8,9 @@
 //!   navigation). `same-site` and `cross-site` are refused.
 //! - `Origin`, when present, must be this site: its `scheme://host[:port]` equals
 //!   `DARKROOM_PUBLIC_ORIGIN` (for a proxy that changes the Host header), or its host and port
-//!   equal the request's `Host` header. `Origin: null` (sandboxed frames, privacy redirects) is
-//!   refused.
+//!   equal the request's host (`Host`, or the `X-Forwarded-Host`/`Forwarded` host a proxy
+//!   sets: a page of another site cannot add those headers without a CORS preflight, which this
+//!   app never grants). `Origin: null` (sandboxed frames, privacy redirects) is refused.
 //! - A request with neither header is let through: every current browser sends `Origin` on a
 //!   cross-origin POST (and `Sec-Fetch-Site` on every request), so such a request is not a
 //!   browser acting for a page of another site; it is curl, a script or an API client, which
@@ -54,7 +55,7 @@ impl SiteOrigin {
     }
 
     /// Why a request must be refused, or `None` if it may go on.
-    pub fn refuse(&self, method: &Method, headers: &header::HeaderMap) -> Option<Refusal> {
+    pub fn refuse(&self, method: &Method, headers: &header::HeaderMap, host: &str) -> Option<Refusal> {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
             return None;
         }
@@ -70,7 +71,7 @@ impl SiteOrigin {
             None => false,
             Some(o) => {
                 self.public.as_deref() == Some(o.as_str())
-                    || text("host").is_some_and(|host| authority(&o) == strip_default_port(&host, scheme(&o)))
+                    || authority(&o) == strip_default_port(&host.to_ascii_lowercase(), scheme(&o))
             }
         };
         (!ok).then_some(Refusal::Origin(origin))
@@ -129,7 +130,8 @@ pub async fn middleware(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let site = req.app_data::<web::Data<SiteOrigin>>().expect("SiteOrigin is registered");
-    let Some(refusal) = site.refuse(req.method(), req.headers()) else {
+    let host = req.connection_info().host().to_string();
+    let Some(refusal) = site.refuse(req.method(), req.headers(), &host) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     tracing::warn!(
@@ -160,55 +162,45 @@ mod tests {
         h
     }
 
+    /// `refuse` with the `host` pair as the request's host.
+    fn check(site: &SiteOrigin, method: &Method, pairs: &[(&'static str, &str)]) -> Option<Refusal> {
+        let host = pairs.iter().find(|(k, _)| *k == "host").map_or("", |(_, v)| *v);
+        site.refuse(method, &headers(pairs), host)
+    }
+
     #[test]
     fn same_origin_and_header_less_requests_pass_others_are_refused() {
         let site = SiteOrigin::new(None).unwrap();
         let post = Method::POST;
         let host = ("host", "127.0.0.1:8080");
-        assert_eq!(site.refuse(&post, &headers(&[host])), None, "curl: neither header");
-        assert_eq!(site.refuse(&post, &headers(&[host, ("origin", "http://127.0.0.1:8080")])), None);
-        assert_eq!(site.refuse(&post, &headers(&[host, ("origin", "HTTP://127.0.0.1:8080")])), None);
-        assert_eq!(
-            site.refuse(
-                &post,
-                &headers(&[host, ("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-origin")])
-            ),
-            None
-        );
-        assert_eq!(site.refuse(&Method::GET, &headers(&[host, ("origin", "https://evil.example")])), None);
+        let same = ("origin", "http://127.0.0.1:8080");
+        assert_eq!(check(&site, &post, &[host]), None, "curl: neither header");
+        assert_eq!(check(&site, &post, &[host, same]), None);
+        assert_eq!(check(&site, &post, &[host, ("origin", "HTTP://127.0.0.1:8080")]), None);
+        assert_eq!(check(&site, &post, &[host, same, ("sec-fetch-site", "same-origin")]), None);
+        assert_eq!(check(&site, &Method::GET, &[host, ("origin", "https://evil.example")]), None);
         for bad in ["https://evil.example", "null", "http://127.0.0.1:8081", "http://127.0.0.1:8080.evil.example"] {
-            assert_eq!(
-                site.refuse(&Method::DELETE, &headers(&[host, ("origin", bad)])),
-                Some(Refusal::Origin(bad.to_string())),
-                "{bad}"
-            );
+            let refusal = check(&site, &Method::DELETE, &[host, ("origin", bad)]);
+            assert_eq!(refusal, Some(Refusal::Origin(bad.to_string())), "{bad}");
         }
         for s in ["cross-site", "same-site"] {
-            assert_eq!(
-                site.refuse(&post, &headers(&[host, ("sec-fetch-site", s)])),
-                Some(Refusal::FetchSite(s.into()))
-            );
+            let refusal = check(&site, &post, &[host, ("sec-fetch-site", s)]);
+            assert_eq!(refusal, Some(Refusal::FetchSite(s.into())));
         }
-        assert!(
-            site.refuse(
-                &post,
-                &headers(&[host, ("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "cross-site")])
-            )
-            .is_some(),
-            "either header can refuse"
-        );
+        let both = check(&site, &post, &[host, same, ("sec-fetch-site", "cross-site")]);
+        assert!(both.is_some(), "either header can refuse");
     }
 
     #[test]
     fn the_public_origin_is_accepted_behind_a_proxy() {
         let site = SiteOrigin::new(Some("https://Photos.example.com/")).unwrap();
         assert!(site.is_https());
-        let h = headers(&[("host", "web:8080"), ("origin", "https://photos.example.com")]);
-        assert_eq!(site.refuse(&Method::POST, &h), None);
-        let h = headers(&[("host", "photos.example.com"), ("origin", "https://photos.example.com:443")]);
-        assert_eq!(site.refuse(&Method::POST, &h), None, "default ports are the same origin");
-        let h = headers(&[("host", "web:8080"), ("origin", "http://photos.example.com")]);
-        assert!(site.refuse(&Method::POST, &h).is_some(), "another scheme is another origin");
+        let h = [("host", "web:8080"), ("origin", "https://photos.example.com")];
+        assert_eq!(check(&site, &Method::POST, &h), None);
+        let h = [("host", "photos.example.com"), ("origin", "https://photos.example.com:443")];
+        assert_eq!(check(&site, &Method::POST, &h), None, "default ports are the same origin");
+        let h = [("host", "web:8080"), ("origin", "http://photos.example.com")];
+        assert!(check(&site, &Method::POST, &h).is_some(), "another scheme is another origin");
         assert!(SiteOrigin::new(Some("photos.example.com")).is_err());
         assert!(SiteOrigin::new(Some("https://photos.example.com/app")).is_err());
         assert!(!SiteOrigin::new(Some("http://localhost:8080")).unwrap().is_https());

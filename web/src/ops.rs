@@ -8,7 +8,7 @@
 //!   Referer headers;
 //! - the comparison is of SHA-256 digests with a constant-time equality, so neither the
 //!   token's length nor its first differing byte shows in the answer's timing;
-//! - wrong tokens are limited per client address: after [`LOGIN_FAILURES`] failures within a
+//! - wrong tokens are limited per client address (IPv6: per /64): after [`LOGIN_FAILURES`] failures within a
 //!   minute every sign-in from that address answers 429 with `Retry-After` until the oldest
 //!   failure is a minute old (in memory, per web app process);
 //! - a session is a cookie (HttpOnly, SameSite=Strict, `__Host-` and Secure over HTTPS) holding
@@ -506,8 +506,15 @@ async fn login(ops: web::Data<OpsState>, req: HttpRequest, form: web::Form<Login
     if !ops.enabled() {
         return off_page(&ops);
     }
-    // The peer address, not X-Forwarded-For (which any client can write).
-    let ip = req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    // The peer address, not X-Forwarded-For (which any client can write); an IPv6 client is
+    // its /64, which one attacker usually holds whole.
+    let ip = match req.peer_addr().map(|a| a.ip()) {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))
+        }
+        Some(ip) => ip,
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
     if let Err(wait) = ops.limiter.check(ip, Instant::now()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::warn!(%ip, retry_after = secs, "ops sign-in refused: too many wrong tokens");

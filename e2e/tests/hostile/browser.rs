@@ -107,6 +107,16 @@ async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
     let body: Value = resp.json().await.unwrap();
     let id = body["jobs"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(app.upload(&client, &["S02_chelsea_451x300.png"], Some(RECIPE)).await.status(), 202, "no headers");
+    // Behind a proxy that says which host the browser asked for.
+    let resp = client
+        .post(app.url("/api/jobs"))
+        .header("origin", "https://photos.example")
+        .header("x-forwarded-host", "photos.example")
+        .multipart(photo_form("S02_chelsea_451x300.png"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "the host a proxy forwards");
     assert_eq!(app.follow(&client, &id).await.last().unwrap()["state"], "done");
 
     // Delete (API and form) and retry from another site: refused, the job stays.
