@@ -836,6 +836,10 @@ function initOps() {
             labelStates(fresh);
             live.replaceChildren(...fresh.childNodes);
           }
+        } else if (r.status === 403) {
+          // The session ended (expired, or signed out elsewhere): show the sign-in form.
+          location.reload();
+          return;
         }
       } catch (_) { /* try again next tick */ }
     }

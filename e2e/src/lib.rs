@@ -234,6 +234,8 @@ impl Site {
                 ("AWS_REGION", "us-east-1".into()),
                 ("AWS_DEFAULT_REGION", "us-east-1".into()),
                 ("AWS_EC2_METADATA_DISABLED", "true".into()),
+                // The aws backend keeps no cookie key in the bucket: the web app needs one.
+                ("DARKROOM_COOKIE_SECRET", format!("e2e-cookie-secret-{}-0123456789abcdef", self.tag)),
             ]),
             None => env.push(("DARKROOM_BACKEND", "embedded".to_string())),
         }

@@ -73,9 +73,10 @@ impl Compose {
         let path = self.logs.join(format!("{}.env", self.project));
         if !path.exists() {
             let text = format!(
-                "DARKROOM_ADMIN_TOKEN={}\nDARKROOM_PUBLISH=127.0.0.1:{}\nDARKROOM_VISIBILITY_TIMEOUT={VISIBILITY}\n\
+                "DARKROOM_ADMIN_TOKEN={}\nDARKROOM_COOKIE_SECRET=containers-test-secret-{}-0123456789abcdef\n\
+                 DARKROOM_PUBLISH=127.0.0.1:{}\nDARKROOM_VISIBILITY_TIMEOUT={VISIBILITY}\n\
                  DARKROOM_PROCESSOR_CONCURRENCY=2\n",
-                self.token, self.port
+                self.token, self.project, self.port
             );
             std::fs::write(&path, text).unwrap();
         }
@@ -92,6 +93,7 @@ impl Compose {
             .args(args)
             .current_dir(root())
             .env_remove("DARKROOM_ADMIN_TOKEN")
+            .env_remove("DARKROOM_COOKIE_SECRET")
             .env("COMPOSE_INTERACTIVE_NO_CLI", "1");
         c
     }
@@ -310,7 +312,7 @@ async fn compose_scales_survives_kills_and_drains() {
     // The ops page is on, behind the token from the env file.
     let ops = client.get(app.url("/ops")).send().await.unwrap();
     assert_eq!(ops.status(), 403, "the ops page asks for the token");
-    let ops = client.get(app.url(&format!("/ops?token={}", app.token))).send().await.unwrap();
+    let ops = client.post(app.url("/ops/login")).form(&[("token", &app.token)]).send().await.unwrap();
     assert_eq!(ops.status(), 200, "the token from the env file opens the ops page");
     assert!(ops.text().await.unwrap().contains("Jobs"), "the ops page shows the queues");
     for c in &processors {

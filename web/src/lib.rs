@@ -7,6 +7,7 @@
 pub mod api;
 pub mod assets;
 pub mod consume;
+pub mod csrf;
 pub mod dead_letters;
 pub mod error;
 pub mod events;
@@ -49,17 +50,27 @@ pub struct Config {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Secret for signing identity cookies (at least 32 characters). Default: a random key kept
-    /// in the bucket at system/cookie-key, so identities survive restarts.
+    /// Secret for signing identity cookies and ops sessions (at least 32 characters; e.g.
+    /// `openssl rand -hex 32`). Required on the aws backend. Default on the embedded backend: a
+    /// random key kept in the data folder at objects/system/cookie-key.
     #[arg(long, env = "DARKROOM_COOKIE_SECRET", hide_env_values = true)]
     pub cookie_secret: Option<String>,
-    /// Mark cookies Secure (set this when serving over HTTPS).
+    /// Mark cookies Secure and give them the __Host- prefix (on by itself when
+    /// DARKROOM_PUBLIC_ORIGIN starts with https://).
     #[arg(long, env = "DARKROOM_COOKIE_SECURE", default_value_t = false)]
     pub cookie_secure: bool,
-    /// Token that opens the ops page (/ops?token=… once, or its sign-in form). Without it the
+    /// The origin browsers reach this site at (e.g. https://photos.example.com), when a proxy in
+    /// front changes the Host header; state-changing requests from this origin or the request's
+    /// Host are accepted, others refused (403).
+    #[arg(long, env = "DARKROOM_PUBLIC_ORIGIN")]
+    pub public_origin: Option<String>,
+    /// Token that opens the ops page (its sign-in form; at least 16 characters). Without it the
     /// ops page is off.
     #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Seconds an ops sign-in lasts.
+    #[arg(long, env = "DARKROOM_OPS_SESSION_TTL", default_value_t = 43_200, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub ops_session_ttl: u64,
 }
 
 /// Everything a request handler can reach.
@@ -72,6 +83,9 @@ pub struct AppState {
 
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Settings first: a missing secret is reported at once, not after connecting.
+    identity::check_secret(config.backend.kind(), config.cookie_secret.as_deref())?;
+    csrf::SiteOrigin::new(config.public_origin.as_deref())?;
     let backend = connect(&config).await?;
     let listener = TcpListener::bind(&config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
     serve(config, backend, listener).await
@@ -98,8 +112,17 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
 /// Serve on an already bound listener.
 pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    let site = web::Data::new(csrf::SiteOrigin::new(config.public_origin.as_deref())?);
+    let secure = config.cookie_secure || site.is_https();
     let cookies =
-        identity::CookieSettings::load(&*backend.store, config.cookie_secret.as_deref(), config.cookie_secure).await?;
+        identity::CookieSettings::load(&*backend.store, backend.kind, config.cookie_secret.as_deref(), secure).await?;
+    let ops_state = ops::OpsState::new(
+        config.admin_token.clone(),
+        &cookies,
+        Duration::from_secs(config.ops_session_ttl),
+        backend.store.clone(),
+        workers::Registry::new(),
+    );
     let book = Arc::new(jobs::JobBook::new(backend.store.clone()));
     let state = web::Data::new(AppState {
         backend: backend.clone(),
@@ -109,8 +132,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let registry = workers::Registry::new();
-    let ops = web::Data::new(ops::OpsState::new(config.admin_token.clone(), config.cookie_secure, registry.clone()));
+    let registry = ops_state.registry.clone();
+    let ops = web::Data::new(ops_state);
     let registry_task = tokio::spawn(registry.run(book.clone(), stop_rx.clone()));
     let consumer =
         tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book.clone(), stop_rx.clone()));
@@ -121,10 +144,13 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         App::new()
             .app_data(state.clone())
             .app_data(ops.clone())
+            .app_data(site.clone())
             .wrap(middleware::from_fn(identity::middleware))
+            // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
+            .wrap(middleware::from_fn(csrf::middleware))
             .wrap(security_headers::headers())
             .wrap(middleware::Compress::default())
-            // Path without the query string: `/ops?token=…` must not reach the access log.
+            // Path without the query string: a token pasted into `/ops?token=…` must not reach the log.
             .wrap(middleware::Logger::new("%m %U %s %Dms").log_target("darkroom_web::http"))
             .configure(api::routes)
             .configure(logos::routes)

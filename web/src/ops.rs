@@ -1,11 +1,23 @@
 //! The ops page (`/ops`): queue depths, workers seen recently, throughput, retries, recent
 //! failures, and a button that sends dead-lettered jobs back to the job queue.
 //!
-//! Behind `DARKROOM_ADMIN_TOKEN`: `/ops?token=…` once (or the login form) starts an operator
-//! session: a random id in an HttpOnly, SameSite=Strict cookie scoped to /ops, kept in memory
-//! (a restart of the web app asks for the token again). SameSite=Strict also keeps other
-//! sites from posting the redrive form. Without a configured token the page says how to turn
-//! it on.
+//! Sign-in, behind `DARKROOM_ADMIN_TOKEN` (at least [`MIN_TOKEN_LEN`] characters; a shorter one
+//! leaves the page off and says so):
+//! - the token is taken by POST only (`/ops/login`, the page's form); `/ops?token=…` shows the
+//!   form instead, since a token in a URL stays in browser history, proxies' logs and
+//!   Referer headers;
+//! - the comparison is of SHA-256 digests with a constant-time equality, so neither the
+//!   token's length nor its first differing byte shows in the answer's timing;
+//! - wrong tokens are limited per client address (IPv6: per /64): after [`LOGIN_FAILURES`] failures within a
+//!   minute every sign-in from that address answers 429 with `Retry-After` until the oldest
+//!   failure is a minute old (in memory, per web app process);
+//! - a session is a cookie (HttpOnly, SameSite=Strict, `__Host-` and Secure over HTTPS) holding
+//!   its expiry and a random nonce, signed with HMAC-SHA256 under a key derived from the cookie
+//!   key and the admin token's digest. No server state: it survives a restart and works on
+//!   every replica with the same key; changing the admin token ends every session. It lasts
+//!   `DARKROOM_OPS_SESSION_TTL` (12 h). Signing out records the nonce as revoked at
+//!   `system/ops-revoked/<nonce>` in the store (and in memory), which every replica checks,
+//!   so the cookie is dead even if it was copied.
 //!
 //! Redrive (`POST /ops/redrive`): the web app's dead-letter watcher reads each dead letter
 //! as it arrives, marks its job `failed` (code `gave_up`) and hides the message for 12 h, so
@@ -20,60 +32,276 @@
 //! the watcher then applies `gave_up` again, which changes nothing for a job that has since
 //! finished (final states are kept).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::cookie::{Cookie, SameSite};
-use actix_web::http::header;
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use bytes::Bytes;
 use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueCounts};
+use darkroom_core::store::{ObjectStore, StoreError};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
+use crate::identity::CookieSettings;
 use crate::jobs::manage::ManageError;
 use crate::workers::{Registry, Snapshot, MINUTES};
 use crate::AppState;
 
+/// The session cookie over plain HTTP.
 const COOKIE: &str = "darkroom_ops";
-const MAX_SESSIONS: usize = 64;
+/// The session cookie when cookies are Secure (`__Host-`: Path=/, no Domain).
+const SECURE_COOKIE: &str = "__Host-darkroom_ops";
+/// Shortest admin token that turns the page on.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// Wrong tokens per client address per [`LOGIN_WINDOW`] before sign-in answers 429.
+pub const LOGIN_FAILURES: usize = 5;
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered at most.
+const LOGIN_ADDRESSES: usize = 4096;
+/// Where signed-out sessions' nonces are kept (one small object each, body: the expiry).
+const REVOKED_PREFIX: &str = "system/ops-revoked/";
+/// Revoked nonces kept in memory at most (the store has them all).
+const REVOKED_IN_MEMORY: usize = 1024;
+
+/// Whether the ops page is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Access {
+    /// No `DARKROOM_ADMIN_TOKEN`.
+    Off,
+    /// A token shorter than [`MIN_TOKEN_LEN`] (its length).
+    TooShort(usize),
+    /// The SHA-256 digest of the token.
+    On([u8; 32]),
+}
 
 pub struct OpsState {
-    token: Option<String>,
+    access: Access,
     secure: bool,
-    sessions: Mutex<VecDeque<String>>,
+    /// HMAC key of session cookies.
+    session_key: [u8; 32],
+    session_ttl: Duration,
+    store: Arc<dyn ObjectStore>,
+    revoked: Mutex<HashMap<String, i64>>,
+    limiter: LoginLimiter,
     pub registry: Arc<Registry>,
 }
 
+/// A verified session cookie.
+#[derive(Debug, PartialEq, Eq)]
+struct Session {
+    expires: i64,
+    nonce: String,
+}
+
 impl OpsState {
-    pub fn new(token: Option<String>, secure: bool, registry: Arc<Registry>) -> Self {
-        let token = token.filter(|t| !t.trim().is_empty());
-        OpsState { token, secure, sessions: Mutex::new(VecDeque::new()), registry }
+    pub fn new(
+        token: Option<String>,
+        cookies: &CookieSettings,
+        session_ttl: Duration,
+        store: Arc<dyn ObjectStore>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let access = match token.filter(|t| !t.trim().is_empty()) {
+            None => Access::Off,
+            Some(t) if t.chars().count() < MIN_TOKEN_LEN => {
+                tracing::error!(
+                    length = t.chars().count(),
+                    "DARKROOM_ADMIN_TOKEN is shorter than {MIN_TOKEN_LEN} characters: the ops page stays off; \
+                     set a longer one, e.g. `openssl rand -hex 24`"
+                );
+                Access::TooShort(t.chars().count())
+            }
+            Some(t) => Access::On(Sha256::digest(t.as_bytes()).into()),
+        };
+        // Bound to the token too: a new token ends every session of the old one.
+        let mut purpose = b"ops-session\0".to_vec();
+        if let Access::On(d) = &access {
+            purpose.extend_from_slice(d);
+        }
+        OpsState {
+            session_key: cookies.derive(&purpose),
+            secure: cookies.secure(),
+            access,
+            session_ttl,
+            store,
+            revoked: Mutex::new(HashMap::new()),
+            limiter: LoginLimiter::new(LOGIN_FAILURES, LOGIN_WINDOW),
+            registry,
+        }
     }
 
+    fn enabled(&self) -> bool {
+        matches!(self.access, Access::On(_))
+    }
+
+    /// Constant-time comparison of the SHA-256 digests of the token and `given`.
     fn token_ok(&self, given: &str) -> bool {
-        let Some(token) = &self.token else { return false };
-        let (a, b) = (token.as_bytes(), given.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        let Access::On(digest) = &self.access else { return false };
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        bool::from(digest.ct_eq(&given))
     }
 
-    fn authed(&self, req: &HttpRequest) -> bool {
-        let Some(c) = req.cookie(COOKIE) else { return false };
-        self.sessions.lock().unwrap().iter().any(|s| s == c.value())
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
+    fn mac(&self, payload: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.session_key).expect("HMAC takes any key length");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// `v1.<expiry, unix seconds>.<nonce>.<HMAC-SHA256 of what precedes, hex>`.
+    fn sign(&self, expires: i64, nonce: &str) -> String {
+        let payload = format!("v1.{expires}.{nonce}");
+        let tag = hex(&self.mac(&payload).finalize().into_bytes());
+        format!("{payload}.{tag}")
+    }
+
+    /// The session a cookie value proves at `now` (unix seconds): signed by this key, not expired.
+    fn verify(&self, value: &str, now: i64) -> Option<Session> {
+        let (payload, tag) = value.rsplit_once('.')?;
+        let tag = unhex(tag)?;
+        self.mac(payload).verify_slice(&tag).ok()?;
+        let mut parts = payload.split('.');
+        let (Some("v1"), Some(expires), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires: i64 = expires.parse().ok()?;
+        (now < expires && is_nonce(nonce)).then(|| Session { expires, nonce: nonce.to_string() })
+    }
+
+    async fn authed(&self, req: &HttpRequest) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let Some(c) = req.cookie(self.cookie_name()) else { return false };
+        let Some(session) = self.verify(c.value(), chrono::Utc::now().timestamp()) else { return false };
+        if self.revoked.lock().unwrap().contains_key(&session.nonce) {
+            return false;
+        }
+        match self.store.head(&format!("{REVOKED_PREFIX}{}", session.nonce)).await {
+            Ok(None) | Err(StoreError::NotFound(_)) => true,
+            Ok(Some(_)) => {
+                self.remember_revoked(&session);
+                false
+            }
+            // The store is down: sessions signed out on this process are still refused above;
+            // the ops page stays usable during the outage it is there to show.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check whether an ops session was signed out; letting it in");
+                true
+            }
+        }
     }
 
     fn start_session(&self) -> Cookie<'static> {
         use rand::Rng;
-        let id: String = {
+        let nonce: String = {
             let mut rng = rand::rng();
-            (0..32).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+            hex(&rng.random::<[u8; 16]>())
         };
-        let mut s = self.sessions.lock().unwrap();
-        s.push_back(id.clone());
-        while s.len() > MAX_SESSIONS {
-            s.pop_front();
+        let expires = chrono::Utc::now().timestamp() + self.session_ttl.as_secs() as i64;
+        Cookie::build(self.cookie_name(), self.sign(expires, &nonce))
+            .path(if self.secure { "/" } else { "/ops" })
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure)
+            .max_age(CookieDuration::seconds(self.session_ttl.as_secs() as i64))
+            .finish()
+    }
+
+    fn remember_revoked(&self, session: &Session) {
+        let now = chrono::Utc::now().timestamp();
+        let mut revoked = self.revoked.lock().unwrap();
+        revoked.retain(|_, expires| *expires > now);
+        if revoked.len() >= REVOKED_IN_MEMORY {
+            if let Some(first) = revoked.iter().min_by_key(|(_, e)| **e).map(|(n, _)| n.clone()) {
+                revoked.remove(&first);
+            }
         }
-        Cookie::build(COOKIE, id).path("/ops").http_only(true).same_site(SameSite::Strict).secure(self.secure).finish()
+        revoked.insert(session.nonce.clone(), session.expires);
+    }
+
+    /// End a session for good: in memory at once, in the store for every replica and restart.
+    async fn revoke(&self, session: &Session) -> Result<(), StoreError> {
+        self.remember_revoked(session);
+        let key = format!("{REVOKED_PREFIX}{}", session.nonce);
+        self.store.put(&key, Bytes::from(session.expires.to_string()), "text/plain").await
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+fn is_nonce(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Wrong sign-ins per client address in a sliding window.
+struct LoginLimiter {
+    max: usize,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn new(max: usize, window: Duration) -> Self {
+        LoginLimiter { max, window, failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// `Err(wait)` while `ip` has had `max` failures within the window.
+    fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut all = self.failures.lock().unwrap();
+        let Some(f) = all.get_mut(&ip) else { return Ok(()) };
+        while f.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            f.pop_front();
+        }
+        match f.front() {
+            Some(oldest) if f.len() >= self.max => Err(self.window - now.duration_since(*oldest)),
+            None => {
+                all.remove(&ip);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn fail(&self, ip: IpAddr, now: Instant) {
+        let mut all = self.failures.lock().unwrap();
+        if !all.contains_key(&ip) && all.len() >= LOGIN_ADDRESSES {
+            all.retain(|_, f| f.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            if all.len() >= LOGIN_ADDRESSES {
+                if let Some(stalest) = all.iter().min_by_key(|(_, f)| f.back().copied()).map(|(ip, _)| *ip) {
+                    all.remove(&stalest);
+                }
+            }
+        }
+        let f = all.entry(ip).or_default();
+        f.push_back(now);
+        while f.len() > self.max {
+            f.pop_front();
+        }
     }
 }
 
@@ -96,6 +324,8 @@ struct OpsPage {
     enabled: bool,
     authed: bool,
     login_failed: bool,
+    /// A sign-in message (token in the URL, too many attempts, token too short).
+    notice: Option<String>,
     flash: Option<String>,
     queues: Vec<QueueRow>,
     snap: Snapshot,
@@ -110,6 +340,7 @@ impl OpsPage {
             enabled,
             authed: false,
             login_failed: false,
+            notice: None,
             flash: None,
             queues: vec![],
             snap: Snapshot { workers: vec![], events: vec![], retries: vec![], failures: vec![], per_minute: vec![] },
@@ -207,22 +438,19 @@ async fn page(
     req: HttpRequest,
     q: web::Query<PageQuery>,
 ) -> HttpResponse {
-    use actix_web::http::StatusCode;
-    if ops.token.is_none() {
-        return html(StatusCode::NOT_FOUND, &OpsPage::empty(false));
+    if !ops.enabled() {
+        return off_page(&ops);
     }
-    if let Some(t) = &q.token {
-        if ops.token_ok(t) {
-            let mut res = see_other("/ops");
-            let _ = res.add_cookie(&ops.start_session());
-            return res;
-        }
+    if !ops.authed(&req).await {
         let mut p = OpsPage::empty(true);
-        p.login_failed = true;
+        if q.token.is_some() {
+            p.notice = Some(
+                "Sign-in links (/ops?token=…) are not accepted: a token in an address stays in browser history \
+                 and logs. Enter the token below."
+                    .into(),
+            );
+        }
         return html(StatusCode::FORBIDDEN, &p);
-    }
-    if !ops.authed(&req) {
-        return html(StatusCode::FORBIDDEN, &OpsPage::empty(true));
     }
     let b = &state.backend;
     let queues = vec![
@@ -246,6 +474,7 @@ async fn page(
         enabled: true,
         authed: true,
         login_failed: false,
+        notice: None,
         flash,
         queues,
         chart: chart(&snap.per_minute),
@@ -261,24 +490,67 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(ops: web::Data<OpsState>, form: web::Form<LoginForm>) -> HttpResponse {
+/// The page when the token is missing or too short (404: there is no ops page).
+fn off_page(ops: &OpsState) -> HttpResponse {
+    let mut p = OpsPage::empty(false);
+    if let Access::TooShort(n) = ops.access {
+        p.notice = Some(format!(
+            "The ops page is off: DARKROOM_ADMIN_TOKEN is {n} characters long and must be at least \
+             {MIN_TOKEN_LEN}. Set a longer one (e.g. `openssl rand -hex 24`) and restart darkroom-web."
+        ));
+    }
+    html(StatusCode::NOT_FOUND, &p)
+}
+
+async fn login(ops: web::Data<OpsState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+    if !ops.enabled() {
+        return off_page(&ops);
+    }
+    // The peer address, not X-Forwarded-For (which any client can write); an IPv6 client is
+    // its /64, which one attacker usually holds whole.
+    let ip = match req.peer_addr().map(|a| a.ip()) {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))
+        }
+        Some(ip) => ip,
+        None => IpAddr::from([0, 0, 0, 0]),
+    };
+    if let Err(wait) = ops.limiter.check(ip, Instant::now()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        tracing::warn!(%ip, retry_after = secs, "ops sign-in refused: too many wrong tokens");
+        let mut p = OpsPage::empty(true);
+        p.notice = Some(format!(
+            "Too many wrong tokens from your address ({LOGIN_FAILURES} within a minute). Try again in {secs} s."
+        ));
+        let mut res = html(StatusCode::TOO_MANY_REQUESTS, &p);
+        res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+        return res;
+    }
     if ops.token_ok(form.token.trim()) {
+        tracing::info!(%ip, "ops sign-in");
         let mut res = see_other("/ops");
         let _ = res.add_cookie(&ops.start_session());
         res
     } else {
-        let mut p = OpsPage::empty(ops.token.is_some());
+        ops.limiter.fail(ip, Instant::now());
+        tracing::warn!(%ip, "ops sign-in with a wrong token");
+        let mut p = OpsPage::empty(true);
         p.login_failed = true;
-        html(actix_web::http::StatusCode::FORBIDDEN, &p)
+        html(StatusCode::FORBIDDEN, &p)
     }
 }
 
 async fn logout(ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
-    if let Some(c) = req.cookie(COOKIE) {
-        ops.sessions.lock().unwrap().retain(|s| s != c.value());
+    let name = ops.cookie_name();
+    let session = req.cookie(name).and_then(|c| ops.verify(c.value(), chrono::Utc::now().timestamp()));
+    if let Some(session) = session {
+        if let Err(e) = ops.revoke(&session).await {
+            // Refused on this process at once; other replicas accept it until it expires.
+            tracing::error!(error = %e, "cannot record an ops sign-out in the store");
+        }
     }
     let mut res = see_other("/ops");
-    let mut gone = Cookie::build(COOKIE, "").path("/ops").finish();
+    let mut gone = Cookie::build(name, "").path(if ops.secure { "/" } else { "/ops" }).secure(ops.secure).finish();
     gone.make_removal();
     let _ = res.add_cookie(&gone);
     res
@@ -287,7 +559,7 @@ async fn logout(ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
 const REDRIVE_NOTE: &str = "sent back to the job queue from the dead-letter queue by an operator";
 
 async fn redrive(state: web::Data<AppState>, ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
-    if !ops.authed(&req) {
+    if !ops.authed(&req).await {
         return see_other("/ops");
     }
     match redrive_all(&state).await {
@@ -363,13 +635,61 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }
 
+    use actix_web::cookie::Key;
+    use darkroom_core::store::fs::FsStore;
+
+    fn ops(token: &str, key: &Key) -> OpsState {
+        let dir = std::env::temp_dir().join(format!("darkroom-ops-test-{}", std::process::id()));
+        let store: Arc<dyn ObjectStore> = Arc::new(FsStore::open(&dir).unwrap());
+        let cookies = CookieSettings::with_key(key.clone(), false);
+        OpsState::new(Some(token.into()), &cookies, Duration::from_secs(60), store, Registry::new())
+    }
+
     #[test]
-    fn token_check() {
-        let ops = OpsState::new(Some("s3cret-token".into()), false, Registry::new());
-        assert!(ops.token_ok("s3cret-token"));
-        assert!(!ops.token_ok("s3cret-tokeN"));
-        assert!(!ops.token_ok(""));
-        let off = OpsState::new(Some("  ".into()), false, Registry::new());
-        assert!(!off.token_ok("  "), "a blank token leaves the page off");
+    fn token_check_compares_digests() {
+        let key = Key::generate();
+        let o = ops("s3cret-token-0123", &key);
+        assert!(o.token_ok("s3cret-token-0123"));
+        assert!(!o.token_ok("s3cret-token-012"), "a prefix");
+        assert!(!o.token_ok("s3cret-token-0123-and-more"), "longer");
+        assert!(!o.token_ok("S3cret-token-0123"));
+        assert!(!o.token_ok(""));
+        assert!(!ops("  ", &key).enabled(), "a blank token leaves the page off");
+        let short = ops("only-15-chars!!", &key);
+        assert_eq!(short.access, Access::TooShort(15));
+        assert!(!short.token_ok("only-15-chars!!"), "a short token leaves the page off");
+    }
+
+    #[test]
+    fn sessions_are_signed_expire_and_are_bound_to_key_and_token() {
+        let key = Key::generate();
+        let o = ops("s3cret-token-0123", &key);
+        let nonce = "0123456789abcdef0123456789abcdef";
+        let value = o.sign(1_000, nonce);
+        assert_eq!(o.verify(&value, 999), Some(Session { expires: 1_000, nonce: nonce.into() }));
+        assert_eq!(o.verify(&value, 1_000), None, "expired");
+        assert_eq!(o.verify(&value.replace("v1.1000.", "v1.9000."), 999), None, "a longer expiry breaks the MAC");
+        assert_eq!(o.verify(&format!("{value}0"), 999), None);
+        assert_eq!(o.verify("v1.9999999999.x.00", 0), None);
+        assert_eq!(ops("s3cret-token-0123", &key).verify(&value, 999).map(|s| s.expires), Some(1_000), "a restart");
+        assert_eq!(ops("s3cret-token-0123", &Key::generate()).verify(&value, 999), None, "another cookie key");
+        assert_eq!(ops("another-token-0123", &key).verify(&value, 999), None, "another admin token");
+        let cookie = o.start_session();
+        assert_eq!((cookie.http_only(), cookie.same_site()), (Some(true), Some(SameSite::Strict)));
+        assert!(o.verify(cookie.value(), chrono::Utc::now().timestamp()).is_some());
+    }
+
+    #[test]
+    fn wrong_sign_ins_are_limited_per_address_for_a_minute() {
+        let limiter = LoginLimiter::new(3, Duration::from_secs(60));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            assert!(limiter.check(a, t0 + Duration::from_secs(i)).is_ok());
+            limiter.fail(a, t0 + Duration::from_secs(i));
+        }
+        assert_eq!(limiter.check(a, t0 + Duration::from_secs(10)), Err(Duration::from_secs(50)));
+        assert!(limiter.check(b, t0 + Duration::from_secs(10)).is_ok(), "per address");
+        assert!(limiter.check(a, t0 + Duration::from_secs(60)).is_ok(), "the oldest failure left the window");
     }
 }

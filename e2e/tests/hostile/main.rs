@@ -14,6 +14,7 @@ use std::time::Duration;
 use darkroom_e2e::TestApp;
 use serde_json::Value;
 
+mod browser;
 mod files;
 mod limits;
 mod trust;
