@@ -373,3 +373,39 @@ fn exact_resize(op: &Op, full: (u32, u32)) -> Op {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    fn spec(json: &str) -> OutputSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn plans_sizes_through_every_op() {
+        let l = Limits::default();
+        let outs = [
+            spec(r#"{"name":"a","ops":[{"op":"resize","width":400,"height":400},{"op":"rotate","degrees":90}]}"#),
+            spec(r#"{"name":"b","ops":[{"op":"crop","aspect":"1:1"},{"op":"resize","width":100}]}"#),
+        ];
+        assert_eq!(plan(&outs, &l, |_| Ok((1920, 1280))).unwrap(), vec![(267, 400), (100, 100)]);
+    }
+
+    #[test]
+    fn the_slowest_avif_speeds_are_for_small_outputs() {
+        let l = Limits::default();
+        let slow = spec(r#"{"name":"a","format":"avif","speed":0}"#);
+        let err = plan(std::slice::from_ref(&slow), &l, |_| Ok((6000, 4000))).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidOp(ref m) if m.contains("speed 3 or more")), "{err:?}");
+        assert!(plan(&[slow], &l, |_| Ok((1920, 1280))).is_ok());
+        assert!(plan(&[spec(r#"{"name":"a","format":"avif","speed":3}"#)], &l, |_| Ok((6000, 4000))).is_ok());
+    }
+
+    #[test]
+    fn the_source_is_checked_against_the_input_limit() {
+        let l = Limits::default();
+        let err = plan(&[spec(r#"{"name":"a"}"#)], &l, |_| Ok((20000, 20000))).unwrap_err();
+        assert!(matches!(err, EngineError::TooManyPixels { .. }), "{err:?}");
+    }
+}

@@ -142,7 +142,18 @@ async fn a_job_past_its_memory_is_stopped_and_nothing_else_is(kind: Kind) {
     assert!(peak < 200 * 1024, "the hog's memory was the processor's own: {peak} KiB");
 }
 
+async fn an_original_over_the_upload_limit_is_refused_from_its_size(kind: Kind) {
+    // Put there by someone else than the web app: the processor reads its size first.
+    let app = TestApp::spawn_with_env(kind, false, 1, &[("DARKROOM_MAX_UPLOAD_BYTES", "100000")]).await;
+    let backend = app.site.connect(30, 3).await;
+    send_job(&backend, "big-original", "M03_storm_1920x1280_exif.jpg", r#"[{"name":"t","format":"png"}]"#).await;
+    let status = final_statuses(&backend, &["big-original"], Duration::from_secs(60)).await.remove(0);
+    assert_eq!(status.state, JobState::Failed, "{status:?}");
+    assert_eq!(status.error.as_ref().unwrap().code, "file_too_large", "{status:?}");
+}
+
 on_both_backends!(
+    an_original_over_the_upload_limit_is_refused_from_its_size,
     amplification_is_refused_before_anything_is_made,
     a_job_past_its_time_is_stopped_and_its_slot_freed,
     a_job_past_its_memory_is_stopped_and_nothing_else_is,
