@@ -1,13 +1,10 @@
 //! The hostile suite (issue 12), on both backends: one test binary, one module per kind of
-//! attack. `trust`:
-//! - messages on the shared queues are not trusted as they are: a forged `done` cannot point a
-//!   job at a key that is not its own output (the cookie key, another job's output), and a
-//!   forged job message cannot have another job's original rendered into a job's outputs
-//!   (straight onto the queues, as an outside sender would);
-//! - every response carries the security headers (CSP without `unsafe-inline`, nosniff, no
-//!   framing, a referrer policy), pages, API, downloads and errors alike;
-//! - during an outage, `/healthz` and API errors tell anonymous clients that storage or the
-//!   queue is unavailable, without the endpoint, bucket, queue names or paths behind it.
+//! attack, each module's doc saying what it tries:
+//! - `trust`: forged statuses and job messages straight onto the shared queues, security
+//!   headers on every response, outages reported without internal details;
+//! - `browser`: cross-site requests, forged and foreign cookies, ops sign-in;
+//! - `files`: hostile files and junk messages straight onto the queue, past the web app;
+//! - `limits`: amplification, and jobs past their time or memory limit.
 
 use std::time::Duration;
 
