@@ -228,7 +228,7 @@ pub(crate) async fn probe(
     file: &TempFile,
     limits: &engine::Limits,
 ) -> Result<Result<engine::Probe, EngineError>, ApiError> {
-    let (path, limits) = (file.path().to_path_buf(), limits.clone());
+    let (path, limits) = (file.path().to_path_buf(), *limits);
     tokio::task::spawn_blocking(move || spool::probe(&path, &limits))
         .await
         .map_err(|e| ApiError::Spool(format!("the probe task failed: {e}")))?

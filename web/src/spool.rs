@@ -205,7 +205,7 @@ mod tests {
     #[tokio::test]
     async fn a_part_within_the_limit_is_on_disk_until_dropped() {
         let dir = dir();
-        let png = PNG.repeat(1);
+        let png = PNG.to_vec();
         let mut w = SpoolWriter::create(&dir, png.len() as u64).await.unwrap();
         for chunk in png.chunks(10) {
             w.write(chunk).await.unwrap();

@@ -8,6 +8,10 @@
 //!   framing, a referrer policy), pages, API, downloads and errors alike;
 //! - during an outage, `/healthz` and API errors tell anonymous clients that storage or the
 //!   queue is unavailable, without the endpoint, bucket, queue names or paths behind it.
+//!
+//! `uploads`: oversized recipe and file parts and huge part headers are refused while reading
+//! with the web process's peak memory small; a full set of upload slots answers 503 with
+//! Retry-After; trickled bodies and request heads are cut off; the process stays up.
 
 use std::time::Duration;
 
@@ -15,6 +19,7 @@ use darkroom_e2e::TestApp;
 use serde_json::Value;
 
 mod trust;
+mod uploads;
 
 pub const RECIPE: &str = r#"{"outputs":[{"name":"web","ops":[{"op":"resize","width":200}],"format":"png"}]}"#;
 
