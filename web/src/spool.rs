@@ -109,11 +109,29 @@ impl SpoolWriter {
     }
 }
 
+/// Bytes of a file the probe is shown first: every format's header is there in practice (a
+/// JPEG's EXIF and ICC segments come before its frame header).
+const PROBE_PREFIX: usize = 1024 * 1024;
+
 /// Probe a spooled file's header against `limits` (blocking: call it through
 /// `spawn_blocking`). `Err` only for a file that cannot be read back.
+///
+/// The probe sees the file's first MiB, and all of it only when that was not enough (a TIFF
+/// whose directory is at the end, a header that is damaged): the image crate's JPEG decoder
+/// copies all it is given before reading a header, and a probe of the whole mapping would pull
+/// every page of it into memory.
 pub fn probe(path: &Path, limits: &Limits) -> io::Result<Result<Probe, EngineError>> {
     let map = Mapped::open(path)?;
-    Ok(engine::probe(map.bytes(), limits))
+    let bytes = map.bytes();
+    if bytes.len() > PROBE_PREFIX {
+        match engine::probe(&bytes[..PROBE_PREFIX], limits) {
+            // What the header says does not change with what follows it.
+            Ok(probe) => return Ok(Ok(probe)),
+            Err(e @ (EngineError::NotAnImage | EngineError::TooManyPixels { .. })) => return Ok(Err(e)),
+            Err(_) => {}
+        }
+    }
+    Ok(engine::probe(bytes, limits))
 }
 
 /// Remove spooled files untouched for `age` or more from `dir` (what a killed run left).
@@ -237,6 +255,46 @@ mod tests {
         w.write(b"half").await.unwrap();
         drop(w);
         assert_eq!(files(&dir), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_large_file_is_probed_from_its_first_mib_and_a_header_past_it_from_all_of_it() {
+        let dir = dir();
+        let path = dir.join("big");
+        // An image followed by 5 MiB of anything: its header is in the first MiB.
+        std::fs::write(&path, [PNG, &vec![0u8; 5 * 1024 * 1024]].concat()).unwrap();
+        let probe = probe(&path, &Limits::default()).unwrap().unwrap();
+        assert_eq!((probe.width, probe.height), (3, 2));
+        // Not an image: said from the prefix alone.
+        std::fs::write(&path, vec![b'x'; 2 * 1024 * 1024]).unwrap();
+        assert!(matches!(super::probe(&path, &Limits::default()).unwrap(), Err(EngineError::NotAnImage)));
+        // A little-endian TIFF whose directory (3×2, 8-bit grey) sits after 2 MiB of strip data.
+        let pad = 2 * 1024 * 1024u32;
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend((8 + pad).to_le_bytes());
+        tiff.extend(vec![0u8; pad as usize]);
+        let entries: [(u16, u16, u32, u32); 8] = [
+            (256, 3, 1, 3), // width
+            (257, 3, 1, 2), // height
+            (258, 3, 1, 8), // bits per sample
+            (259, 3, 1, 1), // no compression
+            (262, 3, 1, 1), // black is zero
+            (273, 4, 1, 8), // strip offset
+            (278, 3, 1, 2), // rows per strip
+            (279, 4, 1, 6), // strip bytes
+        ];
+        tiff.extend((entries.len() as u16).to_le_bytes());
+        for (tag, kind, count, value) in entries {
+            tiff.extend(tag.to_le_bytes());
+            tiff.extend(kind.to_le_bytes());
+            tiff.extend(count.to_le_bytes());
+            tiff.extend(value.to_le_bytes());
+        }
+        tiff.extend(0u32.to_le_bytes());
+        std::fs::write(&path, &tiff).unwrap();
+        let probe = super::probe(&path, &Limits::default()).unwrap().unwrap();
+        assert_eq!((probe.width, probe.height), (3, 2), "the directory past the first MiB is found");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -285,11 +285,32 @@ async fn oversized_parts_are_refused_in_small_memory(kind: Kind) {
     raw.hang_up();
     spool_holds(&spool, 0, "after the client hung up").await;
 
+    // A large photo within the limit is taken: to disk, probed from its first MiB, stored from
+    // the file, all in small memory.
+    let photo = std::fs::read(darkroom_e2e::corpus("S01_rocket_640x427.jpg")).unwrap();
+    let segs = vec![
+        part("recipe", None),
+        text(RECIPE),
+        text("\r\n"),
+        part("file", Some("large.jpg")),
+        Seg::Data(photo.clone()),
+        Seg::Fill(0, 40 * MIB),
+        end(),
+    ];
+    let a = Raw::post(&app, "/api/jobs", segs, None).await.answer(Duration::from_secs(120)).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let id = a.body["jobs"][0]["id"].as_str().unwrap();
+    let stored = app.backend().await.store.get(&darkroom_core::keys::original(id)).await.unwrap();
+    assert_eq!(stored.len(), photo.len() + 40 * MIB, "stored whole");
+    assert!(stored.starts_with(&photo) && stored[photo.len()..].iter().all(|b| *b == 0), "stored as sent");
+    drop(stored);
+    let after_large = web().peak_rss_kib();
+
     a_normal_upload_still_works(&app, true).await;
     assert_eq!(spooled(&spool), 0, "a stored upload leaves nothing in the spool folder");
     let peak = web().peak_rss_kib();
     println!(
-        "{kind:?}: web peak RSS {before} KiB at start, {after_recipe} KiB after the 60 MiB recipe, {after_file} KiB after the 60 MiB file, {peak} KiB at the end (bound {PEAK_RSS_BOUND_KIB} KiB)"
+        "{kind:?}: web peak RSS {before} KiB at start, {after_recipe} KiB after the 60 MiB recipe, {after_file} KiB after the 60 MiB file, {after_large} KiB after a 40 MiB photo taken, {peak} KiB at the end (bound {PEAK_RSS_BOUND_KIB} KiB)"
     );
     assert!(peak < PEAK_RSS_BOUND_KIB, "web peak RSS {peak} KiB, over {PEAK_RSS_BOUND_KIB} KiB");
     assert!(app.web.as_mut().unwrap().is_running());
