@@ -38,6 +38,9 @@ use crate::error::ApiError;
 /// headers are a `Content-Disposition` with the file name and a `Content-Type`: a few hundred
 /// bytes.
 pub const MAX_PART_HEADER_BYTES: u64 = 16 * 1024;
+/// Most parts in one request (an upload has at most 50 files, a recipe and a preset), so the
+/// meter's allowance for part headers stays bounded too.
+pub const MAX_PARTS: u64 = 64;
 /// Content the parser may hold ahead of the handler. One chunk from actix is up to about
 /// 256 KiB (its read buffer stops growing past 128 KiB, then doubles once), and the parser
 /// pulls everything ready before it hands anything out: two chunks and what was left over, with
@@ -223,7 +226,13 @@ impl Parts {
     pub async fn next_part(&mut self) -> Result<Option<Field>, ApiError> {
         let field = self.multipart.try_next().await.map_err(|e| self.error(e))?;
         if field.is_some() {
-            self.meter.parts.set(self.meter.parts.get() + 1);
+            let parts = self.meter.parts.get() + 1;
+            if parts > MAX_PARTS {
+                return Err(ApiError::BadUpload(format!(
+                    "more than {MAX_PARTS} parts in one request; send `file` parts and one `recipe` part"
+                )));
+            }
+            self.meter.parts.set(parts);
         }
         Ok(field)
     }
@@ -337,6 +346,18 @@ mod tests {
         assert_eq!(parts[1].1, big, "content passes unchanged");
         assert_eq!(parts[2].1, b"\r\n\r\n--XyQ-not");
         assert!(most < 64 * 1024, "the parser held at most {most} bytes");
+    }
+
+    #[actix_web::test]
+    async fn parts_are_counted() {
+        let mut body: Vec<u8> = (0..MAX_PARTS).flat_map(|_| part("recipe", b"{}")).collect();
+        body.extend(b"--XyZ--\r\n");
+        assert_eq!(read(body.clone()).await.0.unwrap().len() as u64, MAX_PARTS);
+        let body = [part("recipe", b"{}"), body].concat();
+        match read(body).await.0 {
+            Err(ApiError::BadUpload(m)) => assert!(m.contains("parts in one request"), "{m}"),
+            other => panic!("one part too many: {:?}", other.map(|p| p.len())),
+        }
     }
 
     #[actix_web::test]

@@ -22,7 +22,7 @@ use crate::RECIPE;
 const MIB: usize = 1024 * 1024;
 const BOUNDARY: &str = "darkroom-hostile-boundary";
 /// The web process's peak resident memory must stay under this through the oversized uploads
-/// (a debug build idles at 28-35 MiB and peaked at 33-39 MiB here; before streaming, a 60 MiB
+/// (a debug build idles at 28-35 MiB and peaked at 32-40 MiB here; before streaming, a 60 MiB
 /// part alone took 50 MiB of buffer and as much again as a string).
 const PEAK_RSS_BOUND_KIB: u64 = 64 * 1024;
 
