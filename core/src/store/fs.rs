@@ -80,6 +80,12 @@ impl FsStore {
             if std::fs::hard_link(source, &tmp).is_err() {
                 std::fs::copy(source, &tmp)?;
             }
+            // Readable like an object `put` writes (the caller's file may be private to it).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+            }
             std::fs::File::open(&tmp)?.sync_all()?;
             std::fs::rename(&tmp, &path)
         })();
@@ -197,9 +203,20 @@ mod tests {
         // Same file system (a link) and the path the web app uses.
         let source = dir.join("tmp").join("upload");
         std::fs::write(&source, b"first").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         store.put_file("originals/a", &source, "image/png").await.unwrap();
         assert_eq!(store.get("originals/a").await.unwrap(), Bytes::from_static(b"first"));
         assert!(source.exists(), "the source stays the caller's");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("objects/originals/a")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "readable by other processes like any object");
+        }
         // Replacing an object; the removed source does not take the object with it.
         std::fs::remove_file(&source).unwrap();
         std::fs::write(&source, b"second").unwrap();
