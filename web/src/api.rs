@@ -1,6 +1,5 @@
 //! The HTTP API (a contract: see README and docs/protocol.md): jobs as JSON, their bytes.
 
-use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -12,6 +11,7 @@ use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::ingest;
 use crate::jobs::{JobRecord, TimelineEntry};
+use crate::multipart_guard::Parts;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -111,8 +111,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn create(state: web::Data<AppState>, owner: Owner, payload: Multipart) -> Result<HttpResponse, ApiError> {
-    let upload = ingest::read_multipart(payload, state.limits.max_input_bytes).await?;
+async fn create(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Result<HttpResponse, ApiError> {
+    let upload = ingest::receive(&state, parts).await?;
     let submitted = ingest::submit(&state, &owner.0, upload).await?;
     let jobs: Vec<_> = submitted
         .jobs

@@ -23,6 +23,19 @@ pub enum ApiError {
     UploadTooLarge { limit: u64 },
     #[error("{filename}: {error}")]
     File { filename: String, error: EngineError },
+    #[error(
+        "the `{field}` part is larger than {limit} bytes; a recipe is a small JSON document (see docs/protocol.md)"
+    )]
+    RecipeTooLarge { field: &'static str, limit: u64 },
+    #[error("a part's headers (or the text between parts) are larger than {limit} bytes; send ordinary form parts")]
+    PartHeadersTooLarge { limit: u64 },
+    #[error("the server is busy with other uploads; try again in {retry_after} seconds")]
+    Busy { retry_after: u64 },
+    #[error("the upload took longer than {seconds} seconds to arrive; try again on a faster connection or send fewer files per request")]
+    UploadTimeout { seconds: u64 },
+    /// Spooling the upload to disk failed (disk full, …): the detail goes to the log.
+    #[error("the server could not keep the upload for a moment; try again")]
+    Spool(String),
     #[error("no such job")]
     NotFound,
     /// The detail (endpoint, bucket, SDK message) goes to the log, never to the client.
@@ -41,6 +54,11 @@ impl ApiError {
             ApiError::BadUpload(_) => "bad_upload",
             ApiError::UploadTooLarge { .. } => "upload_too_large",
             ApiError::File { error, .. } => error.code(),
+            ApiError::RecipeTooLarge { .. } => "recipe_too_large",
+            ApiError::PartHeadersTooLarge { .. } => "part_headers_too_large",
+            ApiError::Busy { .. } => "uploads_busy",
+            ApiError::UploadTimeout { .. } => "upload_timeout",
+            ApiError::Spool(_) => "upload_storage_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::Store(_) => "storage_unavailable",
             ApiError::Queue(_) => "queue_unavailable",
@@ -56,6 +74,10 @@ impl ApiError {
             }
             ApiError::MissingRecipe => err["field"] = json!("recipe"),
             ApiError::MissingFile => err["field"] = json!("file"),
+            ApiError::RecipeTooLarge { field, limit } => {
+                err["field"] = json!(field);
+                err["limit"] = json!(limit);
+            }
             ApiError::File { filename, error } => {
                 err["field"] = json!("file");
                 err["filename"] = json!(filename);
@@ -84,6 +106,10 @@ impl ResponseError for ApiError {
             ApiError::MissingRecipe | ApiError::MissingFile | ApiError::BadUpload(_) => StatusCode::BAD_REQUEST,
             ApiError::UploadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::File { error, .. } => file_status(error),
+            ApiError::RecipeTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PartHeadersTooLarge { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Busy { .. } | ApiError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UploadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,10 +121,19 @@ impl ResponseError for ApiError {
             let detail = match self {
                 ApiError::Store(e) => e.to_string(),
                 ApiError::Queue(e) => e.to_string(),
+                ApiError::Spool(e) => e.clone(),
                 other => other.to_string(),
             };
-            tracing::error!(error = %self, %detail, "request failed");
+            match self {
+                // Expected under load, and the client is told when to come back.
+                ApiError::Busy { .. } => tracing::warn!("upload refused: every upload slot is taken"),
+                _ => tracing::error!(error = %self, %detail, "request failed"),
+            }
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::Busy { retry_after } = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()));
+        }
+        response.json(self.body())
     }
 }

@@ -3,30 +3,42 @@
 //! Files are checked by content (never by name) and against the limits from their header
 //! before anything is stored; a recipe is validated before any file is stored, so a bad
 //! request leaves nothing behind.
+//!
+//! No upload can exhaust the web app ([`crate::upload_limits`]): a request first takes one of
+//! `DARKROOM_MAX_CONCURRENT_UPLOADS` slots (`503` with `Retry-After` when none is free) and its
+//! body must arrive within `DARKROOM_UPLOAD_TIMEOUT` (`408`). File parts stream to temporary
+//! files ([`crate::spool`]) and from there to the store, so memory holds a small buffer per
+//! upload whatever the file's size; the `recipe` and `preset` parts are read into memory only up
+//! to `DARKROOM_MAX_RECIPE_BYTES` (`413 recipe_too_large` as soon as one is longer), so parsing
+//! one on the async thread is quick; part headers are bounded by [`crate::multipart_guard`].
+//! The header probe (which runs libheif for HEIC) runs on a blocking thread.
 
-use actix_multipart::Multipart;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use chrono::Utc;
 use darkroom_core::engine::{self, EngineError, OutputSpec};
 use darkroom_core::keys;
 use darkroom_core::message::{JobMessage, JobState};
 use darkroom_core::recipe;
-use futures_util::TryStreamExt;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
 use crate::jobs::{JobRecord, TimelineEntry};
+use crate::multipart_guard::Parts;
+use crate::spool::{self, SpoolWriter, Spooled, TempFile};
 use crate::AppState;
 
 /// Most files in one upload request.
 pub const MAX_FILES: usize = 50;
 
-/// A parsed multipart upload.
+/// A parsed multipart upload; its spooled files are removed when it is dropped.
 #[derive(Default)]
 pub struct Upload {
-    pub files: Vec<(String, Bytes)>,
+    pub files: Vec<(String, Spooled)>,
     pub recipe: Option<String>,
     /// Form posts (no JavaScript) send a preset name instead of a JSON recipe.
     pub preset: Option<String>,
+    /// The upload slot, held until the files are stored and the jobs queued.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Upload {
@@ -40,42 +52,69 @@ impl Upload {
     }
 }
 
-/// Read the multipart body: `file` parts (any number), one `recipe` part, or a `preset` field.
-pub async fn read_multipart(mut payload: Multipart, max_file_bytes: u64) -> Result<Upload, ApiError> {
+/// Read an upload request (`file` parts, one `recipe` part or a `preset` field) in one of the
+/// upload slots and within the upload timeout.
+pub async fn receive(state: &AppState, parts: Parts) -> Result<Upload, ApiError> {
+    let limits = &state.uploads;
+    let slot = limits.enter()?;
+    let read = read_multipart(parts, state.limits.max_input_bytes, limits);
+    // On the deadline the read is dropped, and with it every file spooled so far.
+    let mut upload = tokio::time::timeout(limits.timeout, read).await.map_err(|_| {
+        tracing::warn!(seconds = limits.timeout.as_secs(), "upload cut off: the body did not arrive in time");
+        ApiError::UploadTimeout { seconds: limits.timeout.as_secs() }
+    })??;
+    upload.slot = Some(slot);
+    Ok(upload)
+}
+
+pub(crate) fn spool_error(e: std::io::Error) -> ApiError {
+    ApiError::Spool(format!("spooling an upload: {e}"))
+}
+
+/// Read the multipart body: file parts to disk (each up to `max_file_bytes`), the recipe and
+/// preset parts into memory (up to the recipe limit).
+async fn read_multipart(
+    mut parts: Parts,
+    max_file_bytes: u64,
+    limits: &crate::upload_limits::UploadLimits,
+) -> Result<Upload, ApiError> {
     let mut upload = Upload::default();
     let total_limit = max_file_bytes.saturating_mul(4).max(200 * 1024 * 1024);
     let mut total: u64 = 0;
-    while let Some(mut field) = payload.try_next().await.map_err(|e| ApiError::BadUpload(e.to_string()))? {
+    while let Some(mut field) = parts.next_part().await? {
         let name = field.name().unwrap_or_default().to_string();
         let filename = field.content_disposition().and_then(|cd| cd.get_filename()).map(sanitize_filename);
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = field.try_next().await.map_err(|e| ApiError::BadUpload(e.to_string()))? {
-            total += chunk.len() as u64;
-            if total > total_limit {
-                return Err(ApiError::UploadTooLarge { limit: total_limit });
-            }
-            // Stop buffering past the per-file limit; what is kept is still over it, so the
-            // engine reports the real problem (file too large).
-            if (buf.len() as u64) <= max_file_bytes {
-                buf.extend_from_slice(&chunk);
-            }
-        }
         match name.as_str() {
             "file" | "files" | "file[]" => {
                 if upload.files.len() >= MAX_FILES {
                     return Err(ApiError::BadUpload(format!("at most {MAX_FILES} files per request")));
                 }
+                // Past the per-file limit the writer keeps nothing and only counts, so the
+                // engine's file-too-large error names the real size and the other files of
+                // the request are still taken.
+                let mut writer = SpoolWriter::create(&limits.spool_dir, max_file_bytes).await.map_err(spool_error)?;
+                while let Some(chunk) = parts.next_chunk(&mut field).await? {
+                    total += chunk.len() as u64;
+                    if total > total_limit {
+                        return Err(ApiError::UploadTooLarge { limit: total_limit });
+                    }
+                    writer.write(&chunk).await.map_err(spool_error)?;
+                }
                 // A form with an empty file picker still sends an empty, nameless part.
                 let filename = filename.unwrap_or_default();
-                if filename.is_empty() && buf.is_empty() {
+                if filename.is_empty() && writer.is_empty() {
                     continue;
                 }
                 let filename =
                     if filename.is_empty() { format!("upload-{}", upload.files.len() + 1) } else { filename };
-                upload.files.push((filename, buf.freeze()));
+                upload.files.push((filename, writer.finish().await.map_err(spool_error)?));
             }
-            "recipe" => upload.recipe = Some(String::from_utf8_lossy(&buf).into_owned()),
-            "preset" => upload.preset = Some(String::from_utf8_lossy(&buf).into_owned()),
+            "recipe" => {
+                upload.recipe = Some(read_text(&mut parts, &mut field, "recipe", limits.max_recipe_bytes).await?)
+            }
+            "preset" => {
+                upload.preset = Some(read_text(&mut parts, &mut field, "preset", limits.max_recipe_bytes).await?)
+            }
             other => {
                 return Err(ApiError::BadUpload(format!(
                     "unexpected form field `{other}`; send `file` parts and one `recipe` part"
@@ -84,6 +123,23 @@ pub async fn read_multipart(mut payload: Multipart, max_file_bytes: u64) -> Resu
         }
     }
     Ok(upload)
+}
+
+/// A small text part, refused (`413`) as soon as it passes `limit`, before the rest is read.
+async fn read_text(
+    parts: &mut Parts,
+    field: &mut actix_multipart::Field,
+    name: &'static str,
+    limit: u64,
+) -> Result<String, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = parts.next_chunk(field).await? {
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::RecipeTooLarge { field: name, limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn sanitize_filename(name: &str) -> String {
@@ -143,17 +199,26 @@ async fn check_logos(state: &AppState, owner: &str, outputs: &[OutputSpec]) -> R
 }
 
 pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Submitted, ApiError> {
+    // The text is at most DARKROOM_MAX_RECIPE_BYTES (64 KiB by default): parsing and
+    // validating it here takes well under a millisecond, so it stays on the async thread.
     let text = upload.recipe_text().ok_or(ApiError::MissingRecipe)?;
     let outputs = recipe::parse(&text, &state.limits).map_err(ApiError::Recipe)?;
     check_logos(state, owner, &outputs).await?;
-    if upload.files.is_empty() {
+    // The slot stays taken (and the files on disk) until this returns.
+    let Upload { files, slot: _slot, .. } = upload;
+    if files.is_empty() {
         return Err(ApiError::MissingFile);
     }
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
-    for (filename, bytes) in upload.files {
-        match engine::probe(&bytes, &state.limits).and_then(|p| fits(&p, &outputs, &state.limits).map(|()| p)) {
-            Ok(probe) => accepted.push((filename, bytes, probe)),
+    for (filename, spooled) in files {
+        let Some(file) = spooled.file else {
+            let error = EngineError::FileTooLarge { bytes: spooled.len, limit: state.limits.max_input_bytes };
+            rejected.push((filename, error));
+            continue;
+        };
+        match probe(&file, &state.limits).await?.and_then(|p| fits(&p, &outputs, &state.limits).map(|()| p)) {
+            Ok(probe) => accepted.push((filename, file, spooled.len, probe)),
             Err(error) => rejected.push((filename, error)),
         }
     }
@@ -162,17 +227,30 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Sub
         return Err(ApiError::File { filename, error });
     }
     let mut jobs = Vec::with_capacity(accepted.len());
-    for (filename, bytes, probe) in accepted {
-        jobs.push(queue_one(state, owner, filename, bytes, probe, &outputs).await?);
+    for (filename, file, bytes, probe) in accepted {
+        jobs.push(queue_one(state, owner, filename, &file, bytes, probe, &outputs).await?);
     }
     Ok(Submitted { jobs, rejected })
+}
+
+/// Probe a spooled file on a blocking thread (libheif parses HEIC containers there).
+pub(crate) async fn probe(
+    file: &TempFile,
+    limits: &engine::Limits,
+) -> Result<Result<engine::Probe, EngineError>, ApiError> {
+    let (path, limits) = (file.path().to_path_buf(), *limits);
+    tokio::task::spawn_blocking(move || spool::probe(&path, &limits))
+        .await
+        .map_err(|e| ApiError::Spool(format!("the probe task failed: {e}")))?
+        .map_err(spool_error)
 }
 
 async fn queue_one(
     state: &AppState,
     owner: &str,
     filename: String,
-    bytes: Bytes,
+    file: &TempFile,
+    bytes: u64,
     probe: engine::Probe,
     outputs: &[OutputSpec],
 ) -> Result<JobRecord, ApiError> {
@@ -192,13 +270,13 @@ async fn queue_one(
         original_type: probe.format.mime().to_string(),
         original_width: probe.width,
         original_height: probe.height,
-        original_bytes: bytes.len() as u64,
+        original_bytes: bytes,
         requested: outputs.to_vec(),
         outputs: vec![],
         error: None,
         timeline: vec![TimelineEntry { at: now, state: JobState::Queued, worker: None, attempt: 0, note: None }],
     };
-    state.backend.store.put(&original_key, bytes, probe.format.mime()).await?;
+    state.backend.store.put_file(&original_key, file.path(), probe.format.mime()).await?;
     state.book.create(&record).await?;
     let message = JobMessage { job_id: id.clone(), original_key, outputs: outputs.to_vec(), submitted_at: now };
     state.backend.jobs.send(&message.to_json()).await?;

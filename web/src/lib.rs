@@ -16,11 +16,14 @@ pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod logos;
+pub mod multipart_guard;
 pub mod ops;
 pub mod pages;
 pub mod replies;
 pub mod security_headers;
+pub mod spool;
 pub mod telemetry;
+pub mod upload_limits;
 pub mod workers;
 pub mod zip;
 
@@ -50,6 +53,8 @@ pub struct Config {
     pub backend: BackendArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub uploads: upload_limits::UploadArgs,
     /// Secret for signing identity cookies and ops sessions (at least 32 characters; e.g.
     /// `openssl rand -hex 32`). Required on the aws backend. Default on the embedded backend: a
     /// random key kept in the data folder at objects/system/cookie-key.
@@ -79,6 +84,7 @@ pub struct AppState {
     pub book: Arc<jobs::JobBook>,
     pub limits: Limits,
     pub cookies: identity::CookieSettings,
+    pub uploads: upload_limits::UploadLimits,
 }
 
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
@@ -129,6 +135,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         book: book.clone(),
         limits: config.limits.limits(),
         cookies,
+        uploads: upload_limits::UploadLimits::new(&config.uploads, &config.backend)
+            .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -160,6 +168,11 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(assets::routes)
     })
     .listen(listener)?
+    // The request head must arrive within 10 s (408 otherwise); the body is bounded by
+    // DARKROOM_UPLOAD_TIMEOUT. An early answer (413, 408, 503) to a client still sending gets
+    // 2 s in which the rest is read and dropped, so the client sees the answer, not a reset.
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_secs(2))
     .shutdown_timeout(10)
     .run();
 

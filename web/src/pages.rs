@@ -2,7 +2,6 @@
 //! without JavaScript (a form post, a page that refreshes, forms for delete and retry);
 //! static/app.js makes them live (per-file uploads with progress, the recipe builder, SSE).
 
-use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
@@ -144,9 +143,9 @@ async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String
 }
 
 /// The form post used without JavaScript: store, queue, then to the job (or the gallery).
-async fn upload(state: web::Data<AppState>, owner: Owner, payload: Multipart) -> HttpResponse {
+async fn upload(state: web::Data<AppState>, owner: Owner, parts: crate::multipart_guard::Parts) -> HttpResponse {
     let result = async {
-        let upload = ingest::read_multipart(payload, state.limits.max_input_bytes).await?;
+        let upload = ingest::receive(&state, parts).await?;
         ingest::submit(&state, &owner.0, upload).await
     }
     .await;

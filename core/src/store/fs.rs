@@ -1,6 +1,8 @@
 //! `ObjectStore` in a folder: the embedded default. Same key layout as the S3 bucket, one
 //! file per object under `{data_dir}/objects/`. Writes are atomic (temp file, fsync, rename),
 //! so a reader or a crash never sees half an object, and keys cannot escape the folder.
+//! [`ObjectStore::put_file`] links the file into the temp folder when it is on the same file
+//! system (no copy) and copies it otherwise, then syncs and renames it into place the same way.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,6 +69,32 @@ impl FsStore {
         result.map_err(io)
     }
 
+    fn put_file_sync(&self, key: &str, source: &Path) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let tmp = self.tmp.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+        let result = (|| {
+            // A second name for the same file costs nothing; across file systems, copy.
+            if std::fs::hard_link(source, &tmp).is_err() {
+                std::fs::copy(source, &tmp)?;
+            }
+            // Readable like an object `put` writes (the caller's file may be private to it).
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+            }
+            std::fs::File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
     fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         // Walk the deepest folder the prefix names, then filter by the full prefix.
         let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
@@ -111,6 +139,11 @@ impl ObjectStore for FsStore {
     async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<(), StoreError> {
         let (this, key) = (self.clone(), key.to_string());
         blocking(move || this.put_sync(&key, &body)).await
+    }
+
+    async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> Result<(), StoreError> {
+        let (this, key, source) = (self.clone(), key.to_string(), path.to_path_buf());
+        blocking(move || this.put_file_sync(&key, &source)).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
@@ -161,5 +194,38 @@ mod tests {
         for good in ["originals/abc", "outputs/j/web.jpg", "jobs/x.json", "owners/o/j"] {
             assert!(check_key(good).is_ok(), "{good:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn put_file_stores_a_copy_and_leaves_the_source() {
+        let dir = std::env::temp_dir().join(format!("darkroom-fs-put-file-{}", uuid::Uuid::new_v4().simple()));
+        let store = FsStore::open(&dir).unwrap();
+        // Same file system (a link) and the path the web app uses.
+        let source = dir.join("tmp").join("upload");
+        std::fs::write(&source, b"first").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&source, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        store.put_file("originals/a", &source, "image/png").await.unwrap();
+        assert_eq!(store.get("originals/a").await.unwrap(), Bytes::from_static(b"first"));
+        assert!(source.exists(), "the source stays the caller's");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("objects/originals/a")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644, "readable by other processes like any object");
+        }
+        // Replacing an object; the removed source does not take the object with it.
+        std::fs::remove_file(&source).unwrap();
+        std::fs::write(&source, b"second").unwrap();
+        store.put_file("originals/a", &source, "image/png").await.unwrap();
+        std::fs::remove_file(&source).unwrap();
+        assert_eq!(store.get("originals/a").await.unwrap(), Bytes::from_static(b"second"));
+        assert!(store.put_file("../x", &source, "image/png").await.is_err(), "keys are checked");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.join("tmp")).unwrap().collect();
+        assert!(leftovers.is_empty(), "no temp file left behind: {leftovers:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,6 +8,8 @@ pub mod fs;
 #[cfg(feature = "backends")]
 pub mod s3;
 
+use std::path::Path;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use thiserror::Error;
@@ -40,6 +42,11 @@ pub struct ObjectInfo {
 pub trait ObjectStore: Send + Sync + 'static {
     /// Store `body` at `key`, replacing what was there.
     async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError>;
+    /// Store the file at `path` at `key`, replacing what was there, without reading the file
+    /// into memory (an upload of tens of MiB goes from disk to the store in small pieces).
+    /// The file is left where it is; removing it stays the caller's job. Atomic like `put`:
+    /// a reader sees the old object or the whole new one.
+    async fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<(), StoreError>;
     /// The bytes at `key`; `NotFound` if there are none.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
     /// Size and type of the object at `key`, `None` if missing.

@@ -87,6 +87,24 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
+        // Read from disk in small pieces as it is sent (and again on a retry); one PUT, as
+        // objects here are at most DARKROOM_MAX_UPLOAD_BYTES (S3 takes 5 GiB in one PUT).
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("reading {} to store `{key}`: {e}", path.display())))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(key, e))?;
+        Ok(())
+    }
+
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
         let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;

@@ -4,7 +4,10 @@
 //!   headers on every response, outages reported without internal details;
 //! - `browser`: cross-site requests, forged and foreign cookies, ops sign-in;
 //! - `files`: hostile files and junk messages straight onto the queue, past the web app;
-//! - `limits`: amplification, and jobs past their time or memory limit.
+//! - `limits`: amplification, and jobs past their time or memory limit;
+//! - `uploads`: oversized recipe and file parts and huge part headers refused while reading
+//!   with the web process's peak memory small; a full set of upload slots answers 503 with
+//!   Retry-After; trickled bodies and request heads are cut off.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ mod browser;
 mod files;
 mod limits;
 mod trust;
+mod uploads;
 
 pub const RECIPE: &str = r#"{"outputs":[{"name":"web","ops":[{"op":"resize","width":200}],"format":"png"}]}"#;
 
