@@ -1,5 +1,10 @@
 //! Anonymous identities: each browser (or curl cookie jar) gets an owner id in a signed,
 //! HttpOnly cookie; a job is visible only to the owner that created it.
+//!
+//! A request without a valid cookie gets a fresh id, marked [`Fresh`]. Minting one costs
+//! nothing persistent: no store write, no state in memory; something is kept only once the
+//! identity does something (a job, a logo, an open event stream). Rate limits count a fresh
+//! identity by its address only ([`crate::rate_limit`]), so dropping cookies escapes nothing.
 
 use actix_web::body::MessageBody;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, CookieJar, Key, SameSite};
@@ -16,6 +21,10 @@ pub const COOKIE: &str = "darkroom_id";
 /// The caller's owner id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner(pub String);
+
+/// Request extension: the [`Owner`] was minted for this request (it came without a valid cookie).
+#[derive(Clone, Copy, Debug)]
+pub struct Fresh;
 
 pub struct CookieSettings {
     key: Key,
@@ -76,6 +85,9 @@ pub async fn middleware(
     let fresh = known.is_none();
     let owner = known.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(Owner(owner.clone()));
+    if fresh {
+        req.extensions_mut().insert(Fresh);
+    }
     let mut res = next.call(req).await?;
     if fresh {
         let cookie = state.cookies.issue(&owner);

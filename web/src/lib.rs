@@ -15,8 +15,10 @@ pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod logos;
+pub mod lru;
 pub mod ops;
 pub mod pages;
+pub mod rate_limit;
 pub mod replies;
 pub mod security_headers;
 pub mod telemetry;
@@ -60,6 +62,8 @@ pub struct Config {
     /// ops page is off.
     #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub growth: rate_limit::Settings,
 }
 
 /// Everything a request handler can reach.
@@ -100,7 +104,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let addr = listener.local_addr()?;
     let cookies =
         identity::CookieSettings::load(&*backend.store, config.cookie_secret.as_deref(), config.cookie_secure).await?;
-    let book = Arc::new(jobs::JobBook::new(backend.store.clone()));
+    let book = Arc::new(jobs::JobBook::with_cache(backend.store.clone(), config.growth.job_cache));
+    let guard = web::Data::new(rate_limit::Guard::new(config.growth.clone()));
     let state = web::Data::new(AppState {
         backend: backend.clone(),
         book: book.clone(),
@@ -121,6 +126,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         App::new()
             .app_data(state.clone())
             .app_data(ops.clone())
+            .app_data(guard.clone())
+            .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::from_fn(identity::middleware))
             .wrap(security_headers::headers())
             .wrap(middleware::Compress::default())
