@@ -114,7 +114,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let registry = workers::Registry::new();
+    let registry = workers::Registry::with_cap(config.growth.ops_max_workers);
     let ops = web::Data::new(ops::OpsState::new(config.admin_token.clone(), config.cookie_secure, registry.clone()));
     let registry_task = tokio::spawn(registry.run(book.clone(), stop_rx.clone()));
     let consumer =

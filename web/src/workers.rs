@@ -8,7 +8,7 @@
 //!
 //! Worker names come from statuses on a shared queue, so anyone who can post there can invent
 //! them: the registry keeps at most [`MAX_WORKERS`] workers (a new one pushes out the one this
-//! web app has not heard from for longest) and forgets a worker silent for [`FORGET_AFTER`].
+//! web app has not heard from for longest; `DARKROOM_OPS_MAX_WORKERS`) and forgets a worker silent for [`FORGET_AFTER`].
 //! "Heard from" is when this web app took in the status, not the time the status claims.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -26,7 +26,7 @@ use crate::jobs::{JobBook, JobRecord, TimelineEntry};
 
 /// How many recent events of each kind are kept.
 const KEEP: usize = 30;
-/// Most workers kept (far more than a deployment runs; the page lists them all).
+/// Most workers kept by default (far more than a deployment runs; the page lists them all).
 pub const MAX_WORKERS: usize = 256;
 /// A worker not heard from for this long is forgotten (a stopped or renamed worker).
 pub const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -107,9 +107,16 @@ pub struct Snapshot {
     pub per_minute: Vec<(u32, u32)>,
 }
 
-#[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Most workers kept (`DARKROOM_OPS_MAX_WORKERS`).
+    cap: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { inner: Mutex::default(), cap: MAX_WORKERS }
+    }
 }
 
 fn push<T>(q: &mut VecDeque<T>, item: T) {
@@ -120,6 +127,11 @@ fn push<T>(q: &mut VecDeque<T>, item: T) {
 impl Registry {
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
+    }
+
+    /// A registry that keeps at most `cap` workers (at least 1).
+    pub fn with_cap(cap: usize) -> Arc<Registry> {
+        Arc::new(Registry { inner: Mutex::default(), cap: cap.max(1) })
     }
 
     /// Follow the job book until shutdown.
@@ -148,7 +160,7 @@ impl Registry {
             _ => len.saturating_sub(1),
         };
         for entry in &rec.timeline[from..] {
-            inner.apply(rec, entry);
+            inner.apply(rec, entry, self.cap);
         }
         if rec.state.is_final() {
             inner.seen.remove(&rec.id);
@@ -188,11 +200,11 @@ impl Registry {
 
 impl Inner {
     /// The worker called `name`, added if new (making room first), marked as heard from now.
-    fn worker(&mut self, name: &str) -> &mut WorkerInfo {
+    fn worker(&mut self, name: &str, cap: usize) -> &mut WorkerInfo {
         let now = Instant::now();
         if !self.workers.contains_key(name) {
             self.forget_silent(now);
-            while self.workers.len() >= MAX_WORKERS {
+            while self.workers.len() >= cap {
                 let Some(oldest) = self.workers.values().min_by_key(|w| w.heard).map(|w| w.name.clone()) else {
                     break;
                 };
@@ -219,7 +231,7 @@ impl Inner {
         Some(w)
     }
 
-    fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+    fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry, cap: usize) {
         push(
             &mut self.events,
             Event {
@@ -245,7 +257,7 @@ impl Inner {
                     let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
                     self.retried(rec, e, from, Some(w.clone()));
                 }
-                let info = self.worker(&w);
+                let info = self.worker(&w, cap);
                 info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                 info.current.insert(rec.id.clone());
                 info.started += 1;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use darkroom_e2e::TestApp;
 use serde_json::Value;
 
+mod growth;
 mod trust;
 
 pub const RECIPE: &str = r#"{"outputs":[{"name":"web","ops":[{"op":"resize","width":200}],"format":"png"}]}"#;
