@@ -309,7 +309,15 @@ impl Refusal {
 
     /// As HTML, for the form post without JavaScript.
     pub fn page(&self) -> HttpResponse {
-        let mut res = crate::pages::error_response(self.status_code(), "Not now", &self.to_string());
+        let message = match self {
+            // The store's own message names endpoints and buckets: the log gets it, not the page.
+            Refusal::Store(e) => {
+                tracing::error!(error = %e, "quota check failed");
+                ApiError::Store(e.clone()).to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut res = crate::pages::error_response(self.status_code(), "Not now", &message);
         self.add_retry_after(&mut res);
         res
     }
@@ -654,6 +662,47 @@ mod tests {
             s: Settings,
         }
         T::parse_from(["t", "--max-sse-per-identity", "2", "--max-sse-per-ip", "3", "--max-sse", "4"]).s
+    }
+
+    /// A store that must not be touched.
+    struct Untouchable;
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Untouchable {
+        async fn put(&self, key: &str, _: bytes::Bytes, _: &str) -> Result<(), StoreError> {
+            panic!("put {key}")
+        }
+        async fn get(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
+            panic!("get {key}")
+        }
+        async fn head(&self, key: &str) -> Result<Option<darkroom_core::store::ObjectInfo>, StoreError> {
+            panic!("head {key}")
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            panic!("list {prefix}")
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            panic!("delete {key}")
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_identities_cost_nothing_and_share_their_address_limit() {
+        let mut s = settings();
+        s.upload_rate_per_ip = limit(5, 60);
+        let g = Guard::new(s);
+        let addr = ClientAddr::new("192.0.2.1".parse().unwrap());
+        for n in 0..5 {
+            let owner = format!("fresh{n}");
+            g.admit(Action::Upload, &owner, true, addr, &Untouchable).await.expect("within the address's rate");
+        }
+        assert_eq!(g.buckets(), 1, "one bucket for the address, none for the five identities");
+        let e = g.admit(Action::Upload, "fresh5", true, addr, &Untouchable).await.unwrap_err();
+        assert!(matches!(e, Refusal::RateLimited { subject: Subject::Addr(_), .. }), "{e}");
+        assert_eq!(e.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        let res = e.error_response();
+        assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "12", "one token every 12 s");
+        assert_eq!(e.body()["error"]["retry_after"], 12);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! web app has not heard from for longest; `DARKROOM_OPS_MAX_WORKERS`) and forgets a worker silent for [`FORGET_AFTER`].
 //! "Heard from" is when this web app took in the status, not the time the status claims.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -23,11 +23,14 @@ use tokio::sync::watch;
 use darkroom_core::message::JobState;
 
 use crate::jobs::{JobBook, JobRecord, TimelineEntry};
+use crate::lru::Lru;
 
 /// How many recent events of each kind are kept.
 const KEEP: usize = 30;
 /// Most workers kept by default (far more than a deployment runs; the page lists them all).
 pub const MAX_WORKERS: usize = 256;
+/// Unfinished jobs followed at once (far more than a queue holds in practice).
+const MAX_FOLLOWED: usize = 100_000;
 /// A worker not heard from for this long is forgotten (a stopped or renamed worker).
 pub const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Minutes of throughput history.
@@ -83,17 +86,30 @@ pub struct Failure {
     pub worker: Option<String>,
 }
 
-#[derive(Default)]
 struct Inner {
     workers: BTreeMap<String, WorkerInfo>,
-    /// Timeline length seen per unfinished job.
-    seen: HashMap<String, usize>,
-    /// Which worker holds which unfinished job.
-    holder: HashMap<String, String>,
+    /// Timeline length seen per unfinished job (the [`MAX_FOLLOWED`] most recent).
+    seen: Lru<String, usize>,
+    /// Which worker holds which unfinished job (the [`MAX_FOLLOWED`] most recent).
+    holder: Lru<String, String>,
     events: VecDeque<Event>,
     retries: VecDeque<Retry>,
     failures: VecDeque<Failure>,
     finished: VecDeque<(DateTime<Utc>, bool)>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            workers: BTreeMap::new(),
+            seen: Lru::new(MAX_FOLLOWED),
+            holder: Lru::new(MAX_FOLLOWED),
+            events: VecDeque::new(),
+            retries: VecDeque::new(),
+            failures: VecDeque::new(),
+            finished: VecDeque::new(),
+        }
+    }
 }
 
 /// A snapshot for the ops page.
@@ -155,7 +171,7 @@ impl Registry {
         let inner = &mut *g;
         let len = rec.timeline.len();
         // A job not followed yet: only its newest entry is news.
-        let from = match inner.seen.get(&rec.id) {
+        let from = match inner.seen.peek(&rec.id) {
             Some(&n) if n <= len => n,
             _ => len.saturating_sub(1),
         };
@@ -261,7 +277,13 @@ impl Inner {
                 info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                 info.current.insert(rec.id.clone());
                 info.started += 1;
-                self.holder.insert(rec.id.clone(), w);
+                // A job pushed out of `holder` leaves its worker's current jobs too, so those
+                // sets stay as bounded as `holder`.
+                if let Some((job, w)) = self.holder.insert(rec.id.clone(), w) {
+                    if let Some(info) = self.workers.get_mut(&w) {
+                        info.current.remove(&job);
+                    }
+                }
             }
             JobState::Done | JobState::Failed => {
                 let ok = e.state == JobState::Done;
