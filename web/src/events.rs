@@ -1,5 +1,11 @@
 //! Live status over Server-Sent Events: `GET /api/jobs/{id}/events` sends the job's current
-//! state at once, then every change, and ends after a final state (`done` or `failed`).
+//! state at once, then every change, and ends after a final state (`done` or `failed`);
+//! `GET /api/events` sends every change to any of the caller's jobs and never ends.
+//!
+//! Both follow the owner's own feed ([`JobBook::subscribe_owner`]): a stream never receives,
+//! let alone serialises, another browser's jobs. Each holds a [`StreamSlot`] while open: the
+//! caps per identity, per address and in total ([`crate::rate_limit`]) answer `429` with
+//! `Retry-After` past them, before anything is read or subscribed.
 //!
 //! Each event is `event: status`, `id: <timeline length>`, `data: <the job as JSON>`.
 //! A client that reconnects (with or without Last-Event-ID) gets the current state first,
@@ -9,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{owned, JobView};
-use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::jobs::{JobBook, JobRecord};
+use crate::jobs::{JobBook, JobRecord, OwnerFeed};
+use crate::rate_limit::{Guard, StreamSlot};
 use crate::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -24,10 +30,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 struct Follow {
     id: String,
     book: Arc<JobBook>,
-    rx: broadcast::Receiver<JobRecord>,
+    rx: OwnerFeed,
     pending: Option<JobRecord>,
     /// `updated_at` of the last record sent (a timeline entry can be replaced, not only added).
     sent: Option<chrono::DateTime<chrono::Utc>>,
+    _slot: StreamSlot,
 }
 
 /// Format one record as an SSE event.
@@ -36,11 +43,28 @@ pub fn event(rec: &JobRecord) -> Bytes {
     Bytes::from(format!("event: status\nid: {}\ndata: {data}\n\n", rec.timeline.len()))
 }
 
-pub async fn stream(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+fn sse(body: impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((header::CONTENT_ENCODING, "identity"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+pub async fn stream(
+    state: web::Data<AppState>,
+    guard: web::Data<Guard>,
+    req: HttpRequest,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let slot = guard.open_stream(&owner.0, guard.addr(&req))?;
     // Subscribe before reading, so a change between the two is not lost.
-    let rx = state.book.subscribe();
+    let rx = state.book.subscribe_owner(&owner.0);
     let rec = owned(&state, &owner, &id).await?;
-    let follow = Follow { id: rec.id.clone(), book: state.book.clone(), rx, pending: Some(rec), sent: None };
+    let follow =
+        Follow { id: rec.id.clone(), book: state.book.clone(), rx, pending: Some(rec), sent: None, _slot: slot };
     let body = futures_util::stream::unfold(Some(follow), |follow| async move {
         let mut f = follow?;
         loop {
@@ -53,7 +77,7 @@ pub async fn stream(state: web::Data<AppState>, owner: Owner, id: web::Path<Stri
                 Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(f))),
                 Ok(Ok(rec)) => {
                     if rec.id == f.id && (f.sent.is_none_or(|t| rec.updated_at > t) || rec.state.is_final()) {
-                        f.pending = Some(rec);
+                        f.pending = Some(Arc::unwrap_or_clone(rec));
                     }
                 }
                 Ok(Err(RecvError::Lagged(_))) => f.pending = f.book.get(&f.id).await.ok().flatten(),
@@ -61,10 +85,30 @@ pub async fn stream(state: web::Data<AppState>, owner: Owner, id: web::Path<Stri
             }
         }
     });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+    Ok(sse(body))
+}
+
+/// `GET /api/events`: every change to any of the caller's jobs, as SSE (`event: status`). No
+/// replay: a client that (re)connects reads `GET /api/jobs` once to catch up; a lagging one
+/// gets `event: resync`.
+pub async fn owner_stream(
+    state: web::Data<AppState>,
+    guard: web::Data<Guard>,
+    req: HttpRequest,
+    owner: Owner,
+) -> Result<HttpResponse, actix_web::Error> {
+    let slot = guard.open_stream(&owner.0, guard.addr(&req))?;
+    let feed = state.book.subscribe_owner(&owner.0);
+    let start = futures_util::stream::once(async { Ok::<_, actix_web::Error>(Bytes::from_static(b": hello\n\n")) });
+    let changes = futures_util::stream::unfold((feed, slot), |(mut feed, slot)| async move {
+        match tokio::time::timeout(KEEP_ALIVE, feed.recv()).await {
+            Err(_) => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), (feed, slot))),
+            Ok(Ok(rec)) => Some((Ok(event(&rec)), (feed, slot))),
+            Ok(Err(RecvError::Lagged(_))) => {
+                Some((Ok(Bytes::from_static(b"event: resync\ndata: {}\n\n")), (feed, slot)))
+            }
+            Ok(Err(RecvError::Closed)) => None,
+        }
+    });
+    Ok(sse(futures_util::StreamExt::chain(start, changes)))
 }

@@ -27,7 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/jobs/{id}", web::delete().to(delete_api))
         .route("/api/jobs/{id}/retry", web::post().to(retry_api))
         .route("/api/jobs/{id}/outputs.zip", web::get().to(zip_all))
-        .route("/api/events", web::get().to(owner_events))
+        .route("/api/events", web::get().to(crate::events::owner_stream))
         .route("/jobs/{id}/delete", web::post().to(delete_form))
         .route("/jobs/{id}/retry", web::post().to(retry_form));
 }
@@ -160,32 +160,4 @@ async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>
         // Already-compressed images: the Compress middleware would only waste CPU.
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .streaming(body)
-}
-
-/// Every change to any of the caller's jobs, as SSE (`event: status`). No replay: a client
-/// that (re)connects reads `GET /api/jobs` once to catch up; a lagging one gets `event: resync`.
-async fn owner_events(state: web::Data<AppState>, owner: Owner) -> HttpResponse {
-    use tokio::sync::broadcast::error::RecvError;
-    let rx = state.book.subscribe();
-    let start =
-        futures_util::stream::once(async { Ok::<_, actix_web::Error>(bytes::Bytes::from_static(b": hello\n\n")) });
-    let changes = futures_util::stream::unfold((rx, owner.0), |(mut rx, owner)| async move {
-        loop {
-            match tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv()).await {
-                Err(_) => return Some((Ok(bytes::Bytes::from_static(b": keep-alive\n\n")), (rx, owner))),
-                Ok(Ok(rec)) if rec.owner == owner => return Some((Ok(crate::events::event(&rec)), (rx, owner))),
-                Ok(Ok(_)) => {}
-                Ok(Err(RecvError::Lagged(_))) => {
-                    return Some((Ok(bytes::Bytes::from_static(b"event: resync\ndata: {}\n\n")), (rx, owner)))
-                }
-                Ok(Err(RecvError::Closed)) => return None,
-            }
-        }
-    });
-    HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_ENCODING, "identity"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(futures_util::StreamExt::chain(start, changes))
 }

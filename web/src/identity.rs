@@ -13,6 +13,11 @@
 //! backend the secret is required: the bucket is read by processors and outside submitters,
 //! and anyone holding the key can forge every identity. [`CookieSettings::derive`] gives other
 //! parts of the app (the ops sessions) keys of their own from it.
+//!
+//! A request without a valid cookie gets a fresh id, marked [`Fresh`]. Minting one costs
+//! nothing persistent: no store write, no state in memory; something is kept only once the
+//! identity does something (a job, a logo, an open event stream). Rate limits count a fresh
+//! identity by its address only ([`crate::rate_limit`]), so dropping cookies escapes nothing.
 
 use actix_web::body::MessageBody;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, CookieJar, Key, SameSite};
@@ -66,6 +71,10 @@ pub fn check_secret(kind: BackendKind, secret: Option<&str>) -> Result<(), Cooki
 /// The caller's owner id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owner(pub String);
+
+/// Request extension: the [`Owner`] was minted for this request (it came without a valid cookie).
+#[derive(Clone, Copy, Debug)]
+pub struct Fresh;
 
 pub struct CookieSettings {
     key: Key,
@@ -163,6 +172,9 @@ pub async fn middleware(
     let fresh = known.is_none();
     let owner = known.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(Owner(owner.clone()));
+    if fresh {
+        req.extensions_mut().insert(Fresh);
+    }
     let mut res = next.call(req).await?;
     if fresh {
         let cookie = cookies.issue(&owner);

@@ -1,6 +1,12 @@
 //! The job book: the web app's record of every job, kept in the object store (so a restart
 //! loses nothing), cached in memory, and broadcast to live subscribers when it changes.
 //!
+//! The cache is bounded ([`DEFAULT_CACHE`] records, `DARKROOM_JOB_CACHE`): it forgets the
+//! least recently used record first, and a miss reads the store, so nothing depends on what
+//! the cache holds. Changes go to every [`JobBook::subscribe`]r (the ops page's worker
+//! registry) and to the [`JobBook::subscribe_owner`]s of the job's owner only (browsers' event
+//! streams), so a stream never receives another browser's jobs.
+//!
 //! Status rules: statuses may arrive twice or out of order; a job never goes back from a
 //! final state, and an older attempt never overrides a newer one.
 
@@ -15,6 +21,8 @@ use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+
+use crate::lru::Lru;
 
 /// One step in a job's life, shown on its page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,33 +190,111 @@ pub enum Applied {
     UnknownJob,
 }
 
+/// Job records the cache keeps by default (a record is a few KiB: a few MiB in all).
+pub const DEFAULT_CACHE: usize = 4096;
+
+/// Changes an owner's event streams may fall behind by before they are told to resync.
+const OWNER_BACKLOG: usize = 64;
+
+/// The cache, and a count of writes to it that lets a reader tell whether the record it read
+/// from the store may have been replaced meanwhile.
+struct Cache {
+    records: Lru<String, JobRecord>,
+    writes: u64,
+}
+
+type OwnerChannels = Arc<Mutex<HashMap<String, broadcast::Sender<Arc<JobRecord>>>>>;
+
 pub struct JobBook {
     store: Arc<dyn ObjectStore>,
-    cache: Mutex<HashMap<String, JobRecord>>,
+    cache: Mutex<Cache>,
     writes: tokio::sync::Mutex<()>,
     changes: broadcast::Sender<JobRecord>,
+    owners: OwnerChannels,
+}
+
+/// Live changes to one owner's jobs (see [`JobBook::subscribe_owner`]). The owner's channel
+/// goes when its last feed is dropped, so an owner without an open stream costs nothing.
+pub struct OwnerFeed {
+    rx: Option<broadcast::Receiver<Arc<JobRecord>>>,
+    owner: String,
+    owners: OwnerChannels,
+}
+
+impl OwnerFeed {
+    pub async fn recv(&mut self) -> Result<Arc<JobRecord>, broadcast::error::RecvError> {
+        self.rx.as_mut().expect("present until dropped").recv().await
+    }
+}
+
+impl Drop for OwnerFeed {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        let mut owners = self.owners.lock().unwrap();
+        if owners.get(&self.owner).is_some_and(|tx| tx.receiver_count() == 0) {
+            owners.remove(&self.owner);
+        }
+    }
 }
 
 impl JobBook {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self::with_cache(store, DEFAULT_CACHE)
+    }
+
+    /// A book whose cache holds at most `capacity` records.
+    pub fn with_cache(store: Arc<dyn ObjectStore>, capacity: usize) -> Self {
         JobBook {
             store,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache { records: Lru::new(capacity), writes: 0 }),
             writes: tokio::sync::Mutex::new(()),
             changes: broadcast::channel(1024).0,
+            owners: Arc::default(),
         }
     }
 
-    /// Live changes to every job (subscribers filter by id).
+    /// Live changes to every job (for the web app's own bookkeeping, not for clients).
     pub fn subscribe(&self) -> broadcast::Receiver<JobRecord> {
         self.changes.subscribe()
+    }
+
+    /// Live changes to `owner`'s jobs only.
+    pub fn subscribe_owner(&self, owner: &str) -> OwnerFeed {
+        let mut owners = self.owners.lock().unwrap();
+        let rx = owners.entry(owner.to_string()).or_insert_with(|| broadcast::channel(OWNER_BACKLOG).0).subscribe();
+        OwnerFeed { rx: Some(rx), owner: owner.to_string(), owners: self.owners.clone() }
+    }
+
+    /// Owners with an open feed (each holds one channel).
+    pub fn owner_channels(&self) -> usize {
+        self.owners.lock().unwrap().len()
+    }
+
+    /// Records in the cache now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().unwrap().records.len()
+    }
+
+    fn remember(&self, rec: &JobRecord) {
+        let mut c = self.cache.lock().unwrap();
+        c.records.insert(rec.id.clone(), rec.clone());
+        c.writes += 1;
+    }
+
+    fn forget(&self, id: &str) {
+        let mut c = self.cache.lock().unwrap();
+        c.records.remove(id);
+        c.writes += 1;
     }
 
     async fn save(&self, rec: &JobRecord) -> Result<(), StoreError> {
         let json = serde_json::to_vec(rec).expect("records serialize");
         self.store.put(&keys::job_record(&rec.id), Bytes::from(json), "application/json").await?;
-        self.cache.lock().unwrap().insert(rec.id.clone(), rec.clone());
+        self.remember(rec);
         let _ = self.changes.send(rec.clone());
+        if let Some(tx) = self.owners.lock().unwrap().get(&rec.owner) {
+            let _ = tx.send(Arc::new(rec.clone()));
+        }
         Ok(())
     }
 
@@ -225,14 +311,23 @@ impl JobBook {
         if !keys::is_valid_id(id) {
             return Ok(None);
         }
-        if let Some(rec) = self.cache.lock().unwrap().get(id) {
-            return Ok(Some(rec.clone()));
-        }
+        let writes = {
+            let mut c = self.cache.lock().unwrap();
+            if let Some(rec) = c.records.get_mut(id) {
+                return Ok(Some(rec.clone()));
+            }
+            c.writes
+        };
         match self.store.get(&keys::job_record(id)).await {
             Ok(bytes) => {
                 let rec: JobRecord = serde_json::from_slice(&bytes)
                     .map_err(|e| StoreError::Rejected(format!("job record {id} is unreadable: {e}")))?;
-                self.cache.lock().unwrap().insert(id.to_string(), rec.clone());
+                // Cache what was read only if nothing was written meanwhile: a save or delete
+                // between the read and now may have made it stale.
+                let mut c = self.cache.lock().unwrap();
+                if c.writes == writes {
+                    c.records.insert(id.to_string(), rec.clone());
+                }
                 Ok(Some(rec))
             }
             Err(StoreError::NotFound(_)) => Ok(None),
@@ -436,6 +531,92 @@ mod tests {
         assert_eq!(r.timeline[1].note.as_deref(), Some("released: w1 is shutting down"));
         assert!(!r.timeline.iter().any(is_lost));
         assert_eq!(r.timeline.len(), 3);
+    }
+
+    /// The store, counting reads (so a test can tell a cache hit from a miss).
+    struct Counting {
+        inner: darkroom_core::store::fs::FsStore,
+        gets: std::sync::atomic::AtomicUsize,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Counting {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Counting {
+        async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), StoreError> {
+            self.inner.put(key, body, content_type).await
+        }
+        async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<(), StoreError> {
+            self.inner.put_file(key, path, content_type).await
+        }
+        async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+            self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.get(key).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<darkroom_core::store::ObjectInfo>, StoreError> {
+            self.inner.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    fn counting_store() -> Arc<Counting> {
+        let dir = std::env::temp_dir().join(format!("darkroom-book-{}", uuid::Uuid::new_v4().simple()));
+        let inner = darkroom_core::store::fs::FsStore::open(&dir).unwrap();
+        Arc::new(Counting { inner, gets: Default::default(), dir })
+    }
+
+    fn job(n: usize, owner: &str) -> JobRecord {
+        JobRecord { id: format!("job{n:05}"), owner: owner.into(), ..record() }
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_and_a_miss_reads_the_store() {
+        let store = counting_store();
+        let book = JobBook::with_cache(store.clone(), 100);
+        for n in 0..1000 {
+            book.create(&job(n, "o")).await.unwrap();
+        }
+        assert_eq!(book.cached(), 100, "1000 jobs, 100 cached");
+        let gets = || store.gets.load(std::sync::atomic::Ordering::SeqCst);
+        let before = gets();
+        assert_eq!(book.get("job00999").await.unwrap().unwrap().id, "job00999");
+        assert_eq!(gets(), before, "a recent job comes from the cache");
+        let old = book.get("job00000").await.unwrap().expect("an evicted job is read from the store");
+        assert_eq!((old.id.as_str(), old.owner.as_str()), ("job00000", "o"));
+        assert_eq!(gets(), before + 1);
+        assert_eq!(book.list("o").await.unwrap().len(), 1000, "listing does not depend on the cache");
+        assert_eq!(book.cached(), 100);
+        // A status for an evicted job applies to the stored record.
+        let mut s = status(JobState::Processing, 1, "w1");
+        s.job_id = "job00001".into();
+        assert_eq!(book.apply(&s).await.unwrap(), Applied::Changed);
+        book.forget("job00001");
+        assert_eq!(book.get("job00001").await.unwrap().unwrap().state, JobState::Processing);
+    }
+
+    #[tokio::test]
+    async fn an_owner_feed_gets_only_that_owners_jobs_and_goes_when_dropped() {
+        let book = JobBook::new(counting_store());
+        let mut alice = book.subscribe_owner("alice");
+        let second = book.subscribe_owner("alice");
+        assert_eq!(book.owner_channels(), 1);
+        book.create(&job(1, "bob")).await.unwrap();
+        book.create(&job(2, "alice")).await.unwrap();
+        assert_eq!(alice.recv().await.unwrap().id, "job00002", "bob's job never reaches alice's feed");
+        drop(second);
+        assert_eq!(book.owner_channels(), 1, "one feed is still open");
+        drop(alice);
+        assert_eq!(book.owner_channels(), 0, "nothing kept for an owner without a stream");
     }
 
     #[test]

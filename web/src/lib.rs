@@ -17,8 +17,10 @@ pub mod ingest;
 pub mod jobs;
 pub mod logos;
 pub mod multipart_guard;
+pub mod lru;
 pub mod ops;
 pub mod pages;
+pub mod rate_limit;
 pub mod replies;
 pub mod security_headers;
 pub mod spool;
@@ -76,6 +78,8 @@ pub struct Config {
     /// Seconds an ops sign-in lasts.
     #[arg(long, env = "DARKROOM_OPS_SESSION_TTL", default_value_t = 43_200, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     pub ops_session_ttl: u64,
+    #[command(flatten)]
+    pub growth: rate_limit::Settings,
 }
 
 /// Everything a request handler can reach.
@@ -127,9 +131,10 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         &cookies,
         Duration::from_secs(config.ops_session_ttl),
         backend.store.clone(),
-        workers::Registry::new(),
+        workers::Registry::with_cap(config.growth.ops_max_workers),
     );
-    let book = Arc::new(jobs::JobBook::new(backend.store.clone()));
+    let book = Arc::new(jobs::JobBook::with_cache(backend.store.clone(), config.growth.job_cache));
+    let guard = web::Data::new(rate_limit::Guard::new(config.growth.clone()));
     let state = web::Data::new(AppState {
         backend: backend.clone(),
         book: book.clone(),
@@ -153,6 +158,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .app_data(state.clone())
             .app_data(ops.clone())
             .app_data(site.clone())
+            .app_data(guard.clone())
+            .wrap(middleware::from_fn(rate_limit::middleware))
             .wrap(middleware::from_fn(identity::middleware))
             // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
             .wrap(middleware::from_fn(csrf::middleware))

@@ -5,9 +5,15 @@
 //!
 //! [`Registry::run`] follows [`JobBook::subscribe`]; [`Registry::observe`] takes one record
 //! and looks only at the timeline entries it has not seen yet, so duplicates do not count.
+//!
+//! Worker names come from statuses on a shared queue, so anyone who can post there can invent
+//! them: the registry keeps at most [`MAX_WORKERS`] workers (a new one pushes out the one this
+//! web app has not heard from for longest; `DARKROOM_OPS_MAX_WORKERS`) and forgets a worker silent for [`FORGET_AFTER`].
+//! "Heard from" is when this web app took in the status, not the time the status claims.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
@@ -17,9 +23,16 @@ use tokio::sync::watch;
 use darkroom_core::message::JobState;
 
 use crate::jobs::{JobBook, JobRecord, TimelineEntry};
+use crate::lru::Lru;
 
 /// How many recent events of each kind are kept.
 const KEEP: usize = 30;
+/// Most workers kept by default (far more than a deployment runs; the page lists them all).
+pub const MAX_WORKERS: usize = 256;
+/// Unfinished jobs followed at once (far more than a queue holds in practice).
+const MAX_FOLLOWED: usize = 100_000;
+/// A worker not heard from for this long is forgotten (a stopped or renamed worker).
+pub const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Minutes of throughput history.
 pub const MINUTES: usize = 15;
 
@@ -34,6 +47,9 @@ pub struct WorkerInfo {
     pub failed: u64,
     /// Attempts this worker did not finish (it was killed, crashed or stopped).
     pub unfinished: u64,
+    /// When this web app last took in a status of this worker.
+    #[serde(skip)]
+    heard: Option<Instant>,
 }
 
 /// One step of one job, for the activity list.
@@ -70,17 +86,30 @@ pub struct Failure {
     pub worker: Option<String>,
 }
 
-#[derive(Default)]
 struct Inner {
     workers: BTreeMap<String, WorkerInfo>,
-    /// Timeline length seen per unfinished job.
-    seen: HashMap<String, usize>,
-    /// Which worker holds which unfinished job.
-    holder: HashMap<String, String>,
+    /// Timeline length seen per unfinished job (the [`MAX_FOLLOWED`] most recent).
+    seen: Lru<String, usize>,
+    /// Which worker holds which unfinished job (the [`MAX_FOLLOWED`] most recent).
+    holder: Lru<String, String>,
     events: VecDeque<Event>,
     retries: VecDeque<Retry>,
     failures: VecDeque<Failure>,
     finished: VecDeque<(DateTime<Utc>, bool)>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            workers: BTreeMap::new(),
+            seen: Lru::new(MAX_FOLLOWED),
+            holder: Lru::new(MAX_FOLLOWED),
+            events: VecDeque::new(),
+            retries: VecDeque::new(),
+            failures: VecDeque::new(),
+            finished: VecDeque::new(),
+        }
+    }
 }
 
 /// A snapshot for the ops page.
@@ -94,9 +123,16 @@ pub struct Snapshot {
     pub per_minute: Vec<(u32, u32)>,
 }
 
-#[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Most workers kept (`DARKROOM_OPS_MAX_WORKERS`).
+    cap: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { inner: Mutex::default(), cap: MAX_WORKERS }
+    }
 }
 
 fn push<T>(q: &mut VecDeque<T>, item: T) {
@@ -107,6 +143,11 @@ fn push<T>(q: &mut VecDeque<T>, item: T) {
 impl Registry {
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
+    }
+
+    /// A registry that keeps at most `cap` workers (at least 1).
+    pub fn with_cap(cap: usize) -> Arc<Registry> {
+        Arc::new(Registry { inner: Mutex::default(), cap: cap.max(1) })
     }
 
     /// Follow the job book until shutdown.
@@ -130,12 +171,12 @@ impl Registry {
         let inner = &mut *g;
         let len = rec.timeline.len();
         // A job not followed yet: only its newest entry is news.
-        let from = match inner.seen.get(&rec.id) {
+        let from = match inner.seen.peek(&rec.id) {
             Some(&n) if n <= len => n,
             _ => len.saturating_sub(1),
         };
         for entry in &rec.timeline[from..] {
-            inner.apply(rec, entry);
+            inner.apply(rec, entry, self.cap);
         }
         if rec.state.is_final() {
             inner.seen.remove(&rec.id);
@@ -146,7 +187,8 @@ impl Registry {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let g = self.inner.lock().unwrap();
+        let mut g = self.inner.lock().unwrap();
+        g.forget_silent(Instant::now());
         let now = Utc::now();
         let mut per_minute = vec![(0u32, 0u32); MINUTES];
         for (at, ok) in &g.finished {
@@ -173,6 +215,30 @@ impl Registry {
 }
 
 impl Inner {
+    /// The worker called `name`, added if new (making room first), marked as heard from now.
+    fn worker(&mut self, name: &str, cap: usize) -> &mut WorkerInfo {
+        let now = Instant::now();
+        if !self.workers.contains_key(name) {
+            self.forget_silent(now);
+            while self.workers.len() >= cap {
+                let Some(oldest) = self.workers.values().min_by_key(|w| w.heard).map(|w| w.name.clone()) else {
+                    break;
+                };
+                self.workers.remove(&oldest);
+            }
+        }
+        let info = self
+            .workers
+            .entry(name.to_string())
+            .or_insert_with(|| WorkerInfo { name: name.to_string(), ..Default::default() });
+        info.heard = Some(now);
+        info
+    }
+
+    fn forget_silent(&mut self, now: Instant) {
+        self.workers.retain(|_, w| w.heard.is_some_and(|h| now.saturating_duration_since(h) < FORGET_AFTER));
+    }
+
     fn release(&mut self, job: &str) -> Option<String> {
         let w = self.holder.remove(job)?;
         if let Some(info) = self.workers.get_mut(&w) {
@@ -181,7 +247,7 @@ impl Inner {
         Some(w)
     }
 
-    fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+    fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry, cap: usize) {
         push(
             &mut self.events,
             Event {
@@ -207,19 +273,23 @@ impl Inner {
                     let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
                     self.retried(rec, e, from, Some(w.clone()));
                 }
-                let info = self
-                    .workers
-                    .entry(w.clone())
-                    .or_insert_with(|| WorkerInfo { name: w.clone(), ..Default::default() });
+                let info = self.worker(&w, cap);
                 info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                 info.current.insert(rec.id.clone());
                 info.started += 1;
-                self.holder.insert(rec.id.clone(), w);
+                // A job pushed out of `holder` leaves its worker's current jobs too, so those
+                // sets stay as bounded as `holder`.
+                if let Some((job, w)) = self.holder.insert(rec.id.clone(), w) {
+                    if let Some(info) = self.workers.get_mut(&w) {
+                        info.current.remove(&job);
+                    }
+                }
             }
             JobState::Done | JobState::Failed => {
                 let ok = e.state == JobState::Done;
                 self.release(&rec.id);
                 if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+                    info.heard = Some(Instant::now());
                     info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                     if ok {
                         info.done += 1
@@ -327,6 +397,41 @@ mod tests {
         assert_eq!((s.retries[0].from.as_deref(), s.retries[0].to.as_deref()), (Some("w0"), Some("w1")));
         assert_eq!(s.per_minute.iter().map(|(d, f)| d + f).sum::<u32>(), 1);
         assert_eq!(s.per_minute.last(), Some(&(1, 0)));
+    }
+
+    #[test]
+    fn invented_worker_names_leave_the_registry_bounded() {
+        let r = Registry::default();
+        let q = ("queued", None, 0);
+        r.observe(&record("real", &[q, ("processing", Some("real-worker"), 1)], None));
+        let names: Vec<String> = (0..10_000).map(|n| format!("forged-{n}")).collect();
+        for (n, name) in names.iter().enumerate() {
+            let id = format!("j{n}");
+            r.observe(&record(&id, &[q, ("processing", Some(name), 1)], None));
+        }
+        let s = r.snapshot();
+        assert_eq!(s.workers.len(), MAX_WORKERS);
+        assert!(s.workers.iter().any(|w| w.name == "forged-9999"), "the newest names are kept");
+        assert!(!s.workers.iter().any(|w| w.name == "forged-0"), "the longest silent went first");
+        // Heard from again, a worker comes back (a new entry) and others make room.
+        r.observe(&record(
+            "real",
+            &[q, ("processing", Some("real-worker"), 1), ("processing", Some("real-worker"), 2)],
+            None,
+        ));
+        let s = r.snapshot();
+        assert_eq!(s.workers.len(), MAX_WORKERS);
+        assert!(s.workers.iter().any(|w| w.name == "real-worker"));
+    }
+
+    #[test]
+    fn a_worker_silent_for_long_is_forgotten() {
+        let r = Registry::default();
+        r.observe(&record("j", &[("queued", None, 0), ("processing", Some("w0"), 1)], None));
+        assert_eq!(r.snapshot().workers.len(), 1);
+        let an_hour_later = Instant::now() + FORGET_AFTER + std::time::Duration::from_secs(1);
+        r.inner.lock().unwrap().forget_silent(an_hour_later);
+        assert!(r.snapshot().workers.is_empty());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod browser;
 mod files;
+mod growth;
 mod limits;
 mod trust;
 mod uploads;

@@ -44,7 +44,7 @@ impl JobBook {
         }
         self.store.delete(&rec.original_key).await?;
         self.store.delete(&keys::job_record(&rec.id)).await?;
-        self.cache.lock().unwrap().remove(&rec.id);
+        self.forget(&rec.id);
         tracing::info!(job_id = %rec.id, "job deleted with its objects");
         Ok(Some(rec))
     }
