@@ -211,6 +211,11 @@ def check_darkroom(docs, p):
             got, port = probe(c, kind, None)
             if got != path or port_number(c, port) != PROCESSOR_PORT:
                 p.add(where, f"{kind} is {got!r} on port {port!r}; expected {path} on {PROCESSOR_PORT}")
+        grace = int(env.get("DARKROOM_SHUTDOWN_GRACE", "30"))
+        period = pod.get("terminationGracePeriodSeconds", 30)
+        if period <= grace + DRAIN_RELEASE_SECONDS:
+            p.add(where, f"terminationGracePeriodSeconds {period} is not longer than the drain "
+                         f"(DARKROOM_SHUTDOWN_GRACE {grace} s + {DRAIN_RELEASE_SECONDS} s releasing): a scale-in would SIGKILL jobs")
         try:
             slots = int(env["DARKROOM_CONCURRENCY"])
             job_mib = darkroom_size_mib(env["DARKROOM_JOB_MEMORY_LIMIT"])
@@ -219,11 +224,6 @@ def check_darkroom(docs, p):
             continue
         if job_mib == 0:
             p.add(where, "DARKROOM_JOB_MEMORY_LIMIT 0 (no cap) leaves the container's limit as the only cap: one job over it OOM-kills every job")
-        grace = int(env.get("DARKROOM_SHUTDOWN_GRACE", "30"))
-        period = pod.get("terminationGracePeriodSeconds", 30)
-        if period <= grace + DRAIN_RELEASE_SECONDS:
-            p.add(where, f"terminationGracePeriodSeconds {period} is not longer than the drain "
-                         f"(DARKROOM_SHUTDOWN_GRACE {grace} s + {DRAIN_RELEASE_SECONDS} s releasing): a scale-in would SIGKILL jobs")
         limits = (c.get("resources") or {}).get("limits") or {}
         requests = (c.get("resources") or {}).get("requests") or {}
         budget = slots * job_mib + PROCESSOR_OWN_MEMORY_MIB
