@@ -16,8 +16,11 @@
 Prints each problem and exits 1 if there is any.
 """
 
+import json
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -187,6 +190,37 @@ def main():
     stop = {c["Name"]: c.get("StopTimeout", 30) for c in props("ProcessorTaskDefinition")["ContainerDefinitions"]}
     if stop.get("processor", 0) <= 40:
         problems.append("ProcessorTaskDefinition: StopTimeout must exceed the drain (30 s grace + 10 s releasing)")
+
+    # Text CloudFormation cannot check: the IRSA trust policies written as JSON strings, and the
+    # EC2 instances' user data (bash, and the drain script it writes).
+    def substituted(text):
+        return re.sub(r"\$\{(?!!)[^}]+\}", "x", text)
+    for logical, res in resources.items():
+        doc = res.get("Properties", {}).get("AssumeRolePolicyDocument")
+        if isinstance(doc, dict) and "Fn::If" in doc:
+            for branch in doc["Fn::If"][1:]:
+                if isinstance(branch, dict) and isinstance(branch.get("Fn::Sub"), str):
+                    try:
+                        json.loads(substituted(branch["Fn::Sub"]))
+                    except json.JSONDecodeError as e:
+                        problems.append(f"{logical}: AssumeRolePolicyDocument is not valid JSON: {e}")
+    user_data = (resources.get("ProcessorLaunchTemplate", {}).get("Properties", {})
+                 .get("LaunchTemplateData", {}).get("UserData", {}).get("Fn::Base64", {}).get("Fn::Sub"))
+    if not isinstance(user_data, str):
+        problems.append("ProcessorLaunchTemplate: no user data script (Fn::Base64 of Fn::Sub)")
+    else:
+        script = substituted(user_data)
+        drain = re.search(r"<<'EOF'\n(.*?)\nEOF\n", script, re.S)
+        for label, text in (("user data", script), ("drain script", drain.group(1) if drain else None)):
+            if text is None:
+                problems.append("ProcessorLaunchTemplate: the user data writes no drain script")
+                continue
+            with tempfile.NamedTemporaryFile("w", suffix=".sh") as f:
+                f.write(text)
+                f.flush()
+                r = subprocess.run(["bash", "-n", f.name], capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append(f"ProcessorLaunchTemplate: {label} is not valid bash: {r.stderr.strip()}")
 
     # 3. Variable names.
     known = set()
