@@ -191,6 +191,14 @@ def main():
     if stop.get("processor", 0) <= 40:
         problems.append("ProcessorTaskDefinition: StopTimeout must exceed the drain (30 s grace + 10 s releasing)")
 
+    # The defaults keep the memory budget: slots x per-job cap + ~150 MiB within the task and container.
+    params = template["Parameters"]
+    budget = params["ProcessorConcurrency"]["Default"] * params["JobMemoryLimitMiB"]["Default"] + 150
+    for limit in ("ProcessorTaskMemory", "InstanceContainerMemoryMiB"):
+        if budget > params[limit]["Default"]:
+            problems.append(f"Parameters: default ProcessorConcurrency x JobMemoryLimitMiB + 150 = {budget} MiB "
+                            f"exceeds {limit}'s default {params[limit]['Default']}")
+
     # Text CloudFormation cannot check: the IRSA trust policies written as JSON strings, and the
     # EC2 instances' user data (bash, and the drain script it writes).
     def substituted(text):
