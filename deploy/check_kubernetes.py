@@ -16,6 +16,9 @@
    region and queue the same in the scaler and the ConfigMap, every ServiceAccount, ConfigMap
    and Secret referenced defined (the Secret by secret.example.yaml), and no namespace anywhere.
 
+With `--kustomized FILE` (the output of `kubectl kustomize deploy/kubernetes`), also checks what
+kustomize builds: the same schemas, every object of the listed files there, images replaced.
+
 Prints each problem with the file and object it is in, and exits 1 if there is any.
 """
 
@@ -434,8 +437,34 @@ def check_kustomization(directory, docs, p):
                     p.add(name_of(file, doc), f"image {c.get('image')!r} is not set by kustomization.yaml's images")
 
 
+def check_kustomized(path, docs, p):
+    """What `kubectl kustomize` built from the directory."""
+    try:
+        built = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    except yaml.YAMLError as e:
+        p.add(path, f"cannot parse kustomize's output: {e}")
+        return
+    check_schemas([("(kustomized)", d) for d in built], p)
+    have = {(d.get("kind"), d["metadata"]["name"]) for d in built}
+    for file, doc in docs:
+        if file != "secret.example.yaml" and (doc.get("kind"), doc["metadata"]["name"]) not in have:
+            p.add("(kustomized)", f"{name_of(file, doc)} is missing from kustomize's output")
+    for doc in built:
+        if doc.get("kind") in ("Deployment", "Job"):
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                if ":" not in c.get("image", "") or "/" not in c.get("image", ""):
+                    p.add(f"(kustomized) {doc['kind']}/{doc['metadata']['name']}",
+                          f"image {c.get('image')!r} was not replaced by kustomization.yaml's images")
+
+
 def main():
-    directory = Path(sys.argv[1] if len(sys.argv) > 1 else "deploy/kubernetes")
+    args = sys.argv[1:]
+    kustomized = None
+    if "--kustomized" in args:
+        i = args.index("--kustomized")
+        kustomized = args[i + 1]
+        del args[i:i + 2]
+    directory = Path(args[0] if args else "deploy/kubernetes")
     p = Problems()
     try:
         docs = load(directory)
@@ -449,6 +478,8 @@ def main():
     except (KeyError, TypeError, AttributeError, IndexError) as e:
         p.add(str(directory), f"a required field is missing or has the wrong type ({type(e).__name__}: {e}); fix the schema errors above first")
     check_kustomization(directory, docs, p)
+    if kustomized:
+        check_kustomized(kustomized, docs, p)
     kinds = sorted({d.get("kind", "?") for _, d in docs})
     if p.items:
         print(f"FAIL: {len(p.items)} problem(s) in {directory}:")
@@ -456,7 +487,8 @@ def main():
             print(f"  - {item}")
         return 1
     print(f"ok: {len(docs)} objects in {directory} ({', '.join(kinds)}): Kubernetes schemas "
-          f"{', '.join(kv.major_minor(v) for v in KUBERNETES_VERSIONS)} (strict), KEDA aws-sqs-queue fields, consistency")
+          f"{', '.join(kv.major_minor(v) for v in KUBERNETES_VERSIONS)} (strict), KEDA aws-sqs-queue fields, consistency"
+          + (", kustomize build" if kustomized else ""))
     return 0
 
 
