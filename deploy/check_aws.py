@@ -123,9 +123,8 @@ def as_list(x):
     return x if isinstance(x, list) else [x]
 
 
-def main():
-    problems = []
-    template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+def check(template, problems):
+    """Everything but the variable names (those read files); `template` is the parsed YAML."""
     resources = template["Resources"]
 
     # 1. Least privilege.
@@ -229,6 +228,79 @@ def main():
                 r = subprocess.run(["bash", "-n", f.name], capture_output=True, text=True)
             if r.returncode != 0:
                 problems.append(f"ProcessorLaunchTemplate: {label} is not valid bash: {r.stderr.strip()}")
+
+
+
+def _policy_statement(policy, sid):
+    return next(st for st in template_statements(policy) if st.get("Sid") == sid)
+
+
+def template_statements(policy):
+    return policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+# Known-broken variants of the template, each with a piece of the message it must produce (run
+# first, so a check that stopped checking fails instead of passing everything).
+def _grant(policy, action, resource):
+    def mutate(t):
+        template_statements(t["Resources"][policy]).append({"Effect": "Allow", "Action": action, "Resource": resource})
+    return mutate
+
+
+def _drop_sid(policy, sid):
+    def mutate(t):
+        sts = template_statements(t["Resources"][policy])
+        sts.remove(_policy_statement(t["Resources"][policy], sid))
+    return mutate
+
+
+def _prop(resource, key, value):
+    def mutate(t):
+        t["Resources"][resource]["Properties"][key] = value
+    return mutate
+
+
+BROKEN = [
+    ("processor deletes outputs", _grant("ProcessorAccessPolicy", "s3:DeleteObject", {"Fn::Sub": "${Bucket.Arn}/outputs/*"}),
+     "grants s3:DeleteObject on Bucket/outputs/*"),
+    ("web reads everything", _grant("WebAccessPolicy", "s3:GetObject", {"Fn::Sub": "${Bucket.Arn}/*"}), "grants s3:GetObject on Bucket/*"),
+    ("wildcard action", _grant("InitAccessPolicy", "sqs:*", {"Fn::GetAtt": ["JobQueue", "Arn"]}), "wildcard grant sqs:*"),
+    ("processor without ListBucket", _drop_sid("ProcessorAccessPolicy", "NotFoundInsteadOfAccessDenied"), "lacks s3:ListBucket on Bucket"),
+    ("short dead-letter retention", _prop("DeadLetterQueue", "MessageRetentionPeriod", 345600), "retention is not 14 days"),
+    ("no redrive", _prop("JobQueue", "RedrivePolicy", {}), "RedrivePolicy does not target DeadLetterQueue"),
+    ("public bucket", _prop("Bucket", "PublicAccessBlockConfiguration", {"BlockPublicAcls": False}), "BlockPublicAcls is not true"),
+]
+
+
+def self_test(template):
+    import copy
+    missed = []
+    for label, mutate, expected in BROKEN:
+        t = copy.deepcopy(template)
+        mutate(t)
+        problems = []
+        check(t, problems)
+        if not any(expected in p for p in problems):
+            missed.append(f"{label}: expected a problem containing {expected!r}, got {problems or 'none'}")
+    if missed:
+        print("FAIL: the checks no longer catch known-broken templates:")
+        for m in missed:
+            print(f"  - {m}")
+        return False
+    print(f"ok: self-test, {len(BROKEN)} known-broken variants of the template are all caught")
+    return True
+
+
+def main():
+    problems = []
+    template = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)
+    try:
+        if not self_test(template):
+            return 1
+    except (StopIteration, KeyError, ValueError) as e:
+        print(f"FAIL: the self-test cannot find what it breaks ({type(e).__name__}: {e}); update BROKEN in deploy/check_aws.py")
+        return 1
+    check(template, problems)
 
     # 3. Variable names.
     known = set()

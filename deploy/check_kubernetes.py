@@ -457,6 +457,67 @@ def check_kustomized(path, docs, p):
                           f"image {c.get('image')!r} was not replaced by kustomization.yaml's images")
 
 
+def check_all(docs, p, where):
+    check_schemas(docs, p)
+    try:
+        slots, configmaps = check_darkroom(docs, p)
+        check_keda(docs, p, slots, configmaps)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        p.add(where, f"a required field is missing or has the wrong type ({type(e).__name__}: {e}); fix the schema errors above first")
+
+
+# Known-broken variants of the manifests, each with a piece of the message it must produce: run
+# first, so a checker that silently stopped checking (a schema package that accepts anything,
+# a renamed field) fails the build instead of passing everything.
+def _set(path, value):
+    def mutate(docs):
+        file, kind, name = path[0]
+        doc = next(d for f, d in docs if f == file and d["kind"] == kind and d["metadata"]["name"] == name)
+        for key in path[1:-1]:
+            doc = doc[key]
+        doc[path[-1]] = value
+    return mutate
+
+
+PROC = ("processor.yaml", "Deployment", "darkroom-processor")
+SO = ("keda.yaml", "ScaledObject", "darkroom-processor")
+BROKEN = [
+    ("unknown container field", _set([PROC, "spec", "template", "spec", "containers", 0, "imagePullPolicyy"], "Always"),
+     "'imagePullPolicyy' was unexpected"),
+    ("wrong type", _set([PROC, "spec", "replicas"], "one"), "is not of type 'integer'"),
+    ("grace shorter than the drain", _set([PROC, "spec", "template", "spec", "terminationGracePeriodSeconds"], 35),
+     "is not longer than the drain"),
+    ("memory under the slots' budget", _set([PROC, "spec", "template", "spec", "containers", 0, "resources", "limits", "memory"], "1Gi"),
+     "is below 2 slots"),
+    ("undocumented scaler key", _set([SO, "spec", "triggers", 0, "metadata", "queueName"], "darkroom-jobs"),
+     "metadata.queueName is not an aws-sqs-queue parameter"),
+    ("unquoted metadata value", _set([SO, "spec", "triggers", 0, "metadata", "queueLength"], 2), "must be strings"),
+    ("queue length not the slots", _set([SO, "spec", "triggers", 0, "metadata", "queueLength"], "5"), "is not the processor's job slots"),
+    ("undocumented ScaledObject field", _set([SO, "spec", "cooldownPeriods"], 300), "spec.cooldownPeriods is not a ScaledObject field"),
+    ("invalid HPA behaviour", _set([SO, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "selectPolicy"], 7),
+     "horizontalPodAutoscalerConfig.behavior"),
+]
+
+
+def self_test(original):
+    import copy
+    missed = []
+    for label, mutate, expected in BROKEN:
+        docs = copy.deepcopy(original)
+        mutate(docs)
+        p = Problems()
+        check_all(docs, p, label)
+        if not any(expected in item for item in p.items):
+            missed.append(f"{label}: expected a problem containing {expected!r}, got {p.items or 'none'}")
+    if missed:
+        print("FAIL: the checker no longer catches known-broken manifests:")
+        for m in missed:
+            print(f"  - {m}")
+        return False
+    print(f"ok: self-test, {len(BROKEN)} known-broken variants of the manifests are all caught")
+    return True
+
+
 def main():
     args = sys.argv[1:]
     kustomized = None
@@ -471,12 +532,14 @@ def main():
     except yaml.YAMLError as e:
         print(f"FAIL: cannot parse YAML in {directory}: {e}")
         return 1
-    check_schemas(docs, p)
     try:
-        slots, configmaps = check_darkroom(docs, p)
-        check_keda(docs, p, slots, configmaps)
-    except (KeyError, TypeError, AttributeError, IndexError) as e:
-        p.add(str(directory), f"a required field is missing or has the wrong type ({type(e).__name__}: {e}); fix the schema errors above first")
+        if not self_test(docs):
+            return 1
+    except (StopIteration, KeyError, IndexError, TypeError) as e:
+        print(f"FAIL: the self-test cannot find what it breaks ({type(e).__name__}: {e}); "
+              "update BROKEN in deploy/check_kubernetes.py along with the manifests")
+        return 1
+    check_all(docs, p, str(directory))
     check_kustomization(directory, docs, p)
     if kustomized:
         check_kustomized(kustomized, docs, p)
