@@ -160,10 +160,10 @@ impl Metrics {
         );
         // Known series start at zero, so they are there (and rate() works) before the first job.
         for stage in [Stage::Download, Stage::Render, Stage::Store, Stage::Status] {
-            m.stages.get_or_create(&StageLabels { stage });
+            let _ = m.stages.get_or_create(&StageLabels { stage });
         }
         for reason in [RetryReason::Error, RetryReason::Released] {
-            m.retried.get_or_create(&ReasonLabels { reason });
+            let _ = m.retried.get_or_create(&ReasonLabels { reason });
         }
         Metrics { registry, ..m }
     }

@@ -203,7 +203,7 @@ impl Metrics {
         );
         // Known series start at zero, so they are there (and rate() works) before the first status.
         for state in [JobState::Queued, JobState::Processing, JobState::Retrying, JobState::Done, JobState::Failed] {
-            m.statuses_applied.get_or_create(&StateLabels { state: State(state) });
+            let _ = m.statuses_applied.get_or_create(&StateLabels { state: State(state) });
         }
         Metrics { registry, ..m }
     }
