@@ -72,17 +72,20 @@ async fn probe_addr(app: &TestApp, n: usize) -> String {
     }
 }
 
+/// Three small photos that pass, and one (2.5 MP) over the processor's pixel limit of 1 MP
+/// (the web app's limit is the default 100 MP, so it is queued and fails in the processor).
 const BATCH: [&str; 4] = [
     "S01_rocket_640x427.jpg",
     "S02_chelsea_451x300.png",
     "S03_camera_512x512_gray.png",
     "M03_storm_1920x1280_exif.jpg",
 ];
+const FAILS: &str = "M03_storm_1920x1280_exif.jpg";
 
 async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
     let mut app = TestApp::new(kind, &[]);
     app.start_web();
-    app.start_processor_with(&[("DARKROOM_PROCESSOR_BIND", "127.0.0.1:0")]);
+    app.start_processor_with(&[("DARKROOM_PROCESSOR_BIND", "127.0.0.1:0"), ("DARKROOM_MAX_PIXELS", "1000000")]);
     let processor_metrics = format!("http://{}/metrics", probe_addr(&app, 0).await);
     let web_metrics = app.url("/metrics");
     let c = &app.client;
@@ -99,27 +102,32 @@ async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
     println!("==== {kind:?}: web /metrics during a batch of {} ====\n{}", BATCH.len(), during_web.text);
     println!("==== {kind:?}: processor /metrics during a batch of {} ====\n{}", BATCH.len(), during_processor.text);
 
-    for id in &ids {
+    for (id, file) in ids.iter().zip(BATCH) {
         let events = app.follow(c, id).await;
         let last = events.last().unwrap();
-        if last["state"] != "done" {
+        let expect = if file == FAILS { "failed" } else { "done" };
+        if last["state"] != expect {
             app.dump_logs();
         }
-        assert_eq!(last["state"], "done", "{id}: {last}");
+        assert_eq!(last["state"], expect, "{file}: {last}");
     }
 
-    // The processor counts `done` right after posting it: poll briefly for the last one.
+    // The processor counts a job right after posting its final status: poll briefly for the last.
     let n = BATCH.len() as f64;
+    let done = n - 1.0;
     let deadline = Instant::now() + Duration::from_secs(10);
     let p = loop {
         let p = scrape(c, &processor_metrics).await;
-        if p.value("darkroom_processor_jobs_done_total") == n || Instant::now() >= deadline {
+        let counted = p.samples.get("darkroom_processor_jobs_done_total").copied().unwrap_or(0.0)
+            + p.samples.get("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}").copied().unwrap_or(0.0);
+        if counted == n || Instant::now() >= deadline {
             break p;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     p.assert_type("darkroom_processor_jobs_received", "counter");
     p.assert_type("darkroom_processor_jobs_done", "counter");
+    p.assert_type("darkroom_processor_jobs_failed", "counter");
     p.assert_type("darkroom_processor_jobs_retried", "counter");
     p.assert_type("darkroom_processor_queue_wait_seconds", "histogram");
     p.assert_type("darkroom_processor_stage_duration_seconds", "histogram");
@@ -127,18 +135,19 @@ async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
     p.assert_type("darkroom_processor_job_slots_busy", "gauge");
     p.assert_type("darkroom_processor_visibility_extensions", "counter");
     assert_eq!(p.value("darkroom_processor_jobs_received_total"), n);
-    assert_eq!(p.value("darkroom_processor_jobs_done_total"), n);
+    assert_eq!(p.value("darkroom_processor_jobs_done_total"), done);
+    assert_eq!(p.value("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}"), 1.0);
     assert_eq!(p.value("darkroom_processor_queue_wait_seconds_count"), n);
     assert!(p.value("darkroom_processor_queue_wait_seconds_sum") > 0.0);
-    for stage in ["download", "render", "store", "status"] {
+    // The failed job has no store time: it failed in the sandbox, before any output.
+    for (stage, jobs) in [("download", n), ("render", n), ("store", done), ("status", n)] {
         let count = p.value(&format!("darkroom_processor_stage_duration_seconds_count{{stage=\"{stage}\"}}"));
-        assert_eq!(count, n, "one {stage} time per job");
+        assert_eq!(count, jobs, "{stage} times");
     }
     assert!(p.value("darkroom_processor_stage_duration_seconds_sum{stage=\"render\"}") > 0.0);
     assert_eq!(p.value("darkroom_processor_job_slots"), 2.0, "DARKROOM_CONCURRENCY of the test processors");
     assert_eq!(p.value("darkroom_processor_job_slots_busy"), 0.0, "every job is over");
     assert_eq!(p.value("darkroom_processor_jobs_retried_total{reason=\"error\"}"), 0.0);
-    assert!(!p.text.contains("jobs_failed_total{"), "nothing failed:\n{}", p.text);
 
     let w = scrape(c, &web_metrics).await;
     w.assert_type("darkroom_web_http_requests", "counter");
@@ -156,7 +165,8 @@ async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
         n,
         "one event stream per job, counted by its route pattern"
     );
-    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"done\"}"), n);
+    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"done\"}"), done);
+    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"failed\"}"), 1.0);
     assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"processing\"}"), n);
     for queue in ["jobs", "replies", "dead_letters"] {
         assert_eq!(w.value(&format!("darkroom_web_queue_up{{queue=\"{queue}\"}}")), 1.0);

@@ -312,9 +312,12 @@ async fn render(
         }
     };
     let rendering = Instant::now();
-    ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await?;
+    let rendered =
+        ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;
+    // Counted whether the work succeeded or not: a failed render took its time too.
     let stored_for = *storing.lock().unwrap();
     metrics.stage(Stage::Render, rendering.elapsed().saturating_sub(stored_for));
+    rendered?;
     let t = Instant::now();
     let manifest = serde_json::to_vec(&outputs).expect("output infos serialize");
     ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
