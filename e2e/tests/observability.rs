@@ -96,8 +96,14 @@ async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
     let ids: Vec<String> = body["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().into()).collect();
     assert_eq!(ids.len(), BATCH.len());
 
+    // An open event feed is an SSE client (the feed of all the caller's jobs never ends by itself).
+    let feed = c.get(app.url("/api/events")).send().await.unwrap();
+    assert_eq!(feed.status(), 200);
+
     // One scrape of each while the batch runs (for the note).
     let during_web = scrape(c, &web_metrics).await;
+    assert_eq!(during_web.value("darkroom_web_sse_clients"), 1.0, "the open feed");
+    drop(feed);
     let during_processor = scrape(c, &processor_metrics).await;
     println!("==== {kind:?}: web /metrics during a batch of {} ====\n{}", BATCH.len(), during_web.text);
     println!("==== {kind:?}: processor /metrics during a batch of {} ====\n{}", BATCH.len(), during_processor.text);
