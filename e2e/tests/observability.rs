@@ -189,8 +189,12 @@ async fn liveness_holds_through_a_queue_outage_while_readiness_fails(kind: Kind)
     let mut app = TestApp::new(kind, &[]);
     let proxy = darkroom_e2e::chaos::proxy_for(&mut app).await;
     app.start_web();
+    app.start_processor_with(&[("DARKROOM_PROCESSOR_BIND", "127.0.0.1:0"), ("DARKROOM_POLL_WAIT", "1")]);
+    let probe = format!("http://{}", probe_addr(&app, 0).await);
     let client = TestApp::new_client();
     let get = |path: &str| client.get(app.url(path)).send();
+    let processor = |path: &str| client.get(format!("{probe}{path}")).send();
+    wait_for_status(&processor, "/readyz", 200, "the processor is ready").await;
 
     assert_eq!(get("/livez").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
@@ -214,6 +218,9 @@ async fn liveness_holds_through_a_queue_outage_while_readiness_fails(kind: Kind)
     assert_eq!(w.value("darkroom_web_queue_up{queue=\"jobs\"}"), 0.0);
     assert!(!w.text.contains("darkroom_web_queue_messages_visible{queue=\"jobs\"}"), "{}", w.text);
     assert_eq!(get("/livez").await.unwrap().status(), 200);
+    // The processor too: alive, not ready once a receive from the job queue has failed.
+    wait_for_status(&processor, "/readyz", 503, "the processor is not ready during the outage").await;
+    assert_eq!(processor("/livez").await.unwrap().status(), 200);
 
     // Back up: ready again.
     match &proxy {
@@ -228,7 +235,26 @@ async fn liveness_holds_through_a_queue_outage_while_readiness_fails(kind: Kind)
         assert!(Instant::now() < deadline, "/readyz did not come back after the outage");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    wait_for_status(&processor, "/readyz", 200, "the processor is ready again after the outage").await;
     assert!(app.web.as_ref().unwrap().log_text().contains("readiness check: the job queue"));
+}
+
+/// Poll `path` through `get` (every 100 ms, up to 30 s) until it answers `status`.
+async fn wait_for_status<F, Fut>(get: &F, path: &str, status: u16, what: &str)
+where
+    F: Fn(&str) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = get(path).await {
+            if r.status() == status {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{what}: {path} did not answer {status} within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 on_both_backends!(

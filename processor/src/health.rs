@@ -1,5 +1,6 @@
 //! The processor's probe port: `/livez` (the process and its runtime answer), `/readyz`
-//! (connected to its store and queues, and not shutting down), for container health checks
+//! (connected to its store and queues, its last receive from the job queue worked, and not
+//! shutting down), for container health checks
 //! and orchestrators, and `/metrics` (Prometheus, see [`crate::metrics`]). Off unless `DARKROOM_PROCESSOR_BIND` is set: `scripts/start` runs several
 //! processors on one machine, where one fixed port would collide; the container image sets it.
 //!

@@ -108,6 +108,7 @@ async fn serve_with(
         };
         match received {
             Ok(messages) => {
+                health.set_ready(true);
                 backoff = Duration::from_millis(500);
                 for msg in messages {
                     let permit = permits.pop().expect("never receive more than free slots");
@@ -120,6 +121,8 @@ async fn serve_with(
                 }
             }
             Err(e) => {
+                // Not ready while the job queue cannot be reached; ready again at the next receive.
+                health.set_ready(false);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receiving from the job queue failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
