@@ -67,7 +67,7 @@ RUN apt-get update \
 COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
 WORKDIR /var/lib/darkroom
-# The web app listens on 8080; a processor answers /livez and /readyz on 9090. The embedded
+# The web app listens on 8080; a processor answers /livez, /readyz and /metrics on 9090. The embedded
 # backend (no AWS settings) keeps its data in /var/lib/darkroom: mount a volume there.
 ENV DARKROOM_BIND=0.0.0.0:8080 \
     DARKROOM_PROCESSOR_BIND=0.0.0.0:9090 \

@@ -1,6 +1,7 @@
-//! The processor's probe port: `/livez` (the process and its runtime answer) and `/readyz`
-//! (connected to its store and queues, and not shutting down), for container health checks
-//! and orchestrators. Off unless `DARKROOM_PROCESSOR_BIND` is set: `scripts/start` runs several
+//! The processor's probe port: `/livez` (the process and its runtime answer), `/readyz`
+//! (connected to its store and queues, its last receive from the job queue worked, and not
+//! shutting down), for container health checks
+//! and orchestrators, and `/metrics` (Prometheus, see [`crate::metrics`]). Off unless `DARKROOM_PROCESSOR_BIND` is set: `scripts/start` runs several
 //! processors on one machine, where one fixed port would collide; the container image sets it.
 //!
 //! A few bytes of HTTP/1.1 on a plain listener, so the processor needs no web framework.
@@ -56,19 +57,29 @@ pub async fn run(listener: TcpListener, health: Arc<Health>) {
             };
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match path {
-                "/livez" => ("200 OK", health.body()),
-                "/readyz" if health.ready.load(Ordering::SeqCst) => ("200 OK", health.body()),
-                "/readyz" => ("503 Service Unavailable", health.body()),
-                _ => ("404 Not Found", json!({"error": "not_found", "message": "try /livez or /readyz"})),
+            let (status, content_type, body) = match path {
+                "/metrics" => ("200 OK", crate::metrics::CONTENT_TYPE, crate::metrics::get().render()),
+                _ => {
+                    let (status, body) = probe(&health, path);
+                    (status, "application/json", body.to_string())
+                }
             };
-            let body = body.to_string();
             let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = conn.write_all(response.as_bytes()).await;
             let _ = conn.shutdown().await;
         });
+    }
+}
+
+/// The answer to a probe path: status line and JSON body.
+fn probe(health: &Health, path: &str) -> (&'static str, serde_json::Value) {
+    match path {
+        "/livez" => ("200 OK", health.body()),
+        "/readyz" if health.ready.load(Ordering::SeqCst) => ("200 OK", health.body()),
+        "/readyz" => ("503 Service Unavailable", health.body()),
+        _ => ("404 Not Found", json!({"error": "not_found", "message": "try /livez, /readyz or /metrics"})),
     }
 }

@@ -30,6 +30,7 @@ impl Heartbeat {
                     tell.notify_one();
                     return;
                 }
+                crate::metrics::get().visibility_extended();
                 tracing::debug!(seconds = visibility.as_secs(), "extended visibility");
             }
         });

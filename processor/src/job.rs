@@ -16,6 +16,7 @@ use darkroom_core::store::{ObjectStore, StoreError};
 use tracing::Instrument;
 
 use crate::heartbeat::Heartbeat;
+use crate::metrics::{RetryReason, Stage};
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::status::Reporter;
 
@@ -85,6 +86,7 @@ pub async fn handle(ctx: Arc<Context>, msg: Received) {
     let job = match JobMessage::from_json_with_limits(&msg.body, &ctx.limits) {
         Ok(job) => job,
         Err(e) => {
+            crate::metrics::get().received(msg.receive_count, None);
             let excerpt: String = msg.body.chars().take(120).collect();
             tracing::warn!(message_id = %msg.message_id, receive_count = msg.receive_count, error = %e, body = %excerpt,
                 "not a Darkroom job message; leaving it for the dead-letter queue");
@@ -99,6 +101,7 @@ pub async fn handle(ctx: Arc<Context>, msg: Received) {
 async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let attempt = msg.receive_count;
     let started = Instant::now();
+    crate::metrics::get().received(attempt, Some(job.submitted_at));
     tracing::info!(outputs = job.outputs.len(), "job received");
 
     // Idempotency: an earlier attempt may have stored everything and died before reporting.
@@ -185,6 +188,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             {
                 tracing::warn!(error = %e, "could not post `retrying`");
             }
+            crate::metrics::get().retried(RetryReason::Error);
             if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, backoff).await {
                 tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout will apply");
             }
@@ -213,9 +217,19 @@ async fn finish(
     error: Option<JobError>,
     note: Option<String>,
 ) {
-    if let Err(e) = ctx.reporter.send(&job.job_id, state, msg.receive_count, outputs, error, note).await {
+    let code = error.as_ref().map(|e| e.code.clone());
+    let posting = Instant::now();
+    let sent = ctx.reporter.send(&job.job_id, state, msg.receive_count, outputs, error, note).await;
+    let metrics = crate::metrics::get();
+    metrics.stage(Stage::Status, posting.elapsed());
+    if let Err(e) = sent {
         tracing::error!(error = %e, "could not post the final status; the job will be redelivered");
         return;
+    }
+    match (state, code) {
+        (JobState::Failed, Some(code)) => metrics.failed(&code),
+        (JobState::Failed, None) => metrics.failed("unknown"),
+        _ => metrics.done(),
     }
     if let Err(e) = ctx.jobs.delete(&msg.receipt).await {
         tracing::warn!(error = %e, "could not delete the job message; it may be redelivered (it will re-announce its result)");
@@ -232,6 +246,7 @@ async fn release_job(ctx: &Context, msg: &Received, job: &JobMessage) {
     if let Err(e) = sent.await {
         tracing::warn!(error = %e, "could not post `retrying` for the released job");
     }
+    crate::metrics::get().retried(RetryReason::Released);
     match ctx.jobs.change_visibility(&msg.receipt, Duration::ZERO).await {
         Ok(()) => tracing::info!("released the unfinished job to the queue"),
         Err(e) => {
@@ -264,11 +279,16 @@ async fn render(
 ) -> Result<Vec<OutputInfo>, Failure> {
     // The original's size from its metadata first: an object over the upload limit (put there
     // by someone else than the web app) is refused without being read.
+    let metrics = crate::metrics::get();
+    let downloading = Instant::now();
     if let Some(info) = ctx.store.head(&job.original_key).await? {
         ctx.limits.check_bytes(info.size as usize)?;
     }
     let input = ctx.store.get(&job.original_key).await?;
     let resources = crate::resources::fetch(&*ctx.store, &job.outputs).await?;
+    metrics.stage(Stage::Download, downloading.elapsed());
+    // Outputs are stored while the sandbox works: their store time is counted apart.
+    let storing = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let mut outputs = Vec::with_capacity(job.outputs.len());
     // Each output is stored as soon as the sandbox hands it over.
     let store_output = |r: engine::Rendered| {
@@ -283,11 +303,25 @@ async fn render(
             bytes,
         });
         let store = ctx.store.clone();
-        async move { store.put(&key, Bytes::from(r.bytes), r.format.mime()).await }
+        let storing = storing.clone();
+        async move {
+            let t = Instant::now();
+            let stored = store.put(&key, Bytes::from(r.bytes), r.format.mime()).await;
+            *storing.lock().unwrap() += t.elapsed();
+            stored
+        }
     };
-    ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await?;
+    let rendering = Instant::now();
+    let rendered =
+        ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;
+    // Counted whether the work succeeded or not: a failed render took its time too.
+    let stored_for = *storing.lock().unwrap();
+    metrics.stage(Stage::Render, rendering.elapsed().saturating_sub(stored_for));
+    rendered?;
+    let t = Instant::now();
     let manifest = serde_json::to_vec(&outputs).expect("output infos serialize");
     ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
+    metrics.stage(Stage::Store, stored_for + t.elapsed());
     after_outputs_hook(job);
     Ok(outputs)
 }

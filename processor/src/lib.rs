@@ -3,11 +3,13 @@
 //! [`worker`] runs the receive loop (back-pressure by a semaphore: it never holds more
 //! messages than it has free slots), [`job`] handles one job from claim check to final
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
-//! to the reply queue; [`health`] answers liveness and readiness probes.
+//! to the reply queue; [`health`] answers liveness and readiness probes and serves the
+//! Prometheus [`metrics`].
 
 pub mod health;
 pub mod heartbeat;
 pub mod job;
+pub mod metrics;
 pub mod resources;
 pub mod sandbox;
 pub mod status;

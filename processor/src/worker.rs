@@ -24,7 +24,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on DARKROOM_PROCESSOR_BIND={addr}: {e}"))?;
-        tracing::info!(addr = %listener.local_addr()?, "probe port: /livez, /readyz");
+        tracing::info!(addr = %listener.local_addr()?, "probe port: /livez, /readyz, /metrics");
         tokio::spawn(crate::health::run(listener, health.clone()));
     }
     let backend = loop {
@@ -80,6 +80,7 @@ async fn serve_with(
         release,
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));
+    crate::metrics::get().set_slots(config.concurrency());
     let wait = Duration::from_secs(config.poll_wait);
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
@@ -107,17 +108,21 @@ async fn serve_with(
         };
         match received {
             Ok(messages) => {
+                health.set_ready(true);
                 backoff = Duration::from_millis(500);
                 for msg in messages {
                     let permit = permits.pop().expect("never receive more than free slots");
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
+                        let _busy = crate::metrics::get().busy();
                         job::handle(ctx, msg).await;
                         drop(permit);
                     });
                 }
             }
             Err(e) => {
+                // Not ready while the job queue cannot be reached; ready again at the next receive.
+                health.set_ready(false);
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receiving from the job queue failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}

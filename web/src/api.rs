@@ -16,6 +16,8 @@ use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/livez", web::get().to(livez))
+        .route("/readyz", web::get().to(readyz))
         .route("/api/jobs", web::post().to(create))
         .route("/api/jobs", web::get().to(list))
         .route("/api/jobs/{id}", web::get().to(show))
@@ -97,6 +99,65 @@ impl From<&JobRecord> for JobView {
     }
 }
 
+/// Liveness: the process and its HTTP server answer. Touches neither the store nor the
+/// queues, so an outage of those never gets a healthy web app restarted.
+async fn livez() -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({ "status": "ok" }))
+}
+
+/// A key nobody writes: the readiness check asks the store about it.
+const READINESS_KEY: &str = "system/readyz";
+
+/// Longest one dependency may take to answer a readiness check.
+const READY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Readiness: the store and the job and reply queues answer, so the app can take uploads and
+/// follow jobs. `503` with what is down (not how: the log has the detail) otherwise.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let b = &state.backend;
+    let timed = |what: &'static str, r: Result<Result<(), String>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check: {what} is unreachable");
+            Some(what)
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: {what} did not answer within {} s", READY_LIMIT.as_secs());
+            Some(what)
+        }
+    };
+    let (store, jobs, replies) = futures_util::join!(
+        // Any answer of the store's (a refusal too) shows it is reachable: the web app may
+        // not be allowed to read a key it never wrote, and that is no outage.
+        tokio::time::timeout(READY_LIMIT, async {
+            match b.store.head(READINESS_KEY).await {
+                Err(e) if e.is_transient() => Err(e.to_string()),
+                _ => Ok(()),
+            }
+        }),
+        tokio::time::timeout(READY_LIMIT, async { b.jobs.counts().await.map(drop).map_err(|e| e.to_string()) }),
+        tokio::time::timeout(READY_LIMIT, async { b.replies.counts().await.map(drop).map_err(|e| e.to_string()) }),
+    );
+    let down: Vec<&str> =
+        [timed("the object store", store), timed("the job queue", jobs), timed("the reply queue", replies)]
+            .into_iter()
+            .flatten()
+            .collect();
+    let mut res = if down.is_empty() { HttpResponse::Ok() } else { HttpResponse::ServiceUnavailable() };
+    res.insert_header((header::CACHE_CONTROL, "no-store"));
+    if down.is_empty() {
+        res.json(json!({ "status": "ready" }))
+    } else {
+        res.json(json!({
+            "status": "not_ready",
+            "unreachable": down,
+            "error": format!("{} unreachable; see the web app's log", down.join(", ")),
+        }))
+    }
+}
+
+/// The readiness check's old name, kept as it was for existing health checks: `200` when the
+/// job queue answers (with its depth), `503` otherwise. New deployments: `/livez`, `/readyz`.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     match state.backend.jobs.counts().await {
         Ok(c) => {

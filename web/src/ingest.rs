@@ -280,6 +280,7 @@ async fn queue_one(
     state.book.create(&record).await?;
     let message = JobMessage { job_id: id.clone(), original_key, outputs: outputs.to_vec(), submitted_at: now };
     state.backend.jobs.send(&message.to_json()).await?;
+    crate::metrics::get().job_submitted();
     tracing::info!(job_id = %id, filename = %record.filename, width = probe.width, height = probe.height, "job queued");
     Ok(record)
 }

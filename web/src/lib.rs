@@ -16,8 +16,9 @@ pub mod identity;
 pub mod ingest;
 pub mod jobs;
 pub mod logos;
-pub mod multipart_guard;
 pub mod lru;
+pub mod metrics;
+pub mod multipart_guard;
 pub mod ops;
 pub mod pages;
 pub mod rate_limit;
@@ -167,7 +168,10 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .wrap(middleware::Compress::default())
             // Path without the query string: a token pasted into `/ops?token=…` must not reach the log.
             .wrap(middleware::Logger::new("%m %U %s %Dms").log_target("darkroom_web::http"))
+            // Outermost: every answer is counted, refusals by the middlewares above included.
+            .wrap(middleware::from_fn(metrics::middleware))
             .configure(api::routes)
+            .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)
             .configure(ops::routes)

@@ -22,7 +22,9 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, shutdown: watch::
                         let excerpt: String = msg.body.chars().take(120).collect();
                         tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status message");
                     }
-                    Ok(status) => match book.apply(&status).await {
+                    Ok(status) => match book.apply(&status).await.inspect(|applied| {
+                        crate::metrics::get().status(status.state, *applied == Applied::Changed)
+                    }) {
                         Ok(Applied::Changed) => tracing::info!(
                             job_id = %status.job_id,
                             state = status.state.as_str(),
