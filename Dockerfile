@@ -74,7 +74,7 @@ ENV DARKROOM_BIND=0.0.0.0:8080 \
     DARKROOM_DATA_DIR=/var/lib/darkroom \
     RUST_LOG=info
 EXPOSE 8080 9090
-# The web app's /healthz; a processor container checks its own port instead:
+# The web app's /livez (alive even while a queue is unreachable; /readyz says that); a processor container checks its own port instead:
 #   darkroom-ctl health http://127.0.0.1:9090/livez   (docker-compose.yml does)
 HEALTHCHECK --interval=5s --timeout=5s --start-period=20s --retries=3 CMD ["darkroom-ctl", "health"]
 # Exec form: the binary is PID 1 and gets SIGTERM itself (a processor drains on it).

@@ -63,7 +63,7 @@ enum Command {
     Init,
     /// GET an HTTP URL on this host and exit 0 on a 2xx answer (a container health check).
     Health {
-        /// `http://HOST:PORT/PATH`; default: the web app's /healthz on DARKROOM_BIND's port.
+        /// `http://HOST:PORT/PATH`; default: the web app's /livez on DARKROOM_BIND's port (a queue outage does not make the container unhealthy).
         url: Option<String>,
     },
 }
@@ -144,7 +144,7 @@ fn health(url: Option<&str>) -> anyhow::Result<()> {
         None => {
             let bind = std::env::var("DARKROOM_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
             let port = bind.rsplit(':').next().unwrap_or("8080").to_string();
-            default = format!("http://127.0.0.1:{port}/healthz");
+            default = format!("http://127.0.0.1:{port}/livez");
             &default
         }
     };
