@@ -148,6 +148,19 @@ impl BackendArgs {
         })
     }
 
+    /// Say so, as a warning, when the embedded backend is in use only because nothing else was
+    /// configured: a deployment that forgot its AWS settings would otherwise run on a local
+    /// folder without a word.
+    pub fn warn_if_embedded_by_default(&self) {
+        if self.backend.is_none() && self.kind() == BackendKind::Embedded {
+            tracing::warn!(
+                data_dir = %self.data_dir.display(),
+                "using the embedded backend because neither DARKROOM_BACKEND nor AWS_ENDPOINT_URL nor a queue URL is set; \
+                 set DARKROOM_BACKEND=embedded to say so, or DARKROOM_BACKEND=aws for Amazon S3 and SQS"
+            );
+        }
+    }
+
     /// Connect to existing resources; with `init`, create what is missing first (bucket,
     /// queues, the job queue's redrive policy to the dead-letter queue). The embedded backend
     /// always creates what is missing.

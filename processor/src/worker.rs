@@ -27,6 +27,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         tracing::info!(addr = %listener.local_addr()?, "probe port: /livez, /readyz, /metrics");
         tokio::spawn(crate::health::run(listener, health.clone()));
     }
+    config.backend.warn_if_embedded_by_default();
     let backend = loop {
         match config.backend.connect(false).await {
             Ok(b) => break b,

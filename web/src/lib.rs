@@ -103,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Backend> {
+    config.backend.warn_if_embedded_by_default();
     let mut delay = Duration::from_millis(500);
     loop {
         match config.backend.connect(config.init).await {
