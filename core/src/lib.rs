@@ -14,6 +14,7 @@ pub mod message;
 pub mod queue;
 pub mod recipe;
 pub mod store;
+pub mod telemetry;
 pub mod worker_id;
 
 pub use darkroom_engine as engine;

@@ -56,3 +56,45 @@ async fn the_embedded_backend_by_default_is_said_as_a_warning() {
     let asked = processor_log(Some("embedded")).await;
     assert!(!asked.contains("using the embedded backend because"), "a warning though it was asked for:\n{asked}");
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_job_on_every_line_of_it() {
+    use darkroom_core::message::StatusMessage;
+    let app = darkroom_e2e::TestApp::spawn_with_env(
+        darkroom_e2e::Kind::Embedded,
+        false,
+        1,
+        &[("DARKROOM_LOG_FORMAT", "json")],
+    )
+    .await;
+    let backend = app.site.connect(30, 3).await;
+    let photo = std::fs::read(darkroom_e2e::corpus("S01_rocket_640x427.jpg")).unwrap();
+    backend.store.put("originals/json-log-1", photo.into(), "image/jpeg").await.unwrap();
+    backend
+        .jobs
+        .send(r#"{"version":1,"type":"job","job_id":"json-log-1","original_key":"originals/json-log-1","outputs":[{"name":"t","ops":[{"op":"resize","width":100}]}]}"#)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    'wait: loop {
+        assert!(tokio::time::Instant::now() < deadline, "the job never finished");
+        for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
+            backend.replies.delete(&m.receipt).await.unwrap();
+            if StatusMessage::from_json(&m.body).unwrap().state.is_final() {
+                break 'wait;
+            }
+        }
+    }
+    let log = app.processors[0].log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "processor ready"), "{log}");
+    let done = lines.iter().find(|l| l["fields"]["message"] == "job done").unwrap_or_else(|| panic!("{log}"));
+    let job = done["spans"].as_array().unwrap().iter().find(|s| s["name"] == "job").expect("the job's span");
+    assert_eq!(job["job_id"], "json-log-1", "{done}");
+    assert_eq!(job["attempt"], 1, "{done}");
+    assert_eq!(job["worker"], app.worker_id(0), "{done}");
+}
