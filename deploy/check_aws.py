@@ -305,7 +305,10 @@ def main():
     # 3. Variable names.
     known = set()
     for rs in ROOT.glob("*/src/**/*.rs"):
-        known.update(re.findall(r'env\s*=\s*"(DARKROOM_[A-Z0-9_]+)"', rs.read_text(errors="replace")))
+        # clap settings (`env = "…"`) and variables read directly (`env::var("…")`)
+        known.update(
+            re.findall(r'(?:env\s*=\s*|env::var(?:_os)?\(\s*)"(DARKROOM_[A-Z0-9_]+)"', rs.read_text(errors="replace"))
+        )
     used = {}
     for f in list((ROOT / "deploy" / "aws").glob("*.yaml")) + list((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
         for name in re.findall(r"\b(DARKROOM_[A-Z0-9_]+)\b", f.read_text()):
