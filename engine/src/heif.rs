@@ -6,17 +6,69 @@
 
 use image::DynamicImage;
 
-use crate::EngineError;
+use crate::{EngineError, Limits};
 
-/// Is this an ISO-BMFF file with a HEIF brand?
-pub fn sniff(bytes: &[u8]) -> bool {
+/// Brands that say which codec a HEIF file's images use, and that Darkroom accepts: HEVC
+/// (`heic`/`heix` images, `heim`/`heis` multi-layer and scalable images, `hevc`/`hevx`
+/// sequences, whose primary image is still a photo) as cameras and phones write it, and AV1
+/// (`avif`, `avis` sequences), which Darkroom itself writes. A file must list one of them as its
+/// major or a compatible brand.
+pub const PHOTO_BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"];
+
+/// Brands of the HEIF structure only (any codec inside): they make a file HEIF, but alone they
+/// are not enough to be decoded (JPEG, VVC, uncompressed… images are refused with a clear error).
+const STRUCTURAL_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"msf1", b"miaf"];
+
+/// The major brand and the compatible brands of an ISO-BMFF file's `ftyp` box, or `None` when
+/// the file does not start with one.
+fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
-        return false;
+        return None;
     }
-    const BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"];
     let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let ftyp = &bytes[8..size.clamp(12, bytes.len())];
-    ftyp.chunks_exact(4).any(|b| BRANDS.iter().any(|brand| b == &brand[..]))
+    let major = &bytes[8..12];
+    // After the major brand: a 4-byte minor version, then the compatible brands.
+    let compatible = bytes.get(16..size.clamp(16, bytes.len())).unwrap_or_default();
+    Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
+}
+
+/// Is this an ISO-BMFF file with a HEIF brand (a photo brand or a structural one)? Such files
+/// go to libheif, which then refuses those without a [`PHOTO_BRANDS`] one ([`check_brand`]).
+pub fn sniff(bytes: &[u8]) -> bool {
+    brands(bytes).is_some_and(|mut all| {
+        all.any(|b| PHOTO_BRANDS.iter().chain(STRUCTURAL_BRANDS.iter()).any(|brand| b == &brand[..]))
+    })
+}
+
+/// Refuse a HEIF file that lists none of the [`PHOTO_BRANDS`]: libheif would hand it to
+/// whichever codec plugin it has (JPEG, uncompressed, …), code Darkroom does not need to expose.
+pub fn check_brand(bytes: &[u8]) -> Result<(), EngineError> {
+    let Some(all) = brands(bytes) else { return Err(EngineError::NotAnImage) };
+    let listed: Vec<&[u8]> = all.collect();
+    if listed.iter().any(|b| PHOTO_BRANDS.iter().any(|brand| *b == &brand[..])) {
+        return Ok(());
+    }
+    let names: Vec<String> = listed
+        .iter()
+        .take(8)
+        .map(|b| {
+            format!(
+                "'{}'",
+                b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect::<String>()
+            )
+        })
+        .collect();
+    Err(EngineError::UnsupportedFormat(format!(
+        "HEIF files with the brands {} (only HEIC and AVIF photos, brands heic, heix, heim, heis, hevc, hevx, avif or avis, are read; export the photo as HEIC, JPEG or PNG and upload that)",
+        names.join(", ")
+    )))
+}
+
+/// The widest or tallest image (and grid tile) libheif may read from a file, whatever the pixel
+/// limit: 65536, the most AVIF allows and more than any HEVC grid a camera writes. A smaller
+/// pixel limit lowers it: no side of an image within the limit can be longer than the limit.
+pub fn side_limit(limits: &Limits) -> u32 {
+    limits.max_pixels.clamp(1, 65_536) as u32
 }
 
 #[cfg(heif)]
@@ -48,6 +100,9 @@ mod ffi {
             size: usize,
             options: *const c_void,
         ) -> HeifError;
+        pub fn heif_context_set_maximum_image_size_limit(ctx: *mut Context, maximum_width: c_int);
+        pub fn heif_image_handle_get_ispe_width(handle: *const Handle) -> c_int;
+        pub fn heif_image_handle_get_ispe_height(handle: *const Handle) -> c_int;
         pub fn heif_context_get_primary_image_handle(ctx: *mut Context, handle: *mut *mut Handle) -> HeifError;
         pub fn heif_image_handle_release(handle: *const Handle);
         pub fn heif_image_handle_get_width(handle: *const Handle) -> c_int;
@@ -164,7 +219,12 @@ mod imp {
         }
     }
 
-    fn open(bytes: &[u8]) -> Result<Primary, EngineError> {
+    /// Parse the container with libheif's own size limit set from `limits` (it refuses, while
+    /// reading, any image or grid tile whose `ispe` box declares a side over [`side_limit`]),
+    /// after the brand check, and find the primary image.
+    fn open(bytes: &[u8], limits: &Limits) -> Result<Primary, EngineError> {
+        check_brand(bytes)?;
+        let side = side_limit(limits) as std::os::raw::c_int;
         // SAFETY: `bytes` outlives the context (it is dropped before we return pixels owned
         // by Rust); pointers come from libheif and are checked before use.
         unsafe {
@@ -173,6 +233,7 @@ mod imp {
                 return Err(EngineError::Corrupt("HEIF: out of memory".into()));
             }
             let mut p = Primary { ctx, handle: std::ptr::null_mut() };
+            ffi::heif_context_set_maximum_image_size_limit(ctx, side);
             check(ffi::heif_context_read_from_memory_without_copy(
                 ctx,
                 bytes.as_ptr().cast(),
@@ -180,20 +241,51 @@ mod imp {
                 std::ptr::null(),
             ))?;
             check(ffi::heif_context_get_primary_image_handle(ctx, &mut p.handle))?;
+            if p.handle.is_null() {
+                return Err(EngineError::Corrupt("HEIF: the file has no primary image".into()));
+            }
             Ok(p)
         }
     }
 
-    pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), EngineError> {
-        let p = open(bytes)?;
-        // SAFETY: the handle is valid while `p` lives.
-        let (w, h) =
-            unsafe { (ffi::heif_image_handle_get_width(p.handle), ffi::heif_image_handle_get_height(p.handle)) };
-        Ok((w.max(0) as u32, h.max(0) as u32))
+    impl Primary {
+        /// The primary image's size as displayed (after the container's crop and rotation).
+        fn size(&self) -> (u32, u32) {
+            // SAFETY: the handle is valid while `self` lives.
+            let (w, h) = unsafe {
+                (ffi::heif_image_handle_get_width(self.handle), ffi::heif_image_handle_get_height(self.handle))
+            };
+            (w.max(0) as u32, h.max(0) as u32)
+        }
+
+        /// Both sizes the header gives checked against `limits`: the coded size (`ispe`, what
+        /// the decoder allocates before any crop) and the displayed one.
+        fn check(&self, limits: &Limits) -> Result<(u32, u32), EngineError> {
+            // SAFETY: the handle is valid while `self` lives.
+            let (iw, ih) = unsafe {
+                (
+                    ffi::heif_image_handle_get_ispe_width(self.handle),
+                    ffi::heif_image_handle_get_ispe_height(self.handle),
+                )
+            };
+            // A grid or overlay may have no ispe of its own (0): its tiles were checked by
+            // libheif's side limit and the canvas is the displayed size below.
+            if iw > 0 && ih > 0 {
+                limits.check_dimensions(iw as u32, ih as u32)?;
+            }
+            let (w, h) = self.size();
+            limits.check_dimensions(w, h)?;
+            Ok((w, h))
+        }
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<DynamicImage, EngineError> {
-        let p = open(bytes)?;
+    pub fn dimensions_within(bytes: &[u8], limits: &Limits) -> Result<(u32, u32), EngineError> {
+        open(bytes, limits)?.check(limits)
+    }
+
+    pub fn decode_within(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
+        let p = open(bytes, limits)?;
+        let (hw, hh) = p.check(limits)?;
         // SAFETY: handle valid while `p` lives; the image is released below; the plane is
         // read within its stride × height before release.
         unsafe {
@@ -201,12 +293,24 @@ mod imp {
             let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
             let mut img = std::ptr::null_mut();
             check(ffi::heif_decode_image(p.handle, &mut img, ffi::COLORSPACE_RGB, chroma, std::ptr::null()))?;
+            if img.is_null() {
+                return Err(EngineError::Corrupt("HEIF: the decoder returned no image".into()));
+            }
             let w = ffi::heif_image_get_width(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
             let h = ffi::heif_image_get_height(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
+            // The codec's own bitstream (an HEVC or AV1 sequence header) says how big the
+            // picture is, and nothing in libheif 1.15 holds it to the container's header, which
+            // is what the limits were checked on: a mismatch is a lie in the file.
+            if (w, h) != (hw as usize, hh as usize) {
+                ffi::heif_image_release(img);
+                return Err(EngineError::Corrupt(format!(
+                    "HEIF: the image decodes to {w}×{h} pixels but its header says {hw}×{hh}"
+                )));
+            }
             let mut stride = 0;
             let plane = ffi::heif_image_get_plane_readonly(img, ffi::CHANNEL_INTERLEAVED, &mut stride);
             let bpp = if alpha { 4 } else { 3 };
-            if plane.is_null() || (stride as usize) < w * bpp {
+            if plane.is_null() || stride < 0 || (stride as usize) < w * bpp {
                 ffi::heif_image_release(img);
                 return Err(EngineError::Corrupt("HEIF: the decoder returned no pixels".into()));
             }
@@ -325,7 +429,7 @@ mod imp {
 
     /// The raw ICC profile of the primary image, if it has one (not an nclx description).
     pub fn icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
-        let p = open(bytes).ok()?;
+        let p = open(bytes, &Limits::default()).ok()?;
         // SAFETY: the handle is valid while `p` lives; the buffer has the size libheif reports.
         unsafe {
             let size = ffi::heif_image_handle_get_raw_color_profile_size(p.handle);
@@ -345,10 +449,12 @@ mod imp {
     fn missing() -> EngineError {
         EngineError::UnsupportedFormat("HEIC/HEIF (this build has no libheif; install libheif-dev and rebuild)".into())
     }
-    pub fn dimensions(_: &[u8]) -> Result<(u32, u32), EngineError> {
+    pub fn dimensions_within(bytes: &[u8], _: &Limits) -> Result<(u32, u32), EngineError> {
+        check_brand(bytes)?;
         Err(missing())
     }
-    pub fn decode(_: &[u8]) -> Result<DynamicImage, EngineError> {
+    pub fn decode_within(bytes: &[u8], _: &Limits) -> Result<DynamicImage, EngineError> {
+        check_brand(bytes)?;
         Err(missing())
     }
     pub fn encode_avif(_: &DynamicImage, _: u8, _: u8, _: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
@@ -367,4 +473,15 @@ mod imp {
 /// when encoding.)
 pub const AVIF_OUTPUT: bool = cfg!(heif);
 
-pub use imp::{decode, dimensions, encode_avif, icc_profile};
+pub use imp::{decode_within, dimensions_within, encode_avif, icc_profile};
+
+/// The displayed size of the primary image, checked against the default [`Limits`]
+/// (see [`dimensions_within`]).
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), EngineError> {
+    dimensions_within(bytes, &Limits::default())
+}
+
+/// Decode the primary image within the default [`Limits`] (see [`decode_within`]).
+pub fn decode(bytes: &[u8]) -> Result<DynamicImage, EngineError> {
+    decode_within(bytes, &Limits::default())
+}
