@@ -8,16 +8,32 @@ use image::DynamicImage;
 
 use crate::{EngineError, Limits};
 
-/// Brands that say which codec a HEIF file's images use, and that Darkroom accepts: HEVC
-/// (`heic`/`heix` images, `heim`/`heis` multi-layer and scalable images, `hevc`/`hevx`
-/// sequences, whose primary image is still a photo) as cameras and phones write it, and AV1
-/// (`avif`, `avis` sequences), which Darkroom itself writes. A file must list one of them as its
-/// major or a compatible brand.
-pub const PHOTO_BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"avif", b"avis"];
+/// Brands that say a HEIF file's images are HEVC, the photos uploads may be: `heic`/`heix`
+/// images, `heim`/`heis` multi-layer and scalable images, and `hevc`/`hevx` sequences (whose
+/// primary image is still a photo), as phones and cameras write them. A file must list one as
+/// its major or a compatible brand.
+pub const PHOTO_BRANDS: [&[u8; 4]; 6] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"];
+
+/// AV1 brands: Darkroom writes AVIF and reads its own outputs back ([`decode`]), but does not
+/// take AVIF uploads. libheif 1.15 hands AV1 to dav1d without a frame size limit (a small file
+/// can make it allocate gigabytes before any size check of ours; libheif issues 1798 and 1799)
+/// and its dav1d plugin leaks on malformed streams (libheif issue 1753, which our `heif` fuzz
+/// target found again), and AVIF is not an input format Darkroom promises.
+const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];
 
 /// Brands of the HEIF structure only (any codec inside): they make a file HEIF, but alone they
 /// are not enough to be decoded (JPEG, VVC, uncompressed… images are refused with a clear error).
 const STRUCTURAL_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"msf1", b"miaf"];
+
+/// Which codecs a decode accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(heif), allow(dead_code))]
+enum Codecs {
+    /// Uploads: HEVC photos ([`PHOTO_BRANDS`]).
+    Hevc,
+    /// Darkroom's own outputs read back (tests, tools): HEVC or AV1.
+    HevcOrAv1,
+}
 
 /// The major brand and the compatible brands of an ISO-BMFF file's `ftyp` box, or `None` when
 /// the file does not start with one.
@@ -32,34 +48,45 @@ fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
 }
 
-/// Is this an ISO-BMFF file with a HEIF brand (a photo brand or a structural one)? Such files
-/// go to libheif, which then refuses those without a [`PHOTO_BRANDS`] one ([`check_brand`]).
+fn listed(all: &[&[u8]], set: &[&[u8; 4]]) -> bool {
+    all.iter().any(|b| set.iter().any(|brand| *b == &brand[..]))
+}
+
+/// Is this an ISO-BMFF file with a HEIF brand (HEVC, AV1 or structural)? Such files go to the
+/// HEIF path, which refuses those without a [`PHOTO_BRANDS`] one ([`check_brand`]) with a clear
+/// error instead of "not an image".
 pub fn sniff(bytes: &[u8]) -> bool {
     brands(bytes).is_some_and(|mut all| {
-        all.any(|b| PHOTO_BRANDS.iter().chain(STRUCTURAL_BRANDS.iter()).any(|brand| b == &brand[..]))
+        all.any(|b| {
+            PHOTO_BRANDS.iter().chain(AVIF_BRANDS.iter()).chain(STRUCTURAL_BRANDS.iter()).any(|brand| b == &brand[..])
+        })
     })
 }
 
-/// Refuse a HEIF file that lists none of the [`PHOTO_BRANDS`]: libheif would hand it to
-/// whichever codec plugin it has (JPEG, uncompressed, …), code Darkroom does not need to expose.
+/// Refuse an upload that lists none of the [`PHOTO_BRANDS`] (an AVIF, or a HEIF file whose
+/// images use another codec: libheif would hand it to whichever plugin it has, code Darkroom
+/// does not need to expose).
 pub fn check_brand(bytes: &[u8]) -> Result<(), EngineError> {
+    check_brand_for(bytes, Codecs::Hevc)
+}
+
+fn check_brand_for(bytes: &[u8], codecs: Codecs) -> Result<(), EngineError> {
     let Some(all) = brands(bytes) else { return Err(EngineError::NotAnImage) };
-    let listed: Vec<&[u8]> = all.collect();
-    if listed.iter().any(|b| PHOTO_BRANDS.iter().any(|brand| *b == &brand[..])) {
+    let all: Vec<&[u8]> = all.collect();
+    if listed(&all, &PHOTO_BRANDS) || (codecs == Codecs::HevcOrAv1 && listed(&all, &AVIF_BRANDS)) {
         return Ok(());
     }
-    let names: Vec<String> = listed
-        .iter()
-        .take(8)
-        .map(|b| {
-            format!(
-                "'{}'",
-                b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect::<String>()
-            )
-        })
-        .collect();
+    if listed(&all, &AVIF_BRANDS) {
+        return Err(EngineError::UnsupportedFormat(
+            "AVIF (export the photo as JPEG, PNG, WebP or HEIC and upload that)".into(),
+        ));
+    }
+    let printable = |b: &[u8]| -> String {
+        b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
+    };
+    let names: Vec<String> = all.iter().take(8).map(|b| format!("'{}'", printable(b))).collect();
     Err(EngineError::UnsupportedFormat(format!(
-        "HEIF files with the brands {} (only HEIC and AVIF photos, brands heic, heix, heim, heis, hevc, hevx, avif or avis, are read; export the photo as HEIC, JPEG or PNG and upload that)",
+        "HEIF ({} brands; Darkroom reads HEIC photos, brands heic, heix, heim, heis, hevc or hevx: export the photo as HEIC, JPEG or PNG)",
         names.join(", ")
     )))
 }
@@ -222,8 +249,8 @@ mod imp {
     /// Parse the container with libheif's own size limit set from `limits` (it refuses, while
     /// reading, any image or grid tile whose `ispe` box declares a side over [`side_limit`]),
     /// after the brand check, and find the primary image.
-    fn open(bytes: &[u8], limits: &Limits) -> Result<Primary, EngineError> {
-        check_brand(bytes)?;
+    fn open(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<Primary, EngineError> {
+        check_brand_for(bytes, codecs)?;
         let side = side_limit(limits) as std::os::raw::c_int;
         // SAFETY: `bytes` outlives the context (it is dropped before we return pixels owned
         // by Rust); pointers come from libheif and are checked before use.
@@ -280,11 +307,19 @@ mod imp {
     }
 
     pub fn dimensions_within(bytes: &[u8], limits: &Limits) -> Result<(u32, u32), EngineError> {
-        open(bytes, limits)?.check(limits)
+        open(bytes, limits, Codecs::Hevc)?.check(limits)
     }
 
     pub fn decode_within(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
-        let p = open(bytes, limits)?;
+        decode_for(bytes, limits, Codecs::Hevc)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<DynamicImage, EngineError> {
+        decode_for(bytes, &Limits::default(), Codecs::HevcOrAv1)
+    }
+
+    fn decode_for(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<DynamicImage, EngineError> {
+        let p = open(bytes, limits, codecs)?;
         let (hw, hh) = p.check(limits)?;
         // SAFETY: handle valid while `p` lives; the image is released below; the plane is
         // read within its stride × height before release.
@@ -429,7 +464,7 @@ mod imp {
 
     /// The raw ICC profile of the primary image, if it has one (not an nclx description).
     pub fn icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
-        let p = open(bytes, &Limits::default()).ok()?;
+        let p = open(bytes, &Limits::default(), Codecs::HevcOrAv1).ok()?;
         // SAFETY: the handle is valid while `p` lives; the buffer has the size libheif reports.
         unsafe {
             let size = ffi::heif_image_handle_get_raw_color_profile_size(p.handle);
@@ -457,6 +492,9 @@ mod imp {
         check_brand(bytes)?;
         Err(missing())
     }
+    pub fn decode(_: &[u8]) -> Result<DynamicImage, EngineError> {
+        Err(missing())
+    }
     pub fn encode_avif(_: &DynamicImage, _: u8, _: u8, _: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
         Err(EngineError::Encode {
             format: "avif",
@@ -473,15 +511,16 @@ mod imp {
 /// when encoding.)
 pub const AVIF_OUTPUT: bool = cfg!(heif);
 
-pub use imp::{decode_within, dimensions_within, encode_avif, icc_profile};
+/// [`decode`]: the primary image of a HEIC upload or of Darkroom's own AVIF output, within the
+/// default [`Limits`] (for reading outputs back: tests, tools). [`decode_within`]: an upload, HEIC
+/// only, within `limits`. Both check the brand, give libheif a side limit ([`side_limit`]),
+/// check the header's coded and displayed sizes against the limits before decoding, and refuse a
+/// decoded size other than the header's as corrupt. [`dimensions_within`]: the displayed size of
+/// an upload, checked the same way, without decoding. [`icc_profile`]: the raw ICC profile, if any.
+pub use imp::{decode, decode_within, dimensions_within, encode_avif, icc_profile};
 
 /// The displayed size of the primary image, checked against the default [`Limits`]
 /// (see [`dimensions_within`]).
 pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), EngineError> {
     dimensions_within(bytes, &Limits::default())
-}
-
-/// Decode the primary image within the default [`Limits`] (see [`decode_within`]).
-pub fn decode(bytes: &[u8]) -> Result<DynamicImage, EngineError> {
-    decode_within(bytes, &Limits::default())
 }

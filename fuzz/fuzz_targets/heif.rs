@@ -1,6 +1,7 @@
-//! HEIC/HEIF and AVIF through libheif (and libde265 / dav1d / libaom behind it) on hostile bytes:
-//! the brand check, the size limits given to libheif, the header-against-decoded dimension check,
-//! the colour profile, and a small AVIF encode of what decoded. libheif itself is not
+//! HEIC through libheif (and libde265 behind it) on hostile bytes: the brand check (AVIF and
+//! other codecs are refused before libheif decodes), the size limits given to libheif, the
+//! header-against-decoded dimension check, the colour profile, and a small AVIF encode (libaom)
+//! of what decoded. libheif itself is not
 //! instrumented (a system library), but what it hands back is used by our code under ASan, and a
 //! crash or runaway allocation inside it still stops the fuzzer.
 #![no_main]
