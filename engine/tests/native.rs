@@ -237,3 +237,19 @@ fn heif_header_sizes_are_held_to_the_limits_and_to_what_decodes() {
     let err = darkroom_engine::heif::decode_within(&corpus("D06_storm_1920x1280.heic"), &small).unwrap_err();
     assert!(matches!(err, EngineError::TooManyPixels { width: 1920, height: 1280, limit: 2_000_000 }), "{err:?}");
 }
+
+#[test]
+fn a_full_size_jpeg_output_is_held_to_the_output_limit() {
+    let _one = lock();
+    // Found by the `pipeline` fuzz target on M03 (1920×1280) under a 1024-pixel output limit:
+    // the planar path re-encoded it at full size from its DCT coefficients, past the limit.
+    let jpeg = jpeg_declaring(16, 16);
+    let limits = Limits { max_output_dimension: 8, ..Limits::default() };
+    for format in [Format::Jpeg, Format::Png] {
+        let err = process(&jpeg, &[OutputSpec::new("full", vec![], format)], &limits).map(|_| ()).unwrap_err();
+        assert!(matches!(err, EngineError::OutputTooLarge { width: 16, height: 16, limit: 8 }), "{format:?}: {err:?}");
+    }
+    // Within the limit the planar path still takes it (same size out).
+    let ok = process(&jpeg, &[OutputSpec::new("full", vec![], Format::Jpeg)], &Limits::default()).unwrap();
+    assert_eq!((ok[0].width, ok[0].height), (16, 16));
+}
