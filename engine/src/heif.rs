@@ -3,6 +3,13 @@
 //! upright RGB(A) pixels (libheif applies the container's rotation and mirroring);
 //! [`encode_avif`] writes AV1 through whichever AV1 encoder libheif was built with (Debian's
 //! 1.15 links libaom).
+//!
+//! libheif parses hostile uploads, so it is held to the engine's [`Limits`] by our own checks
+//! (libheif 1.15 has no pixel or memory limit of its own, only a per-side one): uploads must
+//! carry an HEVC brand ([`PHOTO_BRANDS`]; AVIF and other codecs are refused before libheif
+//! decodes), libheif gets [`side_limit`], the header's coded (`ispe`) and displayed sizes are
+//! checked against the pixel limit before decoding, and a decoded size other than the header's
+//! is refused as corrupt (the codec's bitstream, not the header, decides what it decodes).
 
 use image::DynamicImage;
 
