@@ -9,6 +9,12 @@
 //! removing a `-dev` package adds or removes a `.pc` file there, which changes the folder) and
 //! the environment variables that steer pkg-config. Without that, a build made before
 //! `apt-get install libheif-dev` kept "no libheif" until `cargo clean`.
+//!
+//! Under AddressSanitizer (the fuzz targets: cargo-fuzz passes `-Zsanitizer=address` to rustc)
+//! csrc/ is compiled with `-fsanitize=address` too, so a heap error in our C code (an overflow,
+//! a use after free, a double free such as `dr_dest` once had) stops the fuzzer with a report
+//! instead of passing silently. The system libraries (libjpeg-turbo, libheif and its codecs)
+//! stay uninstrumented: ASan sees their heap through its malloc, not their reads and writes.
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     watch_pkg_config_dirs();
@@ -84,6 +90,22 @@ fn watch_pkg_config_dirs() {
     }
 }
 
+/// Is rustc building this crate with AddressSanitizer? Cargo gives build scripts the target's
+/// cfg (`CARGO_CFG_SANITIZE=address` under `-Zsanitizer=address`) and the flags themselves
+/// (`CARGO_ENCODED_RUSTFLAGS`, separated by 0x1f); either one is enough.
+fn address_sanitizer() -> bool {
+    println!("cargo::rerun-if-env-changed=CARGO_CFG_SANITIZE");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let cfg = std::env::var("CARGO_CFG_SANITIZE").unwrap_or_default();
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let asan = cfg.split(',').any(|s| s == "address")
+        || flags.split('\x1f').any(|f| f == "-Zsanitizer=address" || f == "sanitizer=address");
+    if asan {
+        println!("cargo::warning=AddressSanitizer build: csrc/ compiled with -fsanitize=address (CARGO_CFG_SANITIZE={cfg:?})");
+    }
+    asan
+}
+
 /// Compile csrc/*.c into a static library and link it with libjpeg (libjpeg-turbo's
 /// libjpeg.so.62). Uses the system C compiler (`$CC`, else `cc`) directly: no build crate.
 /// Returns whether it did.
@@ -102,11 +124,17 @@ fn build_jpeg_encoder() -> bool {
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let asan = address_sanitizer();
     let mut objects = Vec::new();
     for name in ["jpeg_encode", "jpeg_transcode", "jpeg_region"] {
         let obj = out.join(format!("{name}.o"));
         let mut cmd = Command::new(&cc);
         cmd.args(["-O2", "-fPIC", "-Wall", "-c"]).arg(format!("csrc/{name}.c")).arg("-o").arg(&obj);
+        if asan {
+            // The ASan runtime comes with rustc's (linked into the fuzz target); the C compiler
+            // only instruments. Frame pointers give the reports whole stacks.
+            cmd.args(["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]);
+        }
         for dir in &lib.include_paths {
             cmd.arg("-I").arg(dir);
         }

@@ -58,9 +58,9 @@ pub fn decode_keeping_profile(
     limits.check_bytes(bytes.len())?;
     if crate::heif::sniff(bytes) {
         // Container rotation/mirroring is applied by libheif; EXIF orientation does not apply.
-        let (w, h) = crate::heif::dimensions(bytes)?;
-        limits.check_dimensions(w, h)?;
-        let img = crate::heif::decode(bytes)?;
+        // The brand, libheif's size limit, the header's sizes and the decoded size are checked
+        // against `limits` in there.
+        let img = crate::heif::decode_within(bytes, limits)?;
         let icc = crate::heif::icc_profile(bytes);
         return Ok(match icc {
             Some(profile) if !keep_icc => (crate::color_management::to_srgb(img, &profile), None),
@@ -78,7 +78,7 @@ pub fn decode_keeping_profile(
     let turbo = if cmyk || format != image::ImageFormat::Jpeg {
         None
     } else {
-        turbo_decode(bytes, need, swaps_axes(orientation))?
+        turbo_decode(bytes, limits, need, swaps_axes(orientation))?
     };
     let to_srgb = |img: DynamicImage| match &icc {
         Some(profile) if !keep_icc => crate::color_management::to_srgb(img, profile),
@@ -136,7 +136,14 @@ pub fn decode_region_keeping_profile(
 /// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::planar`] could work on
 /// as YCbCr planes: its header, and the profile to embed in the outputs when `keep_icc` (the
 /// pixels stay as they are). `Ok(None)` when it cannot: not a baseline/progressive YCbCr or
-/// grey JPEG, an EXIF orientation to apply, or a colour profile to convert to sRGB.
+/// grey JPEG, an EXIF orientation to apply, a colour profile to convert to sRGB, or a side over
+/// `max_output_dimension`.
+///
+/// That last one because the planar path's full-size outputs (re-encoded from the DCT
+/// coefficients) are not held to `max_output_dimension`: the `pipeline` fuzz target found a
+/// 1920-pixel output under a 1024-pixel limit. The RGB path checks every output's size and
+/// refuses it with `output_too_large`, as it should be; images that big are rare enough to lose
+/// the planar speed-up.
 #[cfg(libjpeg)]
 pub(crate) fn jpeg_for_planes(
     bytes: &[u8],
@@ -144,7 +151,9 @@ pub(crate) fn jpeg_for_planes(
     auto_orient: bool,
     keep_icc: bool,
 ) -> Result<Option<HeaderWithProfile>, EngineError> {
-    Ok(upright_ycc_jpeg(bytes, limits, auto_orient)?.filter(|(_, icc)| icc.is_none() || keep_icc))
+    Ok(upright_ycc_jpeg(bytes, limits, auto_orient)?.filter(|(head, icc)| {
+        (icc.is_none() || keep_icc) && head.width.max(head.height) <= limits.max_output_dimension
+    }))
 }
 
 /// A complete YCbCr or grey JPEG (not CMYK) within `limits` that needs no EXIF rotation (when
@@ -169,7 +178,7 @@ fn upright_ycc_jpeg(
         return Ok(None);
     }
     let icc = decoder.icc_profile().ok().flatten();
-    let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
+    let Some(head) = crate::turbo::header_within(bytes, limits)? else { return Ok(None) };
     if head.cmyk || (head.width, head.height) != decoder.dimensions() {
         return Ok(None);
     }
@@ -234,9 +243,16 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), EngineError> {
     }
 }
 
+/// TurboJPEG's decode (scaled when `need` allows), its header checked against `limits` before the
+/// buffer is allocated: the header libjpeg reads need not be the one the pure-Rust decoder read.
 #[cfg(turbojpeg)]
-fn turbo_decode(bytes: &[u8], need: Option<(u32, u32)>, swapped: bool) -> Result<Option<DynamicImage>, EngineError> {
-    let Some(head) = crate::turbo::header(bytes) else { return Ok(None) };
+fn turbo_decode(
+    bytes: &[u8],
+    limits: &Limits,
+    need: Option<(u32, u32)>,
+    swapped: bool,
+) -> Result<Option<DynamicImage>, EngineError> {
+    let Some(head) = crate::turbo::header_within(bytes, limits)? else { return Ok(None) };
     if head.cmyk {
         return Ok(None);
     }
@@ -248,6 +264,6 @@ fn turbo_decode(bytes: &[u8], need: Option<(u32, u32)>, swapped: bool) -> Result
 }
 
 #[cfg(not(turbojpeg))]
-fn turbo_decode(_: &[u8], _: Option<(u32, u32)>, _: bool) -> Result<Option<DynamicImage>, EngineError> {
+fn turbo_decode(_: &[u8], _: &Limits, _: Option<(u32, u32)>, _: bool) -> Result<Option<DynamicImage>, EngineError> {
     Ok(None)
 }

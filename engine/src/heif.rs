@@ -3,20 +3,106 @@
 //! upright RGB(A) pixels (libheif applies the container's rotation and mirroring);
 //! [`encode_avif`] writes AV1 through whichever AV1 encoder libheif was built with (Debian's
 //! 1.15 links libaom).
+//!
+//! libheif parses hostile uploads, so it is held to the engine's [`Limits`] by our own checks
+//! (libheif 1.15 has no pixel or memory limit of its own, only a per-side one): uploads must
+//! carry an HEVC brand ([`PHOTO_BRANDS`]; AVIF and other codecs are refused before libheif
+//! decodes), libheif gets [`side_limit`], the header's coded (`ispe`) and displayed sizes are
+//! checked against the pixel limit before decoding, and a decoded size other than the header's
+//! is refused as corrupt (the codec's bitstream, not the header, decides what it decodes).
 
 use image::DynamicImage;
 
-use crate::EngineError;
+use crate::{EngineError, Limits};
 
-/// Is this an ISO-BMFF file with a HEIF brand?
-pub fn sniff(bytes: &[u8]) -> bool {
+/// Brands that say a HEIF file's images are HEVC, the photos uploads may be: `heic`/`heix`
+/// images, `heim`/`heis` multi-layer and scalable images, and `hevc`/`hevx` sequences (whose
+/// primary image is still a photo), as phones and cameras write them. A file must list one as
+/// its major or a compatible brand.
+pub const PHOTO_BRANDS: [&[u8; 4]; 6] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"];
+
+/// AV1 brands: Darkroom writes AVIF and reads its own outputs back ([`decode`]), but does not
+/// take AVIF uploads. libheif 1.15 hands AV1 to dav1d without a frame size limit (a small file
+/// can make it allocate gigabytes before any size check of ours; libheif issues 1798 and 1799)
+/// and its dav1d plugin leaks on malformed streams (libheif issue 1753, which our `heif` fuzz
+/// target found again), and AVIF is not an input format Darkroom promises.
+const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];
+
+/// Brands of the HEIF structure only (any codec inside): they make a file HEIF, but alone they
+/// are not enough to be decoded (JPEG, VVC, uncompressed… images are refused with a clear error).
+const STRUCTURAL_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"msf1", b"miaf"];
+
+/// Which codecs a decode accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(heif), allow(dead_code))]
+enum Codecs {
+    /// Uploads: HEVC photos ([`PHOTO_BRANDS`]).
+    Hevc,
+    /// Darkroom's own outputs read back (tests, tools): HEVC or AV1.
+    HevcOrAv1,
+}
+
+/// The major brand and the compatible brands of an ISO-BMFF file's `ftyp` box, or `None` when
+/// the file does not start with one.
+fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
-        return false;
+        return None;
     }
-    const BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"];
     let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let ftyp = &bytes[8..size.clamp(12, bytes.len())];
-    ftyp.chunks_exact(4).any(|b| BRANDS.iter().any(|brand| b == &brand[..]))
+    let major = &bytes[8..12];
+    // After the major brand: a 4-byte minor version, then the compatible brands.
+    let compatible = bytes.get(16..size.clamp(16, bytes.len())).unwrap_or_default();
+    Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
+}
+
+fn listed(all: &[&[u8]], set: &[&[u8; 4]]) -> bool {
+    all.iter().any(|b| set.iter().any(|brand| *b == &brand[..]))
+}
+
+/// Is this an ISO-BMFF file with a HEIF brand (HEVC, AV1 or structural)? Such files go to the
+/// HEIF path, which refuses those without a [`PHOTO_BRANDS`] one ([`check_brand`]) with a clear
+/// error instead of "not an image".
+pub fn sniff(bytes: &[u8]) -> bool {
+    brands(bytes).is_some_and(|mut all| {
+        all.any(|b| {
+            PHOTO_BRANDS.iter().chain(AVIF_BRANDS.iter()).chain(STRUCTURAL_BRANDS.iter()).any(|brand| b == &brand[..])
+        })
+    })
+}
+
+/// Refuse an upload that lists none of the [`PHOTO_BRANDS`] (an AVIF, or a HEIF file whose
+/// images use another codec: libheif would hand it to whichever plugin it has, code Darkroom
+/// does not need to expose).
+pub fn check_brand(bytes: &[u8]) -> Result<(), EngineError> {
+    check_brand_for(bytes, Codecs::Hevc)
+}
+
+fn check_brand_for(bytes: &[u8], codecs: Codecs) -> Result<(), EngineError> {
+    let Some(all) = brands(bytes) else { return Err(EngineError::NotAnImage) };
+    let all: Vec<&[u8]> = all.collect();
+    if listed(&all, &PHOTO_BRANDS) || (codecs == Codecs::HevcOrAv1 && listed(&all, &AVIF_BRANDS)) {
+        return Ok(());
+    }
+    if listed(&all, &AVIF_BRANDS) {
+        return Err(EngineError::UnsupportedFormat(
+            "AVIF (export the photo as JPEG, PNG, WebP or HEIC and upload that)".into(),
+        ));
+    }
+    let printable = |b: &[u8]| -> String {
+        b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
+    };
+    let names: Vec<String> = all.iter().take(8).map(|b| format!("'{}'", printable(b))).collect();
+    Err(EngineError::UnsupportedFormat(format!(
+        "HEIF ({} brands; Darkroom reads HEIC photos, brands heic, heix, heim, heis, hevc or hevx: export the photo as HEIC, JPEG or PNG)",
+        names.join(", ")
+    )))
+}
+
+/// The widest or tallest image (and grid tile) libheif may read from a file, whatever the pixel
+/// limit: 65536, the most AVIF allows and more than any HEVC grid a camera writes. A smaller
+/// pixel limit lowers it: no side of an image within the limit can be longer than the limit.
+pub fn side_limit(limits: &Limits) -> u32 {
+    limits.max_pixels.clamp(1, 65_536) as u32
 }
 
 #[cfg(heif)]
@@ -48,6 +134,9 @@ mod ffi {
             size: usize,
             options: *const c_void,
         ) -> HeifError;
+        pub fn heif_context_set_maximum_image_size_limit(ctx: *mut Context, maximum_width: c_int);
+        pub fn heif_image_handle_get_ispe_width(handle: *const Handle) -> c_int;
+        pub fn heif_image_handle_get_ispe_height(handle: *const Handle) -> c_int;
         pub fn heif_context_get_primary_image_handle(ctx: *mut Context, handle: *mut *mut Handle) -> HeifError;
         pub fn heif_image_handle_release(handle: *const Handle);
         pub fn heif_image_handle_get_width(handle: *const Handle) -> c_int;
@@ -164,7 +253,12 @@ mod imp {
         }
     }
 
-    fn open(bytes: &[u8]) -> Result<Primary, EngineError> {
+    /// Parse the container with libheif's own size limit set from `limits` (it refuses, while
+    /// reading, any image or grid tile whose `ispe` box declares a side over [`side_limit`]),
+    /// after the brand check, and find the primary image.
+    fn open(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<Primary, EngineError> {
+        check_brand_for(bytes, codecs)?;
+        let side = side_limit(limits) as std::os::raw::c_int;
         // SAFETY: `bytes` outlives the context (it is dropped before we return pixels owned
         // by Rust); pointers come from libheif and are checked before use.
         unsafe {
@@ -173,6 +267,7 @@ mod imp {
                 return Err(EngineError::Corrupt("HEIF: out of memory".into()));
             }
             let mut p = Primary { ctx, handle: std::ptr::null_mut() };
+            ffi::heif_context_set_maximum_image_size_limit(ctx, side);
             check(ffi::heif_context_read_from_memory_without_copy(
                 ctx,
                 bytes.as_ptr().cast(),
@@ -180,20 +275,59 @@ mod imp {
                 std::ptr::null(),
             ))?;
             check(ffi::heif_context_get_primary_image_handle(ctx, &mut p.handle))?;
+            if p.handle.is_null() {
+                return Err(EngineError::Corrupt("HEIF: the file has no primary image".into()));
+            }
             Ok(p)
         }
     }
 
-    pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), EngineError> {
-        let p = open(bytes)?;
-        // SAFETY: the handle is valid while `p` lives.
-        let (w, h) =
-            unsafe { (ffi::heif_image_handle_get_width(p.handle), ffi::heif_image_handle_get_height(p.handle)) };
-        Ok((w.max(0) as u32, h.max(0) as u32))
+    impl Primary {
+        /// The primary image's size as displayed (after the container's crop and rotation).
+        fn size(&self) -> (u32, u32) {
+            // SAFETY: the handle is valid while `self` lives.
+            let (w, h) = unsafe {
+                (ffi::heif_image_handle_get_width(self.handle), ffi::heif_image_handle_get_height(self.handle))
+            };
+            (w.max(0) as u32, h.max(0) as u32)
+        }
+
+        /// Both sizes the header gives checked against `limits`: the coded size (`ispe`, what
+        /// the decoder allocates before any crop) and the displayed one.
+        fn check(&self, limits: &Limits) -> Result<(u32, u32), EngineError> {
+            // SAFETY: the handle is valid while `self` lives.
+            let (iw, ih) = unsafe {
+                (
+                    ffi::heif_image_handle_get_ispe_width(self.handle),
+                    ffi::heif_image_handle_get_ispe_height(self.handle),
+                )
+            };
+            // A grid or overlay may have no ispe of its own (0): its tiles were checked by
+            // libheif's side limit and the canvas is the displayed size below.
+            if iw > 0 && ih > 0 {
+                limits.check_dimensions(iw as u32, ih as u32)?;
+            }
+            let (w, h) = self.size();
+            limits.check_dimensions(w, h)?;
+            Ok((w, h))
+        }
+    }
+
+    pub fn dimensions_within(bytes: &[u8], limits: &Limits) -> Result<(u32, u32), EngineError> {
+        open(bytes, limits, Codecs::Hevc)?.check(limits)
+    }
+
+    pub fn decode_within(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
+        decode_for(bytes, limits, Codecs::Hevc)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<DynamicImage, EngineError> {
-        let p = open(bytes)?;
+        decode_for(bytes, &Limits::default(), Codecs::HevcOrAv1)
+    }
+
+    fn decode_for(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<DynamicImage, EngineError> {
+        let p = open(bytes, limits, codecs)?;
+        let (hw, hh) = p.check(limits)?;
         // SAFETY: handle valid while `p` lives; the image is released below; the plane is
         // read within its stride × height before release.
         unsafe {
@@ -201,12 +335,24 @@ mod imp {
             let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
             let mut img = std::ptr::null_mut();
             check(ffi::heif_decode_image(p.handle, &mut img, ffi::COLORSPACE_RGB, chroma, std::ptr::null()))?;
+            if img.is_null() {
+                return Err(EngineError::Corrupt("HEIF: the decoder returned no image".into()));
+            }
             let w = ffi::heif_image_get_width(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
             let h = ffi::heif_image_get_height(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
+            // The codec's own bitstream (an HEVC or AV1 sequence header) says how big the
+            // picture is, and nothing in libheif 1.15 holds it to the container's header, which
+            // is what the limits were checked on: a mismatch is a lie in the file.
+            if (w, h) != (hw as usize, hh as usize) {
+                ffi::heif_image_release(img);
+                return Err(EngineError::Corrupt(format!(
+                    "HEIF: the image decodes to {w}×{h} pixels but its header says {hw}×{hh}"
+                )));
+            }
             let mut stride = 0;
             let plane = ffi::heif_image_get_plane_readonly(img, ffi::CHANNEL_INTERLEAVED, &mut stride);
             let bpp = if alpha { 4 } else { 3 };
-            if plane.is_null() || (stride as usize) < w * bpp {
+            if plane.is_null() || stride < 0 || (stride as usize) < w * bpp {
                 ffi::heif_image_release(img);
                 return Err(EngineError::Corrupt("HEIF: the decoder returned no pixels".into()));
             }
@@ -325,7 +471,7 @@ mod imp {
 
     /// The raw ICC profile of the primary image, if it has one (not an nclx description).
     pub fn icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
-        let p = open(bytes).ok()?;
+        let p = open(bytes, &Limits::default(), Codecs::HevcOrAv1).ok()?;
         // SAFETY: the handle is valid while `p` lives; the buffer has the size libheif reports.
         unsafe {
             let size = ffi::heif_image_handle_get_raw_color_profile_size(p.handle);
@@ -345,7 +491,12 @@ mod imp {
     fn missing() -> EngineError {
         EngineError::UnsupportedFormat("HEIC/HEIF (this build has no libheif; install libheif-dev and rebuild)".into())
     }
-    pub fn dimensions(_: &[u8]) -> Result<(u32, u32), EngineError> {
+    pub fn dimensions_within(bytes: &[u8], _: &Limits) -> Result<(u32, u32), EngineError> {
+        check_brand(bytes)?;
+        Err(missing())
+    }
+    pub fn decode_within(bytes: &[u8], _: &Limits) -> Result<DynamicImage, EngineError> {
+        check_brand(bytes)?;
         Err(missing())
     }
     pub fn decode(_: &[u8]) -> Result<DynamicImage, EngineError> {
@@ -367,4 +518,16 @@ mod imp {
 /// when encoding.)
 pub const AVIF_OUTPUT: bool = cfg!(heif);
 
-pub use imp::{decode, dimensions, encode_avif, icc_profile};
+/// [`decode`]: the primary image of a HEIC upload or of Darkroom's own AVIF output, within the
+/// default [`Limits`] (for reading outputs back: tests, tools). [`decode_within`]: an upload, HEIC
+/// only, within `limits`. Both check the brand, give libheif a side limit ([`side_limit`]),
+/// check the header's coded and displayed sizes against the limits before decoding, and refuse a
+/// decoded size other than the header's as corrupt. [`dimensions_within`]: the displayed size of
+/// an upload, checked the same way, without decoding. [`icc_profile`]: the raw ICC profile, if any.
+pub use imp::{decode, decode_within, dimensions_within, encode_avif, icc_profile};
+
+/// The displayed size of the primary image, checked against the default [`Limits`]
+/// (see [`dimensions_within`]).
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), EngineError> {
+    dimensions_within(bytes, &Limits::default())
+}

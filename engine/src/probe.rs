@@ -61,8 +61,7 @@ pub struct Probe {
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
     limits.check_bytes(bytes.len())?;
     if crate::heif::sniff(bytes) {
-        let (width, height) = crate::heif::dimensions(bytes)?;
-        limits.check_dimensions(width, height)?;
+        let (width, height) = crate::heif::dimensions_within(bytes, limits)?;
         return Ok(Probe { format: InputFormat::Heic, width, height });
     }
     let format = sniff(bytes)?;

@@ -118,7 +118,9 @@ mod imp {
         }
     }
 
-    /// What the header says: size and whether the colour space is one we decode here.
+    /// What the header says: size and whether the colour space is one we decode here. Only
+    /// [`header_within`] makes one, after checking the size against the limits, so every buffer
+    /// sized from it is bounded.
     pub struct Header {
         pub width: u32,
         pub height: u32,
@@ -126,28 +128,60 @@ mod imp {
         pub cmyk: bool,
         /// TurboJPEG's subsampling code (TJSAMP_*).
         pub subsamp: i32,
+        /// Most bytes a decode of this header may allocate for its pixels (the limits' allocation
+        /// budget).
+        budget: u64,
     }
 
-    pub fn header(bytes: &[u8]) -> Option<Header> {
+    impl Header {
+        /// Refuse a pixel buffer of `bytes` bytes over the budget, before it is allocated.
+        fn allocation(&self, bytes: u64) -> Result<usize, EngineError> {
+            if bytes > self.budget {
+                return Err(EngineError::TooManyPixels {
+                    width: self.width,
+                    height: self.height,
+                    limit: self.budget / if self.gray { 1 } else { 3 },
+                });
+            }
+            usize::try_from(bytes).map_err(|_| EngineError::Corrupt("the JPEG is too large for this machine".into()))
+        }
+    }
+
+    /// TurboJPEG's reading of a JPEG's header, checked against `limits` before anything is
+    /// allocated from it: no side may be 0, the pixels must be within `max_pixels` and the
+    /// decoded RGB (or grey) bytes within the limits' allocation budget. `Ok(None)` when
+    /// TurboJPEG cannot read the header (the pure-Rust decoder then reports the damage, within
+    /// the same limits). libjpeg itself refuses sides over 65500 (JPEG_MAX_DIMENSION).
+    pub fn header_within(bytes: &[u8], limits: &crate::Limits) -> Result<Option<Header>, EngineError> {
         // SAFETY: the handle is checked; out-pointers are valid locals.
-        unsafe {
+        let (w, h, ss, cs) = unsafe {
             let tj = Tj(tjInitDecompress());
             if tj.0.is_null() {
-                return None;
+                return Ok(None);
             }
             let (mut w, mut h, mut ss, mut cs) = (0, 0, 0, 0);
             if tjDecompressHeader3(tj.0, bytes.as_ptr(), bytes.len() as c_ulong, &mut w, &mut h, &mut ss, &mut cs) != 0
             {
-                return None;
+                return Ok(None);
             }
-            Some(Header {
-                width: w as u32,
-                height: h as u32,
-                gray: cs == TJCS_GRAY,
-                cmyk: cs == TJCS_CMYK || cs == TJCS_YCCK,
-                subsamp: ss,
-            })
+            (w, h, ss, cs)
+        };
+        if w <= 0 || h <= 0 {
+            return Err(EngineError::Corrupt(format!("the JPEG header says the image is {w}×{h} pixels")));
         }
+        let (width, height) = (w as u32, h as u32);
+        limits.check_dimensions(width, height)?;
+        let head = Header {
+            width,
+            height,
+            gray: cs == TJCS_GRAY,
+            cmyk: cs == TJCS_CMYK || cs == TJCS_YCCK,
+            subsamp: ss,
+            budget: limits.max_alloc(),
+        };
+        let channels = if head.gray { 1 } else { 3 };
+        head.allocation(width as u64 * height as u64 * channels)?;
+        Ok(Some(head))
     }
 
     /// The DCT scale denominator (1, 2, 4 or 8) that still gives at least `need` pixels.
@@ -159,7 +193,8 @@ mod imp {
     pub fn decode(bytes: &[u8], head: &Header, shrink: u32) -> Result<DynamicImage, EngineError> {
         let (w, h) = (head.width.div_ceil(shrink), head.height.div_ceil(shrink));
         let (pf, channels) = if head.gray { (TJPF_GRAY, 1) } else { (TJPF_RGB, 3) };
-        let mut buf = vec![0u8; w as usize * h as usize * channels];
+        let len = head.allocation(w as u64 * h as u64 * channels)?;
+        let mut buf = vec![0u8; len];
         // SAFETY: `buf` holds exactly w × h × channels bytes; pitch 0 means tightly packed.
         unsafe {
             let tj = Tj::decompressor()?;
@@ -203,15 +238,19 @@ mod imp {
     pub fn decode_planes(bytes: &[u8], head: &Header, shrink: u32) -> Result<Planes, EngineError> {
         let (w, h) = (head.width.div_ceil(shrink), head.height.div_ceil(shrink));
         let n = if head.gray { 1 } else { 3 };
-        let mut planes: Vec<Plane> = (0..n)
+        let sizes: Vec<(u32, u32)> = (0..n)
             .map(|c| {
                 // SAFETY: pure functions of their arguments.
                 let (pw, ph) =
                     unsafe { (tjPlaneWidth(c, w as c_int, head.subsamp), tjPlaneHeight(c, h as c_int, head.subsamp)) };
-                let (pw, ph) = (pw.max(1) as u32, ph.max(1) as u32);
-                // Not zeroed: the decoder writes every byte (set_len below, after it succeeded).
-                Plane { width: pw, height: ph, data: Vec::with_capacity(pw as usize * ph as usize) }
+                (pw.max(1) as u32, ph.max(1) as u32)
             })
+            .collect();
+        head.allocation(sizes.iter().map(|&(pw, ph)| pw as u64 * ph as u64).sum())?;
+        let mut planes: Vec<Plane> = sizes
+            .into_iter()
+            // Not zeroed: the decoder writes every byte (set_len below, after it succeeded).
+            .map(|(pw, ph)| Plane { width: pw, height: ph, data: Vec::with_capacity(pw as usize * ph as usize) })
             .collect();
         let mut ptrs: Vec<*mut c_uchar> = planes.iter_mut().map(|p| p.data.as_mut_ptr()).collect();
         let mut strides: Vec<c_int> = planes.iter().map(|p| p.width as c_int).collect();
@@ -355,7 +394,8 @@ mod imp {
         (x, y, w, h): (u32, u32, u32, u32),
     ) -> Result<Option<DynamicImage>, EngineError> {
         let channels = if head.gray { 1 } else { 3 };
-        let mut buf = vec![0u8; w as usize * h as usize * channels];
+        let len = head.allocation(w as u64 * h as u64 * channels)?;
+        let mut buf = vec![0u8; len];
         let mut err = [0 as c_char; 256];
         // SAFETY: `buf` holds w × h × channels bytes; the decoder checks the JPEG has `channels`.
         let rc = unsafe {

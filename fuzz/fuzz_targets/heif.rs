@@ -1,0 +1,34 @@
+//! HEIC through libheif (and libde265 behind it) on hostile bytes: the brand check (AVIF and
+//! other codecs are refused before libheif decodes), the size limits given to libheif, the
+//! header-against-decoded dimension check, the colour profile, and a small AVIF encode (libaom)
+//! of what decoded. libheif itself is not
+//! instrumented (a system library), but what it hands back is used by our code under ASan, and a
+//! crash or runaway allocation inside it still stops the fuzzer.
+#![no_main]
+
+use darkroom_engine::{heif, process, Format, Limits, Op, OutputSpec};
+use libfuzzer_sys::fuzz_target;
+
+const LIMITS: Limits = Limits { max_input_bytes: 1 << 20, max_pixels: 4_000_000, max_output_dimension: 1024 };
+
+fuzz_target!(|data: &[u8]| {
+    if !heif::sniff(data) {
+        return;
+    }
+    let _ = heif::icc_profile(data);
+    let Ok(img) = heif::decode_within(data, &LIMITS) else { return };
+    assert!(img.width() as u64 * img.height() as u64 <= LIMITS.max_pixels, "decoded past the limit");
+    // What decoded also goes through the pipeline, as an upload would: probe, decode, resize,
+    // and an AVIF encode (fastest speed, tiny) so libheif's encoder sees odd sizes too.
+    let small = Op::Resize {
+        width: Some(16),
+        height: Some(16),
+        fit: Default::default(),
+        gravity: Default::default(),
+        enlarge: false,
+        filter: Default::default(),
+    };
+    let mut avif = OutputSpec::new("a", vec![small.clone()], Format::Avif);
+    avif.speed = Some(9);
+    let _ = process(data, &[avif, OutputSpec::new("p", vec![small], Format::Png)], &LIMITS);
+});
