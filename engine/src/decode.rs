@@ -136,14 +136,9 @@ pub fn decode_region_keeping_profile(
 /// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::planar`] could work on
 /// as YCbCr planes: its header, and the profile to embed in the outputs when `keep_icc` (the
 /// pixels stay as they are). `Ok(None)` when it cannot: not a baseline/progressive YCbCr or
-/// grey JPEG, an EXIF orientation to apply, a colour profile to convert to sRGB, or a side over
-/// `max_output_dimension`.
-///
-/// That last one because the planar path's full-size outputs (re-encoded from the DCT
-/// coefficients) are not held to `max_output_dimension`: the `pipeline` fuzz target found a
-/// 1920-pixel output under a 1024-pixel limit. The RGB path checks every output's size and
-/// refuses it with `output_too_large`, as it should be; images that big are rare enough to lose
-/// the planar speed-up.
+/// grey JPEG, an EXIF orientation to apply, or a colour profile to convert to sRGB. (Every
+/// output's size is held to the limits by [`crate::pipeline::plan`] before this runs, and
+/// again where the planar path makes it.)
 #[cfg(libjpeg)]
 pub(crate) fn jpeg_for_planes(
     bytes: &[u8],
@@ -151,9 +146,7 @@ pub(crate) fn jpeg_for_planes(
     auto_orient: bool,
     keep_icc: bool,
 ) -> Result<Option<HeaderWithProfile>, EngineError> {
-    Ok(upright_ycc_jpeg(bytes, limits, auto_orient)?.filter(|(head, icc)| {
-        (icc.is_none() || keep_icc) && head.width.max(head.height) <= limits.max_output_dimension
-    }))
+    Ok(upright_ycc_jpeg(bytes, limits, auto_orient)?.filter(|(_, icc)| icc.is_none() || keep_icc))
 }
 
 /// A complete YCbCr or grey JPEG (not CMYK) within `limits` that needs no EXIF rotation (when

@@ -96,7 +96,7 @@ mod imp {
         check()?;
         if shrink == 1 && outputs.iter().all(|o| untouched(o, full)) {
             // (all or nothing: the layout decides whether any output can be transcoded)
-            if let Some(rendered) = transcode(input, outputs, full, icc.as_deref(), head.gray, check)? {
+            if let Some(rendered) = transcode(input, outputs, limits, full, icc.as_deref(), head.gray, check)? {
                 for r in rendered {
                     sink(r)?;
                 }
@@ -135,11 +135,15 @@ mod imp {
     fn transcode(
         input: &[u8],
         outputs: &[OutputSpec],
+        limits: &Limits,
         (w, h): (u32, u32),
         icc: Option<&[u8]>,
         gray: bool,
         check: &dyn Fn() -> Result<(), EngineError>,
     ) -> Result<Option<Vec<Rendered>>, EngineError> {
+        // Full size: held to the output limits like every other output (the `pipeline` fuzz
+        // target found a 1920-pixel output under a 1024-pixel limit before this check).
+        limits.check_output(w, h)?;
         let mut rendered = Vec::with_capacity(outputs.len());
         for o in outputs {
             check()?;

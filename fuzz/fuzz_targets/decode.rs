@@ -6,7 +6,14 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // Small limits so a hostile header cannot make the fuzzer itself run out of memory.
-    let limits = Limits { max_input_bytes: 1 << 20, max_pixels: 4_000_000, max_output_dimension: 2048 };
+    let limits = Limits {
+    max_input_bytes: 1 << 20,
+    max_pixels: 4_000_000,
+    max_output_dimension: 2048,
+    max_output_pixels: 4_000_000,
+    max_job_output_pixels: 16_000_000,
+    max_job_output_bytes: 64 << 20,
+};
     // The same bytes as a watermark logo: decoded within the logo limits, or refused.
     let _ = darkroom_engine::ops::overlay::Logos::default().insert("logos/fuzz/logo.png", data);
     if probe(data, &limits).is_err() {

@@ -11,7 +11,14 @@ use libfuzzer_sys::fuzz_target;
 
 /// Small limits: a hostile header cannot make the fuzzer itself run out of memory, and a job
 /// that would be refused in production is refused here too, by the same checks.
-const LIMITS: Limits = Limits { max_input_bytes: 1 << 20, max_pixels: 4_000_000, max_output_dimension: 1024 };
+const LIMITS: Limits = Limits {
+    max_input_bytes: 1 << 20,
+    max_pixels: 4_000_000,
+    max_output_dimension: 1024,
+    max_output_pixels: 4_000_000,
+    max_job_output_pixels: 16_000_000,
+    max_job_output_bytes: 64 << 20,
+};
 
 /// Recipes in the JSON users send (parsed by the web app's own parser, so the fuzzer follows
 /// the API rather than the engine's internal types), one job each:
