@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use darkroom_core::config::Backend;
 use darkroom_core::keys;
-use darkroom_core::message::{JobState, StatusMessage};
+use darkroom_core::message::JobState;
 use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
+
+use crate::final_statuses;
 
 const THUMB: &str = r#"[{"name":"thumbnail","ops":[{"op":"resize","width":400,"height":400}],"format":"jpeg"}]"#;
 
@@ -90,22 +92,9 @@ async fn hostile_files_past_the_web_app_get_typed_errors(kind: Kind) {
 
     let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
     want.push("good-after");
-    let mut finals: Vec<Option<StatusMessage>> = vec![None; want.len()];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while finals.iter().any(Option::is_none) {
-        assert!(tokio::time::Instant::now() < deadline, "not every job finished: {finals:?}");
-        for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
-            backend.replies.delete(&m.receipt).await.unwrap();
-            let s = StatusMessage::from_json(&m.body).unwrap();
-            if let Some(i) = want.iter().position(|id| *id == s.job_id) {
-                if s.state.is_final() {
-                    finals[i] = Some(s);
-                }
-            }
-        }
-    }
+    let finals = final_statuses(&backend, &want, Duration::from_secs(120)).await;
     for ((name, _, code), status) in cases.iter().zip(&finals) {
-        let s = status.as_ref().unwrap();
+        let s = status;
         if code.is_empty() {
             assert_eq!(s.state, JobState::Done, "{name}: {s:?}");
             assert_eq!((s.outputs[0].width, s.outputs[0].height), (64, 64), "{name}: {s:?}");
@@ -117,7 +106,7 @@ async fn hostile_files_past_the_web_app_get_typed_errors(kind: Kind) {
         assert!(e.message.len() > 20, "{name}: the message says what to do: {e:?}");
         assert_eq!(s.attempt, 1, "{name}: a permanent failure is not retried");
     }
-    assert_eq!(finals.last().unwrap().as_ref().unwrap().state, JobState::Done);
+    assert_eq!(finals.last().unwrap().state, JobState::Done);
     let mut app = app;
     assert!(app.processors[0].is_running());
     let peak = procfs::peak_rss_kib(app.processors[0].child.id());
@@ -155,18 +144,8 @@ async fn messages_that_are_not_ours_leave_workers_up(kind: Kind) {
     assert!(log.contains("not a Darkroom job message"), "the processor says why it left them");
     // A real job still goes through.
     send(&backend, "real-1", std::fs::read(corpus("S01_rocket_640x427.jpg")).unwrap()).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    'outer: loop {
-        assert!(tokio::time::Instant::now() < deadline, "the real job never finished");
-        for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
-            backend.replies.delete(&m.receipt).await.unwrap();
-            let s = StatusMessage::from_json(&m.body).unwrap();
-            if s.job_id == "real-1" && s.state.is_final() {
-                assert_eq!(s.state, JobState::Done, "{s:?}");
-                break 'outer;
-            }
-        }
-    }
+    let real = final_statuses(&backend, &["real-1"], Duration::from_secs(60)).await.remove(0);
+    assert_eq!(real.state, JobState::Done, "{real:?}");
 }
 
 on_both_backends!(hostile_files_past_the_web_app_get_typed_errors, messages_that_are_not_ours_leave_workers_up);

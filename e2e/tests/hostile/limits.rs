@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use darkroom_core::config::Backend;
 use darkroom_core::keys;
-use darkroom_core::message::{JobState, StatusMessage};
+use darkroom_core::message::JobState;
 use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
 use serde_json::Value;
+
+use crate::final_statuses;
 
 /// Put `photo` in the store as job `id`'s original and queue the job with `outputs` (JSON),
 /// as an outside sender would (no web app).
@@ -19,25 +21,6 @@ async fn send_job(backend: &Backend, id: &str, photo: &str, outputs: &str) {
     let message =
         format!(r#"{{"version":1,"type":"job","job_id":"{id}","original_key":"originals/{id}","outputs":{outputs}}}"#);
     backend.jobs.send(&message).await.unwrap();
-}
-
-/// Read the reply queue until every job in `ids` has a final status; returns them in order.
-async fn final_statuses(backend: &Backend, ids: &[&str], limit: Duration) -> Vec<StatusMessage> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut finals: Vec<Option<StatusMessage>> = vec![None; ids.len()];
-    while finals.iter().any(Option::is_none) {
-        assert!(tokio::time::Instant::now() < deadline, "no final status within {limit:?}: {finals:?}");
-        for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
-            backend.replies.delete(&m.receipt).await.unwrap();
-            let s = StatusMessage::from_json(&m.body).unwrap();
-            if let Some(i) = ids.iter().position(|id| *id == s.job_id) {
-                if s.state.is_final() {
-                    finals[i] = Some(s);
-                }
-            }
-        }
-    }
-    finals.into_iter().map(Option::unwrap).collect()
 }
 
 async fn amplification_is_refused_before_anything_is_made(kind: Kind) {

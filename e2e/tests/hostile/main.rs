@@ -42,3 +42,26 @@ pub async fn drained(queue: &dyn darkroom_core::queue::JobQueue, what: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Read the reply queue until every job in `ids` has a final status; returns them in order.
+pub async fn final_statuses(
+    backend: &darkroom_core::config::Backend,
+    ids: &[&str],
+    limit: Duration,
+) -> Vec<darkroom_core::message::StatusMessage> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut finals: Vec<Option<darkroom_core::message::StatusMessage>> = vec![None; ids.len()];
+    while finals.iter().any(Option::is_none) {
+        assert!(tokio::time::Instant::now() < deadline, "no final status within {limit:?}: {finals:?}");
+        for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
+            backend.replies.delete(&m.receipt).await.unwrap();
+            let s = darkroom_core::message::StatusMessage::from_json(&m.body).unwrap();
+            if let Some(i) = ids.iter().position(|id| *id == s.job_id) {
+                if s.state.is_final() {
+                    finals[i] = Some(s);
+                }
+            }
+        }
+    }
+    finals.into_iter().map(Option::unwrap).collect()
+}
