@@ -135,7 +135,24 @@ async fn an_original_over_the_upload_limit_is_refused_from_its_size(kind: Kind) 
     assert_eq!(status.error.as_ref().unwrap().code, "file_too_large", "{status:?}");
 }
 
+async fn a_sandbox_killed_while_idle_is_replaced(kind: Kind) {
+    let app = TestApp::spawn_with_env(kind, false, 1, &[("DARKROOM_CONCURRENCY", "1")]).await;
+    let backend = app.site.connect(30, 3).await;
+    let pid = app.processors[0].child.id();
+    send_job(&backend, "first", "S01_rocket_640x427.jpg", r#"[{"name":"t","format":"png"}]"#).await;
+    assert_eq!(final_statuses(&backend, &["first"], Duration::from_secs(60)).await[0].state, JobState::Done);
+    // The idle sandbox child, killed as the OOM killer would.
+    let children = procfs::children(pid);
+    assert_eq!(children.len(), 1, "one idle sandbox child is kept: {children:?}");
+    let killed = std::process::Command::new("kill").args(["-KILL", &children[0].to_string()]).status().unwrap();
+    assert!(killed.success());
+    send_job(&backend, "second", "S01_rocket_640x427.jpg", r#"[{"name":"t","format":"png"}]"#).await;
+    let second = final_statuses(&backend, &["second"], Duration::from_secs(60)).await.remove(0);
+    assert_eq!((second.state, second.attempt), (JobState::Done, 1), "a fresh child took it at once: {second:?}");
+}
+
 on_both_backends!(
+    a_sandbox_killed_while_idle_is_replaced,
     an_original_over_the_upload_limit_is_refused_from_its_size,
     amplification_is_refused_before_anything_is_made,
     a_job_past_its_time_is_stopped_and_its_slot_freed,

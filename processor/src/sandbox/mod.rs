@@ -128,7 +128,9 @@ impl Sandbox {
         F: FnMut(Rendered) -> Fut,
         Fut: Future<Output = Result<(), darkroom_core::store::StoreError>>,
     {
-        let idle = self.idle.lock().unwrap().pop();
+        // A child that died while idle (the OOM killer, a signal) is replaced, not handed a job.
+        let idle =
+            self.idle.lock().unwrap().pop().and_then(|mut w| matches!(w.child.try_wait(), Ok(None)).then_some(w));
         let mut worker = match idle {
             Some(w) => w,
             None => self.spawn()?,
