@@ -53,6 +53,21 @@ impl S3Store {
 
     /// Create the bucket if it does not exist yet.
     pub async fn ensure_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
+        // Several processes may create the bucket at once; a server under load has been seen
+        // answering one of them NoSuchBucket meanwhile (moto in CI). Ask again before giving up.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_ensure_bucket(region).await {
+                Err(StoreError::NotFound(_)) if attempt < 5 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_ensure_bucket(&self, region: Option<&str>) -> Result<(), StoreError> {
         if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
             return Ok(());
         }
