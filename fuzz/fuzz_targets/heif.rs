@@ -6,17 +6,12 @@
 //! crash or runaway allocation inside it still stops the fuzzer.
 #![no_main]
 
-use darkroom_engine::{heif, process, Format, Limits, Op, OutputSpec};
+use darkroom_engine::{heif, process, Format, Op, OutputSpec};
 use libfuzzer_sys::fuzz_target;
 
-const LIMITS: Limits = Limits {
-    max_input_bytes: 1 << 20,
-    max_pixels: 4_000_000,
-    max_output_dimension: 1024,
-    max_output_pixels: 4_000_000,
-    max_job_output_pixels: 16_000_000,
-    max_job_output_bytes: 64 << 20,
-};
+#[path = "limits.rs"]
+mod limits;
+use limits::LIMITS;
 
 fuzz_target!(|data: &[u8]| {
     if !heif::sniff(data) {

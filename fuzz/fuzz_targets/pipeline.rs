@@ -6,19 +6,12 @@
 #![no_main]
 
 use darkroom_core::recipe;
-use darkroom_engine::{process, Limits, OutputSpec};
+use darkroom_engine::{process, OutputSpec};
 use libfuzzer_sys::fuzz_target;
 
-/// Small limits: a hostile header cannot make the fuzzer itself run out of memory, and a job
-/// that would be refused in production is refused here too, by the same checks.
-const LIMITS: Limits = Limits {
-    max_input_bytes: 1 << 20,
-    max_pixels: 4_000_000,
-    max_output_dimension: 1024,
-    max_output_pixels: 4_000_000,
-    max_job_output_pixels: 16_000_000,
-    max_job_output_bytes: 64 << 20,
-};
+#[path = "limits.rs"]
+mod limits;
+use limits::LIMITS;
 
 /// Recipes in the JSON users send (parsed by the web app's own parser, so the fuzzer follows
 /// the API rather than the engine's internal types), one job each:
@@ -45,7 +38,7 @@ const JOBS: &[&str] = &[
 fn jobs() -> &'static [Vec<OutputSpec>] {
     static JOBS_PARSED: std::sync::OnceLock<Vec<Vec<OutputSpec>>> = std::sync::OnceLock::new();
     JOBS_PARSED.get_or_init(|| {
-        JOBS.iter().map(|j| recipe::parse(j, &Limits::default()).expect("the fuzz recipes are valid")).collect()
+        JOBS.iter().map(|j| recipe::parse(j, &darkroom_engine::Limits::default()).expect("the fuzz recipes are valid")).collect()
     })
 }
 
