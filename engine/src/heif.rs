@@ -51,7 +51,9 @@ fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
     let major = &bytes[8..12];
     // After the major brand: a 4-byte minor version, then the compatible brands.
-    let compatible = bytes.get(16..size.clamp(16, bytes.len())).unwrap_or_default();
+    // (`size` and the file may both be shorter than that: no compatible brands then.)
+    let end = size.min(bytes.len());
+    let compatible = if end > 16 { &bytes[16..end] } else { &[][..] };
     Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
 }
 

@@ -211,3 +211,13 @@ fn a_full_size_jpeg_output_is_held_to_the_output_limit() {
     let ok = process(&jpeg, &[OutputSpec::new("full", vec![], Format::Jpeg)], &Limits::default()).unwrap();
     assert_eq!((ok[0].width, ok[0].height), (16, 16));
 }
+
+/// Found by the `heif` fuzz target: a 12-byte `ftyp` (shorter than the minor version) made the
+/// brand reader panic, and every upload is sniffed for HEIF first.
+#[test]
+fn a_truncated_ftyp_box_is_not_an_image_not_a_panic() {
+    let bytes = b"\x00\xff\xfe\x1cftypavF\xcc";
+    assert!(!darkroom_engine::heif::sniff(bytes));
+    let err = probe(bytes, &Limits::default()).unwrap_err();
+    assert_eq!(err.code(), "not_an_image", "{err:?}");
+}
