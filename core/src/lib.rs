@@ -3,7 +3,8 @@
 //! Everything both sides must agree on lives here and only here: the wire format of queue
 //! messages ([`message`]), what a recipe may ask for ([`recipe`]), where objects live in the
 //! bucket ([`keys`]), the storage and queue seams ([`store`], [`queue`]) with their backends,
-//! and the typed configuration both binaries read from the environment ([`config`]).
+//! the typed configuration both binaries read from the environment ([`config`]), and the
+//! scaling report a supervisor writes and the ops page reads ([`scaling`]).
 
 #[cfg(feature = "backends")]
 pub mod aws;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod message;
 pub mod queue;
 pub mod recipe;
+pub mod scaling;
 pub mod store;
 pub mod telemetry;
 pub mod worker_id;

@@ -408,6 +408,19 @@ impl TestApp {
         restarted
     }
 
+    /// Start `bin` (from the build's binaries) with `args` and extra `env` besides this app's
+    /// settings; its standard error goes to a log named after `log_name`.
+    pub fn start_process(&self, bin: &str, args: &[&str], env: &[(&str, &str)], log_name: &str) -> Proc {
+        let (mut cmd, log) = self.command(bin, log_name);
+        let child = cmd
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        Proc { child, log }
+    }
+
     pub fn start_processor(&mut self) {
         self.start_processor_with(&[]);
     }

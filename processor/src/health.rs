@@ -46,9 +46,26 @@ impl Health {
 
 /// Serve the probes on `listener` until the process ends.
 pub async fn run(listener: TcpListener, health: Arc<Health>) {
+    serve(listener, move |path| match path {
+        "/metrics" => ("200 OK", crate::metrics::CONTENT_TYPE, crate::metrics::get().render()),
+        _ => {
+            let (status, body) = probe(&health, path);
+            (status, "application/json", body.to_string())
+        }
+    })
+    .await
+}
+
+/// A status line, a content type and a body.
+pub type Answer = (&'static str, &'static str, String);
+
+/// Answer every GET on `listener` with `answer(path)`, one request per connection, until the
+/// process ends. Shared by the probe port and the supervisor's (`crate::supervisor`).
+pub async fn serve(listener: TcpListener, answer: impl Fn(&str) -> Answer + Send + Sync + 'static) {
+    let answer = Arc::new(answer);
     loop {
         let Ok((mut conn, _)) = listener.accept().await else { continue };
-        let health = health.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let n = match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf)).await {
@@ -57,13 +74,7 @@ pub async fn run(listener: TcpListener, health: Arc<Health>) {
             };
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, content_type, body) = match path {
-                "/metrics" => ("200 OK", crate::metrics::CONTENT_TYPE, crate::metrics::get().render()),
-                _ => {
-                    let (status, body) = probe(&health, path);
-                    (status, "application/json", body.to_string())
-                }
-            };
+            let (status, content_type, body) = answer(path);
             let response = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()

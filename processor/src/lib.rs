@@ -4,7 +4,8 @@
 //! messages than it has free slots), [`job`] handles one job from claim check to final
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
 //! to the reply queue; [`health`] answers liveness and readiness probes and serves the
-//! Prometheus [`metrics`].
+//! Prometheus [`metrics`]. [`supervisor`] is `darkroom-processor supervise`, which runs
+//! processors on one machine and scales them on the queue's backlog.
 
 pub mod health;
 pub mod heartbeat;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod resources;
 pub mod sandbox;
 pub mod status;
+pub mod supervisor;
 pub mod telemetry;
 pub mod worker;
 
@@ -24,6 +26,8 @@ use tokio::sync::watch;
 
 /// darkroom-processor: takes jobs from the job queue, edits the photos, stores the outputs and
 /// reports to the reply queue. Run as many as you like; each takes up to --concurrency jobs.
+/// `darkroom-processor supervise --help`: run between --min and --max of them on this
+/// machine, scaled on the job queue's backlog.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "darkroom-processor", version, after_help = AWS_HELP)]
 pub struct Config {
@@ -92,13 +96,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Run until SIGTERM or Ctrl-C, then drain.
 pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
+    worker::run(config, shutdown_watch("shutdown requested: no new jobs will be taken")).await
+}
+
+/// `darkroom-processor supervise` until SIGTERM or Ctrl-C, then stop the processors (they drain).
+pub async fn supervise_until_signal(config: supervisor::Config) -> anyhow::Result<()> {
+    supervisor::run(config, shutdown_watch("shutdown requested: stopping the processors")).await
+}
+
+/// A flag that turns true at SIGTERM or Ctrl-C (saying `why` in the log).
+fn shutdown_watch(why: &'static str) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutdown requested: no new jobs will be taken");
+        tracing::info!("{why}");
         let _ = tx.send(true);
     });
-    worker::run(config, rx).await
+    rx
 }
 
 async fn shutdown_signal() {

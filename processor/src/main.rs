@@ -10,6 +10,11 @@ fn main() -> ExitCode {
     if let Some(code) = darkroom_processor::sandbox::child::main_if_child() {
         return code;
     }
+    if let Some(args) = darkroom_processor::supervisor::args_if_supervise() {
+        let config = darkroom_processor::supervisor::Config::parse_from(args);
+        darkroom_processor::telemetry::init();
+        return run(darkroom_processor::supervise_until_signal(config));
+    }
     let config = darkroom_processor::Config::parse();
     if config.engine_info {
         let engine = darkroom_engine::capabilities();
@@ -20,6 +25,11 @@ fn main() -> ExitCode {
     // Jobs allocate tens of MB at once; keep freed blocks for the next job instead of taking
     // fresh, zeroed pages from the kernel each time (engine/src/memory.rs).
     darkroom_engine::memory::keep_freed_memory();
+    run(darkroom_processor::run_until_signal(config))
+}
+
+/// Run `main` on a multi-threaded runtime; a failure is printed as one `Error:` line with its causes.
+fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -27,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(darkroom_processor::run_until_signal(config));
+    let result = runtime.block_on(main);
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,

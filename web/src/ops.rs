@@ -42,8 +42,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use bytes::Bytes;
+use darkroom_core::keys;
 use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueCounts};
+use darkroom_core::scaling::ScalingReport;
 use darkroom_core::store::{ObjectStore, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -331,6 +333,8 @@ struct OpsPage {
     snap: Snapshot,
     chart: String,
     minutes: usize,
+    /// What supervisors (`darkroom-processor supervise`) decided, newest report first.
+    scaling: Vec<ScalingReport>,
     now: chrono::DateTime<chrono::Utc>,
 }
 
@@ -346,6 +350,7 @@ impl OpsPage {
             snap: Snapshot { workers: vec![], events: vec![], retries: vec![], failures: vec![], per_minute: vec![] },
             chart: String::new(),
             minutes: MINUTES,
+            scaling: vec![],
             now: chrono::Utc::now(),
         }
     }
@@ -428,6 +433,29 @@ pub fn chart(per_minute: &[(u32, u32)]) -> String {
     svg
 }
 
+/// Reports of supervisors heard from within [`SCALING_SHOWN_FOR`], newest first, at most
+/// [`MAX_SCALING_REPORTS`]; unreadable ones are skipped (the page must render whatever is there).
+async fn scaling_reports(store: &dyn ObjectStore) -> Vec<ScalingReport> {
+    let Ok(keys) = store.list(keys::SCALING_PREFIX).await else { return vec![] };
+    let mut reports = vec![];
+    for key in keys.iter().filter(|k| k.ends_with(".json")).take(MAX_SCALING_REPORTS) {
+        if let Ok(bytes) = store.get(key).await {
+            if let Ok(r) = serde_json::from_slice::<ScalingReport>(&bytes) {
+                reports.push(r);
+            }
+        }
+    }
+    let now = chrono::Utc::now();
+    reports.retain(|r| (now - r.updated_at).to_std().is_ok_and(|age| age < SCALING_SHOWN_FOR) || r.updated_at > now);
+    reports.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+    reports
+}
+
+/// A supervisor's report is shown this long after its last update (a stopped one too).
+const SCALING_SHOWN_FOR: Duration = Duration::from_secs(3600);
+/// Most supervisor reports read per page view.
+const MAX_SCALING_REPORTS: usize = 16;
+
 async fn queue_row(label: &'static str, q: &Arc<dyn JobQueue>) -> QueueRow {
     QueueRow { label, name: q.name().to_string(), counts: q.counts().await.map_err(|e| e.to_string()) }
 }
@@ -480,6 +508,7 @@ async fn page(
         chart: chart(&snap.per_minute),
         snap,
         minutes: MINUTES,
+        scaling: scaling_reports(&*b.store).await,
         now: chrono::Utc::now(),
     };
     html(StatusCode::OK, &page)
