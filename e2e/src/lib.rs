@@ -34,22 +34,32 @@ pub fn corpus(name: &str) -> PathBuf {
 }
 
 /// Build the two binaries once per test process and return their folder. Building here (not
-/// trusting whatever is in target/) means a test never runs a stale binary.
+/// trusting whatever is in target/) means a test never runs a stale binary. A release build
+/// of the caller (a benchmark) gets release binaries.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
     DIR.get_or_init(|| {
         let _g = LOCK.lock().unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let exe = std::env::current_exe().unwrap();
+        let release = exe.components().any(|c| c.as_os_str() == "release");
+        let mut args = vec!["build", "--workspace", "--bins", "--quiet"];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(cargo)
-            .args(["build", "--workspace", "--bins", "--quiet"])
+            .args(&args)
             .current_dir(root())
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building darkroom-web and darkroom-processor failed");
-        let exe = std::env::current_exe().unwrap();
-        // target/debug/deps/<test> -> target/debug
-        exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+        // target/debug/deps/<test> -> target/debug; target/release/<bench> -> target/release
+        let profile = if release { "release" } else { "debug" };
+        exe.ancestors()
+            .find(|d| d.file_name().is_some_and(|n| n == profile))
+            .unwrap_or_else(|| exe.parent().and_then(Path::parent).unwrap())
+            .to_path_buf()
     })
 }
 
@@ -92,6 +102,11 @@ impl Moto {
             }
         }
         bail!("moto_server did not start")
+    }
+
+    /// The server's process id (benchmarks read its CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
