@@ -15,6 +15,7 @@ pub mod queue;
 pub mod recipe;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 pub mod worker_id;
 
 pub use darkroom_engine as engine;
