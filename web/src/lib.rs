@@ -2,7 +2,8 @@
 //!
 //! Modules follow a job's path: [`ingest`] (upload → original in the store → job message),
 //! [`replies`] (reply queue → [`jobs`] book), [`events`] (book → browser over SSE), [`api`]
-//! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie.
+//! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie;
+//! [`request_context`] each request its id and trace context.
 
 pub mod api;
 pub mod assets;
