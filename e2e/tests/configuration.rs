@@ -192,6 +192,12 @@ async fn one_trace_id_follows_an_upload_from_the_web_app_to_the_processor_and_ba
     .await;
     let other_trace = span(&other_line, "request").unwrap()["trace_id"].as_str().unwrap().to_string();
     assert!(other_trace.len() == 32 && other_trace != trace_id, "{other_line}");
+    // An error body names the request id, for a bug report.
+    let missing =
+        app.client.get(app.url("/api/jobs/no-such-job")).header("x-request-id", "e2e-missing-1").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let error: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(error["error"]["request_id"], "e2e-missing-1", "{error}");
 
     // The processor: every line of the job is in the same trace, and its receipt says how long
     // the job waited in the queue.
