@@ -17,6 +17,7 @@ pub mod recipe;
 pub mod scaling;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 pub mod worker_id;
 
 pub use darkroom_engine as engine;

@@ -11,6 +11,8 @@ use darkroom_engine::{Format, OutputSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::trace::TraceParent;
+
 /// The message format version this build writes and reads.
 pub const VERSION: u32 = 1;
 
@@ -36,6 +38,10 @@ pub struct JobMessage {
     pub outputs: Vec<OutputSpec>,
     #[serde(default = "Utc::now")]
     pub submitted_at: DateTime<Utc>,
+    /// W3C trace context of the upload that made the job ([`crate::trace`]); optional both
+    /// ways: older producers send none, older consumers ignore it, an invalid one reads as none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::trace::lenient")]
+    pub traceparent: Option<TraceParent>,
 }
 
 /// Job states as the reply queue and the API name them.
@@ -101,6 +107,11 @@ pub struct StatusMessage {
     /// Words for the job's timeline (why a retry, or that a result was re-announced).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The job's trace context as the worker continued it (same trace id as the job message's),
+    /// so the web app logs the applied status under the upload's trace id. Optional as on
+    /// [`JobMessage`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::trace::lenient")]
+    pub traceparent: Option<TraceParent>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,6 +262,7 @@ mod tests {
                 )
             }],
             submitted_at: Utc::now(),
+            traceparent: None,
         }
     }
 
@@ -281,8 +293,52 @@ mod tests {
             }],
             error: None,
             note: Some("re-announced".into()),
+            traceparent: Some(TraceParent::new_root()),
         };
         assert_eq!(StatusMessage::from_json(&s.to_json()).unwrap(), s);
+    }
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_is_optional_in_both_directions() {
+        // An older producer's job (no field) parses; one without a trace writes no field, so
+        // an older consumer sees exactly the message it knows.
+        let old = job().to_json();
+        assert!(!old.contains("traceparent"), "{old}");
+        assert_eq!(JobMessage::from_json(&old).unwrap().traceparent, None);
+        // A newer producer's job carries it; it round-trips, and an older consumer (a struct
+        // without the field, as serde reads unknown fields by default) still reads the job.
+        let mut traced = job();
+        traced.traceparent = Some(TraceParent::parse(TRACEPARENT).unwrap());
+        let text = traced.to_json();
+        assert!(text.contains(&format!("\"traceparent\":\"{TRACEPARENT}\"")), "{text}");
+        assert_eq!(JobMessage::from_json(&text).unwrap(), traced);
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct OlderJob {
+            job_id: String,
+            original_key: String,
+            outputs: Vec<OutputSpec>,
+            submitted_at: DateTime<Utc>,
+        }
+        let older: OlderJob = serde_json::from_str(&text).unwrap();
+        assert_eq!(older.job_id, traced.job_id);
+        // An invalid value is no trace, not a malformed job.
+        let junk = text.replace(TRACEPARENT, "00-not-a-trace");
+        assert_eq!(JobMessage::from_json(&junk).unwrap().traceparent, None);
+    }
+
+    #[test]
+    fn status_traceparent_is_optional_in_both_directions() {
+        let old = r#"{"version":1,"type":"status","job_id":"x","state":"done","attempt":1,"worker":"w","at":"2026-01-01T00:00:00Z"}"#;
+        let parsed = StatusMessage::from_json(old).unwrap();
+        assert_eq!(parsed.traceparent, None);
+        assert!(!parsed.to_json().contains("traceparent"));
+        let traced = old.replace(r#""worker":"w""#, &format!(r#""worker":"w","traceparent":"{TRACEPARENT}""#));
+        let parsed = StatusMessage::from_json(&traced).unwrap();
+        assert_eq!(parsed.traceparent.unwrap().to_string(), TRACEPARENT);
+        assert_eq!(StatusMessage::from_json(&parsed.to_json()).unwrap(), parsed);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use darkroom_core::keys;
 use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_core::queue::{JobQueue, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_core::trace::TraceParent;
 use tracing::Instrument;
 
 use crate::heartbeat::Heartbeat;
@@ -93,16 +94,21 @@ pub async fn handle(ctx: Arc<Context>, msg: Received) {
             return;
         }
     };
-    let span =
-        tracing::info_span!("job", job_id = %job.job_id, attempt = msg.receive_count, worker = %ctx.reporter.worker);
-    handle_job(ctx, msg, job).instrument(span).await
+    // This attempt is a span of the upload's trace (or starts a trace, for a job sent without
+    // one); its statuses carry it back to the web app.
+    let trace = TraceParent::continue_or_start(job.traceparent.as_ref());
+    let span = tracing::info_span!("job", job_id = %job.job_id, attempt = msg.receive_count, worker = %ctx.reporter.worker,
+        trace_id = %trace.trace_id());
+    crate::status::traced(trace, handle_job(ctx, msg, job).instrument(span)).await
 }
 
 async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let attempt = msg.receive_count;
     let started = Instant::now();
-    crate::metrics::get().received(attempt, Some(job.submitted_at));
-    tracing::info!(outputs = job.outputs.len(), "job received");
+    // Time since the web app queued the job (on a redelivery: since it was first queued).
+    let queue_wait = (chrono::Utc::now() - job.submitted_at).to_std().unwrap_or(Duration::ZERO);
+    crate::metrics::get().received(attempt, Some(queue_wait));
+    tracing::info!(outputs = job.outputs.len(), queue_wait_ms = queue_wait.as_millis() as u64, "job received");
 
     // Idempotency: an earlier attempt may have stored everything and died before reporting.
     match already_done(&ctx, &job).await {

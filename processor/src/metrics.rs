@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -175,11 +174,11 @@ impl Metrics {
         out
     }
 
-    /// A message came from the job queue; `first` wait since `submitted_at` if known.
-    pub fn received(&self, attempt: u32, submitted_at: Option<DateTime<Utc>>) {
+    /// A message came from the job queue; `queue_wait` is the time since its `submitted_at`
+    /// (the value the job's `job received` log line says), observed for first attempts only.
+    pub fn received(&self, attempt: u32, queue_wait: Option<Duration>) {
         self.received.inc();
-        if let (1, Some(at)) = (attempt, submitted_at) {
-            let waited = (Utc::now() - at).to_std().unwrap_or(Duration::ZERO);
+        if let (1, Some(waited)) = (attempt, queue_wait) {
             self.queue_wait.observe(waited.as_secs_f64());
         }
     }
@@ -231,7 +230,7 @@ mod tests {
     #[test]
     fn names_follow_the_conventions() {
         let m = Metrics::new();
-        m.received(1, Some(Utc::now()));
+        m.received(1, Some(Duration::from_millis(30)));
         m.failed("decode_failed");
         m.stage(Stage::Render, Duration::from_millis(20));
         m.set_slots(2);

@@ -1,4 +1,8 @@
 //! Posting status messages to the reply queue, retried through short outages.
+//!
+//! Every status carries the trace context of the job it is about: [`job::handle`](crate::job::handle)
+//! runs each job inside [`traced`], and [`Reporter::send`] reads it from there, so no call site
+//! has to pass it (and none can forget it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +10,17 @@ use std::time::Duration;
 use chrono::Utc;
 use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::queue::{JobQueue, QueueError};
+use darkroom_core::trace::TraceParent;
+
+tokio::task_local! {
+    /// The trace context of the job the current task works on.
+    static TRACE: TraceParent;
+}
+
+/// Run `work` (one job's handling) with `trace` as the trace context its statuses carry.
+pub async fn traced<F: std::future::Future>(trace: TraceParent, work: F) -> F::Output {
+    TRACE.scope(trace, work).await
+}
 
 #[derive(Clone)]
 pub struct Reporter {
@@ -32,6 +47,7 @@ impl Reporter {
             outputs,
             error,
             note,
+            traceparent: TRACE.try_with(|t| *t).ok(),
         };
         let body = msg.to_json();
         let mut delay = Duration::from_millis(200);

@@ -12,6 +12,7 @@ use crate::identity::Owner;
 use crate::ingest;
 use crate::jobs::{JobRecord, TimelineEntry};
 use crate::multipart_guard::Parts;
+use crate::request_context::RequestContext;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -172,9 +173,14 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn create(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Result<HttpResponse, ApiError> {
+async fn create(
+    state: web::Data<AppState>,
+    owner: Owner,
+    request: RequestContext,
+    parts: Parts,
+) -> Result<HttpResponse, ApiError> {
     let upload = ingest::receive(&state, parts).await?;
-    let submitted = ingest::submit(&state, &owner.0, upload).await?;
+    let submitted = ingest::submit(&state, &owner.0, upload, &request.trace).await?;
     let jobs: Vec<_> = submitted
         .jobs
         .iter()

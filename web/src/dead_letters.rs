@@ -28,7 +28,8 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32
                 match JobMessage::from_json(&msg.body) {
                     Ok(job) => match book.apply(&gave_up(&job.job_id, max_receives)).await {
                         Ok(Applied::Changed) => {
-                            tracing::warn!(job_id = %job.job_id, "job dead-lettered after {max_receives} attempts: marked failed")
+                            let trace_id = job.traceparent.map(|t| tracing::field::display(t.trace_id()));
+                            tracing::warn!(job_id = %job.job_id, trace_id, "job dead-lettered after {max_receives} attempts: marked failed")
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -67,5 +68,6 @@ fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
             ),
         }),
         note: Some(format!("gave up after {max_receives} attempts: the queue moved the job to the dead-letter queue")),
+        traceparent: None,
     }
 }

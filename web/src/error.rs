@@ -1,5 +1,6 @@
 //! The API's error type: every failure a client can see, with its HTTP status and a JSON body
-//! `{"error":{"code":…,"message":…,"field":…}}` that says what happened and what to do.
+//! `{"error":{"code":…,"message":…,"field":…}}` that says what happened and what to do
+//! ([`crate::request_context`] adds the request's `request_id` on the way out).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::manage::ManageError;
 use crate::jobs::JobRecord;
+use crate::request_context::RequestContext;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -73,7 +74,7 @@ async fn delete(state: &AppState, owner: &Owner, id: &str) -> Result<(), ActionE
     Ok(())
 }
 
-async fn retry(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ActionError> {
+async fn retry(state: &AppState, owner: &Owner, id: &str, request: &RequestContext) -> Result<JobRecord, ActionError> {
     let rec = owned(state, owner, id).await?;
     if rec.state != JobState::Failed {
         return Err(ActionError::Conflict(
@@ -81,7 +82,8 @@ async fn retry(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, A
             format!("only a failed job can be retried; this one is {}", rec.state.as_str()),
         ));
     }
-    Ok(state.book.requeue(&rec.id, &*state.backend.jobs, RETRY_NOTE).await?.ok_or(ApiError::NotFound)?)
+    let requeued = state.book.requeue(&rec.id, &*state.backend.jobs, RETRY_NOTE, Some(request.trace)).await?;
+    Ok(requeued.ok_or(ApiError::NotFound)?)
 }
 
 async fn delete_api(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
@@ -91,8 +93,13 @@ async fn delete_api(state: web::Data<AppState>, owner: Owner, id: web::Path<Stri
     }
 }
 
-async fn retry_api(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
-    match retry(&state, &owner, &id).await {
+async fn retry_api(
+    state: web::Data<AppState>,
+    owner: Owner,
+    request: RequestContext,
+    id: web::Path<String>,
+) -> HttpResponse {
+    match retry(&state, &owner, &id, &request).await {
         Ok(rec) => HttpResponse::Accepted().json(JobView::from(&rec)),
         Err(e) => e.response(),
     }
@@ -115,8 +122,13 @@ async fn delete_form(state: web::Data<AppState>, owner: Owner, id: web::Path<Str
     }
 }
 
-async fn retry_form(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
-    match retry(&state, &owner, &id).await {
+async fn retry_form(
+    state: web::Data<AppState>,
+    owner: Owner,
+    request: RequestContext,
+    id: web::Path<String>,
+) -> HttpResponse {
+    match retry(&state, &owner, &id, &request).await {
         Ok(rec) => HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/jobs/{}", rec.id))).finish(),
         Err(e) => form_error(e),
     }

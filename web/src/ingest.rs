@@ -19,6 +19,7 @@ use darkroom_core::engine::{self, EngineError, OutputSpec};
 use darkroom_core::keys;
 use darkroom_core::message::{JobMessage, JobState};
 use darkroom_core::recipe;
+use darkroom_core::trace::TraceParent;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
@@ -198,7 +199,9 @@ async fn check_logos(state: &AppState, owner: &str, outputs: &[OutputSpec]) -> R
     Ok(())
 }
 
-pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Submitted, ApiError> {
+/// Each job message carries `trace` (the upload request's span of its trace), so the job can
+/// be followed by its trace id from this request to the processor and back.
+pub async fn submit(state: &AppState, owner: &str, upload: Upload, trace: &TraceParent) -> Result<Submitted, ApiError> {
     // The text is at most DARKROOM_MAX_RECIPE_BYTES (64 KiB by default): parsing and
     // validating it here takes well under a millisecond, so it stays on the async thread.
     let text = upload.recipe_text().ok_or(ApiError::MissingRecipe)?;
@@ -228,7 +231,7 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload) -> Result<Sub
     }
     let mut jobs = Vec::with_capacity(accepted.len());
     for (filename, file, bytes, probe) in accepted {
-        jobs.push(queue_one(state, owner, filename, &file, bytes, probe, &outputs).await?);
+        jobs.push(queue_one(state, owner, filename, &file, bytes, probe, &outputs, trace).await?);
     }
     Ok(Submitted { jobs, rejected })
 }
@@ -245,6 +248,7 @@ pub(crate) async fn probe(
         .map_err(spool_error)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn queue_one(
     state: &AppState,
     owner: &str,
@@ -253,6 +257,7 @@ async fn queue_one(
     bytes: u64,
     probe: engine::Probe,
     outputs: &[OutputSpec],
+    trace: &TraceParent,
 ) -> Result<JobRecord, ApiError> {
     let id = uuid::Uuid::now_v7().to_string();
     let original_key = keys::original(&id);
@@ -278,7 +283,13 @@ async fn queue_one(
     };
     state.backend.store.put_file(&original_key, file.path(), probe.format.mime()).await?;
     state.book.create(&record).await?;
-    let message = JobMessage { job_id: id.clone(), original_key, outputs: outputs.to_vec(), submitted_at: now };
+    let message = JobMessage {
+        job_id: id.clone(),
+        original_key,
+        outputs: outputs.to_vec(),
+        submitted_at: now,
+        traceparent: Some(*trace),
+    };
     state.backend.jobs.send(&message.to_json()).await?;
     crate::metrics::get().job_submitted();
     tracing::info!(job_id = %id, filename = %record.filename, width = probe.width, height = probe.height, "job queued");

@@ -406,6 +406,7 @@ mod tests {
             outputs: vec![],
             error: None,
             note: None,
+            traceparent: None,
         }
     }
 

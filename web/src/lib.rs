@@ -2,7 +2,8 @@
 //!
 //! Modules follow a job's path: [`ingest`] (upload → original in the store → job message),
 //! [`replies`] (reply queue → [`jobs`] book), [`events`] (book → browser over SSE), [`api`]
-//! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie.
+//! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie;
+//! [`request_context`] each request its id and trace context.
 
 pub mod api;
 pub mod assets;
@@ -23,6 +24,7 @@ pub mod ops;
 pub mod pages;
 pub mod rate_limit;
 pub mod replies;
+pub mod request_context;
 pub mod security_headers;
 pub mod spool;
 pub mod telemetry;
@@ -166,9 +168,11 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
             .wrap(middleware::from_fn(csrf::middleware))
             .wrap(security_headers::headers())
+            // Request id, trace context and the access line (path without the query string: a
+            // token pasted into `/ops?token=…` must not reach the log). Inside compression, so
+            // it can add the request id to error bodies.
+            .wrap(middleware::from_fn(request_context::middleware))
             .wrap(middleware::Compress::default())
-            // Path without the query string: a token pasted into `/ops?token=…` must not reach the log.
-            .wrap(middleware::Logger::new("%m %U %s %Dms").log_target("darkroom_web::http"))
             // Outermost: every answer is counted, refusals by the middlewares above included.
             .wrap(middleware::from_fn(metrics::middleware))
             .configure(api::routes)

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use askama::Template;
 use bytes::Bytes;
 use darkroom_core::keys;
@@ -47,12 +47,14 @@ use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueCounts};
 use darkroom_core::scaling::ScalingReport;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_core::trace::TraceParent;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::identity::CookieSettings;
 use crate::jobs::manage::ManageError;
+use crate::request_context::RequestContext;
 use crate::workers::{Registry, Snapshot, MINUTES};
 use crate::AppState;
 
@@ -591,7 +593,8 @@ async fn redrive(state: web::Data<AppState>, ops: web::Data<OpsState>, req: Http
     if !ops.authed(&req).await {
         return see_other("/ops");
     }
-    match redrive_all(&state).await {
+    let trace = req.extensions().get::<RequestContext>().map(|r| r.trace);
+    match redrive_all(&state, trace).await {
         Ok((requeued, resent)) => {
             tracing::warn!(requeued, resent, "operator redrive of dead-lettered jobs");
             see_other(&format!("/ops?redriven={requeued}&resent={resent}"))
@@ -606,7 +609,7 @@ async fn redrive(state: web::Data<AppState>, ops: web::Data<OpsState>, req: Http
 }
 
 /// Returns (jobs queued again from their records, foreign messages sent back as they were).
-async fn redrive_all(state: &AppState) -> anyhow::Result<(usize, usize)> {
+async fn redrive_all(state: &AppState, trace: Option<TraceParent>) -> anyhow::Result<(usize, usize)> {
     let b = &state.backend;
     let mut done: HashSet<String> = HashSet::new();
     let mut resent = 0;
@@ -620,7 +623,7 @@ async fn redrive_all(state: &AppState) -> anyhow::Result<(usize, usize)> {
             match JobMessage::from_json(&msg.body) {
                 Ok(job) => {
                     if !done.contains(&job.job_id) {
-                        match state.book.requeue(&job.job_id, &*b.jobs, REDRIVE_NOTE).await {
+                        match state.book.requeue(&job.job_id, &*b.jobs, REDRIVE_NOTE, trace).await {
                             Ok(Some(_)) => {
                                 done.insert(job.job_id.clone());
                             }
@@ -645,7 +648,10 @@ async fn redrive_all(state: &AppState) -> anyhow::Result<(usize, usize)> {
     // 2. Jobs the queue gave up on, from their records.
     for rec in state.book.all_records().await? {
         let gave_up = rec.state.as_str() == "failed" && rec.error.as_ref().is_some_and(|e| e.code == "gave_up");
-        if gave_up && !done.contains(&rec.id) && state.book.requeue(&rec.id, &*b.jobs, REDRIVE_NOTE).await?.is_some() {
+        if gave_up
+            && !done.contains(&rec.id)
+            && state.book.requeue(&rec.id, &*b.jobs, REDRIVE_NOTE, trace).await?.is_some()
+        {
             done.insert(rec.id.clone());
         }
     }

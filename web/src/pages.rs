@@ -143,10 +143,15 @@ async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String
 }
 
 /// The form post used without JavaScript: store, queue, then to the job (or the gallery).
-async fn upload(state: web::Data<AppState>, owner: Owner, parts: crate::multipart_guard::Parts) -> HttpResponse {
+async fn upload(
+    state: web::Data<AppState>,
+    owner: Owner,
+    request: crate::request_context::RequestContext,
+    parts: crate::multipart_guard::Parts,
+) -> HttpResponse {
     let result = async {
         let upload = ingest::receive(&state, parts).await?;
-        ingest::submit(&state, &owner.0, upload).await
+        ingest::submit(&state, &owner.0, upload, &request.trace).await
     }
     .await;
     match result {

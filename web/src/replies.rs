@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use darkroom_core::message::StatusMessage;
 use darkroom_core::queue::JobQueue;
+use darkroom_core::store::StoreError;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::jobs::{Applied, JobBook};
 
@@ -22,27 +24,15 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, shutdown: watch::
                         let excerpt: String = msg.body.chars().take(120).collect();
                         tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status message");
                     }
-                    Ok(status) => match book.apply(&status).await.inspect(|applied| {
-                        crate::metrics::get().status(status.state, *applied == Applied::Changed)
-                    }) {
-                        Ok(Applied::Changed) => tracing::info!(
-                            job_id = %status.job_id,
-                            state = status.state.as_str(),
-                            attempt = status.attempt,
-                            worker = %status.worker,
-                            "status applied"
-                        ),
-                        Ok(Applied::Ignored) => tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored"),
-                        Ok(Applied::UnknownJob) => tracing::info!(
-                            job_id = %status.job_id,
-                            state = status.state.as_str(),
-                            "status for a job this web app did not create (submitted from outside)"
-                        ),
-                        Err(e) => {
-                            tracing::warn!(error = %e, job_id = %status.job_id, "could not store a status; it will be redelivered");
+                    Ok(status) => {
+                        // The lines about a status carry the trace id of the upload it answers.
+                        let trace_id = status.traceparent.map(|t| tracing::field::display(t.trace_id()));
+                        let span = tracing::info_span!("status", trace_id);
+                        let applied = book.apply(&status).instrument(span.clone()).await;
+                        if !span.in_scope(|| stored(&status, applied)) {
                             continue;
                         }
-                    },
+                    }
                 }
                 if let Err(e) = queue.delete(&msg.receipt).await {
                     tracing::warn!(error = %e, "could not delete a reply; it may be applied twice (harmless)");
@@ -51,4 +41,32 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, shutdown: watch::
         }
     })
     .await
+}
+
+/// Count and log what applying `status` did; false when it could not be stored (the reply is
+/// then left on the queue, to be redelivered).
+fn stored(status: &StatusMessage, applied: Result<Applied, StoreError>) -> bool {
+    if let Ok(applied) = &applied {
+        crate::metrics::get().status(status.state, *applied == Applied::Changed);
+    }
+    match applied {
+        Ok(Applied::Changed) => tracing::info!(
+            job_id = %status.job_id,
+            state = status.state.as_str(),
+            attempt = status.attempt,
+            worker = %status.worker,
+            "status applied"
+        ),
+        Ok(Applied::Ignored) => tracing::debug!(job_id = %status.job_id, "duplicate or stale status ignored"),
+        Ok(Applied::UnknownJob) => tracing::info!(
+            job_id = %status.job_id,
+            state = status.state.as_str(),
+            "status for a job this web app did not create (submitted from outside)"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, job_id = %status.job_id, "could not store a status; it will be redelivered");
+            return false;
+        }
+    }
+    true
 }

@@ -238,6 +238,7 @@ async fn invented_worker_names_leave_the_ops_registry_bounded(kind: Kind) {
                 outputs: vec![],
                 error: None,
                 note: None,
+                traceparent: None,
             };
             batch.push(forged.to_json());
             if batch.len() == 10 {

@@ -29,6 +29,7 @@ async fn a_forged_done_cannot_point_a_job_at_another_key(kind: Kind) {
             outputs: vec![OutputInfo { name: "web".into(), key, format: Format::Png, width: 1, height: 1, bytes: 64 }],
             error: None,
             note: None,
+            traceparent: None,
         };
         backend.replies.send(&forged.to_json()).await.unwrap();
     }

@@ -7,6 +7,7 @@ use darkroom_core::keys;
 use darkroom_core::message::{JobMessage, JobState};
 use darkroom_core::queue::{JobQueue, QueueError};
 use darkroom_core::store::StoreError;
+use darkroom_core::trace::TraceParent;
 
 use super::{JobBook, JobRecord, TimelineEntry};
 
@@ -52,8 +53,16 @@ impl JobBook {
     /// Put a job back on the job queue: the record goes back to `queued` (attempts start over,
     /// old outputs and error cleared) with a timeline entry saying why, then the job message,
     /// rebuilt from the record, is sent. Refused for a job that is done. `Ok(None)` when there
-    /// is no such job. If the message cannot be sent the record is restored.
-    pub async fn requeue(&self, id: &str, queue: &dyn JobQueue, note: &str) -> Result<Option<JobRecord>, ManageError> {
+    /// is no such job. If the message cannot be sent the record is restored. The message carries
+    /// `trace`, the trace context of the request that asked (a new run is followed by its own
+    /// trace id, not the original upload's).
+    pub async fn requeue(
+        &self,
+        id: &str,
+        queue: &dyn JobQueue,
+        note: &str,
+        trace: Option<TraceParent>,
+    ) -> Result<Option<JobRecord>, ManageError> {
         let _w = self.writes.lock().await;
         let Some(previous) = self.get(id).await? else {
             return Ok(None);
@@ -83,6 +92,7 @@ impl JobBook {
             original_key: rec.original_key.clone(),
             outputs: rec.requested.clone(),
             submitted_at: now,
+            traceparent: trace,
         };
         if let Err(e) = queue.send(&message.to_json()).await {
             self.save(&previous).await?;
