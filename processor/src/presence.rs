@@ -1,0 +1,171 @@
+//! Worker presence: this processor tells the reply queue that it runs, so the web app's ops
+//! page lists it as soon as it starts, idle or busy, and notices when it stops or goes silent.
+//! Not to be confused with [`crate::heartbeat`], which keeps one job's message hidden.
+//!
+//! A [`PresenceMessage`] goes out when the processor has connected, every
+//! `DARKROOM_WORKER_HEARTBEAT` seconds while it runs (state `running`, or `stopping` while it
+//! drains after SIGTERM, with its busy slots), and once more as `stopped` after the drain.
+//! Sending is best effort: one try with a time limit, a failure logged; the next one comes a
+//! period later, and a web app that misses several shows the worker as silent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use darkroom_core::message::{PresenceMessage, WorkerState};
+use darkroom_core::queue::JobQueue;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Longest one presence may take to send (a queue outage must not hold up the drain).
+const SEND_LIMIT: Duration = Duration::from_secs(5);
+
+/// Who this worker is and how to count its busy slots.
+pub struct Presence {
+    replies: Arc<dyn JobQueue>,
+    worker: String,
+    host: String,
+    slots: usize,
+    /// The receive loop's slots: busy = total − available.
+    free: Arc<Semaphore>,
+    started_at: DateTime<Utc>,
+    interval: Duration,
+}
+
+/// The periodic sender; [`Announcer::stopping`] and [`Announcer::stopped`] end it.
+pub struct Announcer {
+    presence: Arc<Presence>,
+    state: watch::Sender<WorkerState>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Presence {
+    pub fn new(
+        replies: Arc<dyn JobQueue>,
+        worker: String,
+        slots: usize,
+        free: Arc<Semaphore>,
+        interval: Duration,
+    ) -> Presence {
+        Presence {
+            replies,
+            worker,
+            host: darkroom_core::worker_id::host_name(),
+            slots,
+            free,
+            started_at: Utc::now(),
+            interval,
+        }
+    }
+
+    /// The message for `state` now.
+    pub fn message(&self, state: WorkerState) -> PresenceMessage {
+        let busy = self.slots.saturating_sub(self.free.available_permits());
+        PresenceMessage {
+            worker: self.worker.clone(),
+            state,
+            host: self.host.clone(),
+            pid: std::process::id(),
+            slots: self.slots as u32,
+            busy: busy as u32,
+            started_at: self.started_at,
+            sent_at: Utc::now(),
+            interval_s: if state == WorkerState::Stopped { 0 } else { self.interval.as_secs() as u32 },
+            processor_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    async fn send(&self, state: WorkerState) {
+        let msg = self.message(state);
+        match tokio::time::timeout(SEND_LIMIT, self.replies.send(&msg.to_json())).await {
+            Ok(Ok(_)) => tracing::debug!(state = state.as_str(), busy = msg.busy, "presence sent"),
+            Ok(Err(e)) => tracing::warn!(error = %e, state = state.as_str(), "could not send this worker's presence to the reply queue; the ops page may show it as silent"),
+            Err(_) => tracing::warn!(state = state.as_str(), "sending this worker's presence took over 5 s; skipped"),
+        }
+    }
+
+    /// Start announcing: one presence now, then one every interval. An interval of zero
+    /// (`DARKROOM_WORKER_HEARTBEAT=0`) sends nothing at all, `stopped` included.
+    pub fn start(self) -> Announcer {
+        let presence = Arc::new(self);
+        let (state, mut rx) = watch::channel(WorkerState::Running);
+        let task = (!presence.interval.is_zero()).then(|| {
+            let p = presence.clone();
+            tokio::spawn(async move {
+                loop {
+                    let state = *rx.borrow_and_update();
+                    p.send(state).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(p.interval) => {}
+                        changed = rx.changed() => if changed.is_err() { return },
+                    }
+                }
+            })
+        });
+        Announcer { presence, state, task }
+    }
+}
+
+impl Announcer {
+    /// Shutdown began: say so at once (with the jobs still running), then every interval.
+    pub fn stopping(&self) {
+        let _ = self.state.send(WorkerState::Stopping);
+    }
+
+    /// Drained: stop the periodic sender and send the last presence, `stopped`.
+    pub async fn stopped(mut self) {
+        let Some(task) = self.task.take() else { return };
+        task.abort();
+        let _ = task.await;
+        self.presence.send(WorkerState::Stopped).await;
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkroom_core::queue::embedded::{EmbeddedDb, QueueSettings};
+
+    #[tokio::test]
+    async fn announces_at_start_every_interval_while_stopping_and_when_stopped() {
+        let dir = std::env::temp_dir().join(format!("darkroom-presence-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = QueueSettings { visibility: Duration::from_secs(30), redrive: None };
+        let q: Arc<dyn JobQueue> = Arc::new(EmbeddedDb::open(&dir).unwrap().ensure("replies", &settings).unwrap());
+        let free = Arc::new(Semaphore::new(3));
+        let held = free.clone().acquire_owned().await.unwrap();
+        let announcer =
+            Presence::new(q.clone(), "w-1".into(), 3, free.clone(), Duration::from_millis(200)).start();
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while got.len() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "{got:?}");
+            for m in q.receive(10, Duration::from_millis(500)).await.unwrap() {
+                q.delete(&m.receipt).await.unwrap();
+                got.push(PresenceMessage::from_json(&m.body).unwrap());
+            }
+        }
+        assert!(got.iter().all(|p| p.state == WorkerState::Running && p.slots == 3 && p.busy == 1), "{got:?}");
+        assert_eq!(got[0].worker, "w-1");
+        assert_eq!(got[0].started_at, got[1].started_at, "one start, announced again");
+        assert!(got[0].sent_at < got[1].sent_at, "{got:?}");
+        drop(held);
+        announcer.stopping();
+        announcer.stopped().await;
+        let mut rest = Vec::new();
+        for m in q.receive(10, Duration::from_millis(500)).await.unwrap() {
+            rest.push(PresenceMessage::from_json(&m.body).unwrap());
+        }
+        let last = rest.iter().max_by_key(|p| p.sent_at).expect("a last presence");
+        assert_eq!((last.state, last.busy, last.interval_s), (WorkerState::Stopped, 0, 0), "{rest:?}");
+    }
+}
