@@ -14,11 +14,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use darkroom_core::message::{PresenceMessage, WorkerState};
 use darkroom_core::queue::JobQueue;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Longest one presence may take to send (a queue outage must not hold up the drain).
 const SEND_LIMIT: Duration = Duration::from_secs(5);
+
+/// Reads how many slots are busy now.
+pub type BusyCount = Arc<dyn Fn() -> usize + Send + Sync>;
 
 /// Who this worker is and how to count its busy slots.
 pub struct Presence {
@@ -26,8 +29,9 @@ pub struct Presence {
     worker: String,
     host: String,
     slots: usize,
-    /// The receive loop's slots: busy = total − available.
-    free: Arc<Semaphore>,
+    /// Slots working on a job now (the receive loop holds free slots while it long-polls, so
+    /// they are counted by the jobs, not by the semaphore).
+    busy: BusyCount,
     started_at: DateTime<Utc>,
     interval: Duration,
 }
@@ -44,7 +48,7 @@ impl Presence {
         replies: Arc<dyn JobQueue>,
         worker: String,
         slots: usize,
-        free: Arc<Semaphore>,
+        busy: BusyCount,
         interval: Duration,
     ) -> Presence {
         Presence {
@@ -52,7 +56,7 @@ impl Presence {
             worker,
             host: darkroom_core::worker_id::host_name(),
             slots,
-            free,
+            busy,
             started_at: Utc::now(),
             interval,
         }
@@ -60,7 +64,7 @@ impl Presence {
 
     /// The message for `state` now.
     pub fn message(&self, state: WorkerState) -> PresenceMessage {
-        let busy = self.slots.saturating_sub(self.free.available_permits());
+        let busy = (self.busy)().min(self.slots);
         PresenceMessage {
             worker: self.worker.clone(),
             state,
@@ -141,10 +145,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let settings = QueueSettings { visibility: Duration::from_secs(30), redrive: None };
         let q: Arc<dyn JobQueue> = Arc::new(EmbeddedDb::open(&dir).unwrap().ensure("replies", &settings).unwrap());
-        let free = Arc::new(Semaphore::new(3));
-        let held = free.clone().acquire_owned().await.unwrap();
-        let announcer =
-            Presence::new(q.clone(), "w-1".into(), 3, free.clone(), Duration::from_millis(200)).start();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let count = running.clone();
+        let busy: BusyCount = Arc::new(move || count.load(std::sync::atomic::Ordering::SeqCst));
+        let announcer = Presence::new(q.clone(), "w-1".into(), 3, busy, Duration::from_millis(200)).start();
         let mut got = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while got.len() < 2 {
@@ -158,7 +162,7 @@ mod tests {
         assert_eq!(got[0].worker, "w-1");
         assert_eq!(got[0].started_at, got[1].started_at, "one start, announced again");
         assert!(got[0].sent_at < got[1].sent_at, "{got:?}");
-        drop(held);
+        running.store(0, std::sync::atomic::Ordering::SeqCst);
         announcer.stopping();
         announcer.stopped().await;
         let mut rest = Vec::new();

@@ -86,7 +86,7 @@ async fn serve_with(
         backend.replies.clone(),
         worker.clone(),
         config.concurrency(),
-        slots.clone(),
+        Arc::new(|| crate::metrics::get().busy_slots()),
         Duration::from_secs(config.worker_heartbeat),
     )
     .start();
