@@ -416,7 +416,9 @@ mod tests {
     #[test]
     fn a_status_only_reader_sees_a_presence_as_another_type() {
         let text = presence().to_json();
-        assert!(matches!(StatusMessage::from_json(&text), Err(MessageError::WrongType { got, .. }) if got == "presence"));
+        assert!(
+            matches!(StatusMessage::from_json(&text), Err(MessageError::WrongType { got, .. }) if got == "presence")
+        );
     }
 
     #[test]

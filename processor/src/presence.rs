@@ -83,7 +83,9 @@ impl Presence {
         let msg = self.message(state);
         match tokio::time::timeout(SEND_LIMIT, self.replies.send(&msg.to_json())).await {
             Ok(Ok(_)) => tracing::debug!(state = state.as_str(), busy = msg.busy, "presence sent"),
-            Ok(Err(e)) => tracing::warn!(error = %e, state = state.as_str(), "could not send this worker's presence to the reply queue; the ops page may show it as silent"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, state = state.as_str(), "could not send this worker's presence to the reply queue; the ops page may show it as silent")
+            }
             Err(_) => tracing::warn!(state = state.as_str(), "sending this worker's presence took over 5 s; skipped"),
         }
     }
