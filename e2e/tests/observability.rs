@@ -257,7 +257,113 @@ where
     }
 }
 
+/// One worker row of the ops page: `data-worker`, `data-worker-state`, `data-busy`, `data-slots`.
+#[derive(Debug, PartialEq)]
+struct WorkerRow {
+    name: String,
+    state: String,
+    busy: String,
+    slots: Option<String>,
+}
+
+fn worker_rows(page: &str) -> Vec<WorkerRow> {
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..][..tag[start..].find('"')?].to_string())
+    };
+    page.split("<tr data-worker=")
+        .skip(1)
+        .map(|rest| {
+            let tag = format!(" data-worker={}", &rest[..rest.find('>').unwrap()]);
+            WorkerRow {
+                name: attr(&tag, "data-worker").unwrap(),
+                state: attr(&tag, "data-worker-state").unwrap_or_default(),
+                busy: attr(&tag, "data-busy").unwrap_or_default(),
+                slots: attr(&tag, "data-slots"),
+            }
+        })
+        .collect()
+}
+
+/// Poll the ops page (signed in as `ops`) until `want` holds for its worker rows (30 s).
+async fn await_workers(app: &TestApp, ops: &reqwest::Client, what: &str, want: impl Fn(&[WorkerRow]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = ops.get(app.url("/ops")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "signed in to the ops page");
+        let rows = worker_rows(&resp.text().await.unwrap());
+        if want(&rows) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            app.dump_logs();
+            panic!("the ops page did not show {what} within 30 s; its workers: {rows:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 13: the ops page shows workers as soon as they start, idle ones included (presence
+/// messages on the reply queue, not job statuses: no job is submitted here), with their slots;
+/// one stopped with SIGTERM as stopped, one killed outright as silent after three missed
+/// presence intervals; and the web app's `darkroom_web_workers` gauge agrees.
+async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
+    const TOKEN: &str = "observability-admin-token-0123456789";
+    let env = [("DARKROOM_ADMIN_TOKEN", TOKEN), ("DARKROOM_WORKER_HEARTBEAT", "1")];
+    let mut app = TestApp::spawn_with_env(kind, true, 2, &env).await;
+    let (w0, w1) = (app.worker_id(0), app.worker_id(1));
+    let ops = TestApp::new_client();
+    let resp = ops
+        .post(app.url("/ops/login"))
+        .header("origin", app.base_url.clone())
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "signed in and sent on to /ops");
+
+    let state = |rows: &[WorkerRow], name: &str| rows.iter().find(|r| r.name == name).map(|r| r.state.clone());
+    await_workers(&app, &ops, "both workers idle with 2 slots each", |rows| {
+        rows.len() == 2
+            && rows.iter().all(|r| r.state == "idle" && r.busy == "0" && r.slots.as_deref() == Some("2"))
+    })
+    .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">idle</span>"), "the state in words: {page}");
+    assert!(page.contains("2 slots · "), "each worker's slots, host and pid: {page}");
+    let m = scrape(&ops, &app.url("/metrics")).await;
+    m.assert_type("darkroom_web_workers", "gauge");
+    assert_eq!(m.value("darkroom_web_workers{state=\"idle\"}"), 2.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"busy\"}"), 0.0);
+    assert_eq!(m.value("darkroom_web_worker_slots"), 4.0, "2 workers × DARKROOM_CONCURRENCY 2");
+
+    // Scaled in: SIGTERM, the drain (nothing to finish), a last presence.
+    app.processors[0].terminate();
+    let exit = app.processors[0].wait_exit(Duration::from_secs(30)).await;
+    assert!(exit.is_some_and(|s| s.success()), "a drained processor exits 0: {exit:?}");
+    await_workers(&app, &ops, &format!("{w0} stopped, {w1} idle"), |rows| {
+        state(rows, &w0).as_deref() == Some("stopped") && state(rows, &w1).as_deref() == Some("idle")
+    })
+    .await;
+
+    // Killed outright: it says nothing more, and after 3 s (3 × 1 s) it is silent.
+    let killed = Instant::now();
+    app.processors[1].kill();
+    await_workers(&app, &ops, &format!("{w1} silent"), |rows| state(rows, &w1).as_deref() == Some("silent")).await;
+    assert!(killed.elapsed() >= Duration::from_secs(2), "not silent before its intervals passed: {:?}", killed.elapsed());
+    let m = scrape(&ops, &app.url("/metrics")).await;
+    assert_eq!(m.value("darkroom_web_workers{state=\"stopped\"}"), 1.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"silent\"}"), 1.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"idle\"}"), 0.0);
+    assert_eq!(m.value("darkroom_web_worker_slots"), 0.0, "no live worker");
+    assert!(
+        !app.web.as_ref().unwrap().log_text().contains("not a Darkroom status"),
+        "the web app takes presence messages in, it does not drop them"
+    );
+}
+
 on_both_backends!(
     a_batch_is_counted_on_both_metrics_endpoints,
     liveness_holds_through_a_queue_outage_while_readiness_fails,
+    idle_workers_show_on_the_ops_page_then_stopped_and_silent,
 );
