@@ -324,8 +324,7 @@ async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
 
     let state = |rows: &[WorkerRow], name: &str| rows.iter().find(|r| r.name == name).map(|r| r.state.clone());
     await_workers(&app, &ops, "both workers idle with 2 slots each", |rows| {
-        rows.len() == 2
-            && rows.iter().all(|r| r.state == "idle" && r.busy == "0" && r.slots.as_deref() == Some("2"))
+        rows.len() == 2 && rows.iter().all(|r| r.state == "idle" && r.busy == "0" && r.slots.as_deref() == Some("2"))
     })
     .await;
     let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
@@ -350,7 +349,11 @@ async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
     let killed = Instant::now();
     app.processors[1].kill();
     await_workers(&app, &ops, &format!("{w1} silent"), |rows| state(rows, &w1).as_deref() == Some("silent")).await;
-    assert!(killed.elapsed() >= Duration::from_secs(2), "not silent before its intervals passed: {:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "not silent before its intervals passed: {:?}",
+        killed.elapsed()
+    );
     let m = scrape(&ops, &app.url("/metrics")).await;
     assert_eq!(m.value("darkroom_web_workers{state=\"stopped\"}"), 1.0);
     assert_eq!(m.value("darkroom_web_workers{state=\"silent\"}"), 1.0);

@@ -140,13 +140,26 @@ mod tests {
     use super::*;
     use darkroom_core::queue::embedded::{EmbeddedDb, QueueSettings};
 
-    #[tokio::test]
-    async fn announces_at_start_every_interval_while_stopping_and_when_stopped() {
-        let dir = std::env::temp_dir().join(format!("darkroom-presence-test-{}", std::process::id()));
+    fn queue(name: &str) -> Arc<dyn JobQueue> {
+        let dir = std::env::temp_dir().join(format!("darkroom-presence-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let settings = QueueSettings { visibility: Duration::from_secs(30), redrive: None };
-        let q: Arc<dyn JobQueue> = Arc::new(EmbeddedDb::open(&dir).unwrap().ensure("replies", &settings).unwrap());
+        Arc::new(EmbeddedDb::open(&dir).unwrap().ensure("replies", &settings).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_interval_of_zero_sends_nothing_at_all() {
+        let q = queue("off");
+        let announcer = Presence::new(q.clone(), "w-0".into(), 2, Arc::new(|| 0), Duration::ZERO).start();
+        announcer.stopping();
+        announcer.stopped().await;
+        assert!(q.receive(10, Duration::from_millis(300)).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn announces_at_start_every_interval_while_stopping_and_when_stopped() {
+        let q = queue("on");
         let running = Arc::new(std::sync::atomic::AtomicUsize::new(1));
         let count = running.clone();
         let busy: BusyCount = Arc::new(move || count.load(std::sync::atomic::Ordering::SeqCst));
