@@ -312,15 +312,7 @@ async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
     let env = [("DARKROOM_ADMIN_TOKEN", TOKEN), ("DARKROOM_WORKER_HEARTBEAT", "1")];
     let mut app = TestApp::spawn_with_env(kind, true, 2, &env).await;
     let (w0, w1) = (app.worker_id(0), app.worker_id(1));
-    let ops = TestApp::new_client();
-    let resp = ops
-        .post(app.url("/ops/login"))
-        .header("origin", app.base_url.clone())
-        .form(&[("token", TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "signed in and sent on to /ops");
+    let ops = ops_client(&app, TOKEN).await;
 
     let state = |rows: &[WorkerRow], name: &str| rows.iter().find(|r| r.name == name).map(|r| r.state.clone());
     await_workers(&app, &ops, "both workers idle with 2 slots each", |rows| {
@@ -365,8 +357,62 @@ async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
     );
 }
 
+/// Sign in to the ops page with `token`; the client keeps the session.
+async fn ops_client(app: &TestApp, token: &str) -> reqwest::Client {
+    let ops = TestApp::new_client();
+    let resp = ops
+        .post(app.url("/ops/login"))
+        .header("origin", app.base_url.clone())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "signed in and sent on to /ops");
+    ops
+}
+
+/// A worker on a job is `busy 1 of 2`; after SIGTERM it is `stopping, 1 job left` while it
+/// finishes the job (its presence keeps coming during the drain), then `stopped`, and the job
+/// is done.
+async fn a_busy_worker_shows_busy_then_stopping_while_it_drains(kind: Kind) {
+    const TOKEN: &str = "observability-admin-token-0123456789";
+    let env = [
+        ("DARKROOM_ADMIN_TOKEN", TOKEN),
+        ("DARKROOM_WORKER_HEARTBEAT", "1"),
+        ("DARKROOM_TEST_STALL_ON_OUTPUT", "slow"),
+        ("DARKROOM_TEST_STALL_MS", "6000"),
+    ];
+    let mut app = TestApp::spawn_with_env(kind, true, 1, &env).await;
+    let w0 = app.worker_id(0);
+    let ops = ops_client(&app, TOKEN).await;
+    let recipe = r#"{"outputs":[{"name":"slow","ops":[{"op":"resize","width":100}],"format":"jpeg"}]}"#;
+    let resp = app.upload(&app.client, &["S01_rocket_640x427.jpg"], Some(recipe)).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
+
+    let row = |rows: &[WorkerRow]| rows.iter().find(|r| r.name == w0).map(|r| (r.state.clone(), r.busy.clone()));
+    await_workers(&app, &ops, "the worker busy with 1 job", |rows| row(rows) == Some(("busy".into(), "1".into())))
+        .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">busy 1 of 2</span>"), "{page}");
+
+    app.processors[0].terminate();
+    await_workers(&app, &ops, "the worker stopping with 1 job left", |rows| {
+        row(rows) == Some(("stopping".into(), "1".into()))
+    })
+    .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">stopping, 1 job left</span>"), "{page}");
+    let exit = app.processors[0].wait_exit(Duration::from_secs(60)).await;
+    assert!(exit.is_some_and(|s| s.success()), "a drained processor exits 0: {exit:?}");
+    await_workers(&app, &ops, "the worker stopped", |rows| row(rows) == Some(("stopped".into(), "0".into()))).await;
+    let last = app.follow(&app.client, &id).await.pop().unwrap();
+    assert_eq!(last["state"], "done", "the job finished in the drain: {last}");
+}
+
 on_both_backends!(
     a_batch_is_counted_on_both_metrics_endpoints,
     liveness_holds_through_a_queue_outage_while_readiness_fails,
     idle_workers_show_on_the_ops_page_then_stopped_and_silent,
+    a_busy_worker_shows_busy_then_stopping_while_it_drains,
 );
