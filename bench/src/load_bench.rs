@@ -56,8 +56,7 @@ struct Args {
 }
 
 /// The thumbnail recipe of the peers' mix (T1: fit in 400×400, JPEG q80).
-const THUMB: &str =
-    r#"{"outputs":[{"name":"thumb","ops":[{"op":"resize","width":400,"height":400,"fit":"inside"}],"format":"jpeg","quality":80}]}"#;
+const THUMB: &str = r#"{"outputs":[{"name":"thumb","ops":[{"op":"resize","width":400,"height":400,"fit":"inside"}],"format":"jpeg","quality":80}]}"#;
 /// One 20 MP photo, three outputs: a thumbnail, a 1920 preview, a full-size WebP.
 const BIG3: &str = r#"{"outputs":[
   {"name":"thumb","ops":[{"op":"resize","width":400,"height":400,"fit":"inside"}],"format":"jpeg","quality":80},
@@ -407,7 +406,9 @@ async fn measure(app: &TestApp, backend: &str, w: &Workload, engine: Option<f64>
         wall,
         mp: jobs_per_s * per_photo_mp,
         upload: percentiles(samples.iter().map(|s| s.upload.as_secs_f64() * 1e3).collect()),
-        done: w.follow.then(|| percentiles(samples.iter().filter_map(|s| s.to_done).map(|d| d.as_secs_f64() * 1e3).collect())),
+        done: w
+            .follow
+            .then(|| percentiles(samples.iter().filter_map(|s| s.to_done).map(|d| d.as_secs_f64() * 1e3).collect())),
         cpu,
         rss: [
             mib(web_rss),

@@ -1,8 +1,10 @@
 //! Where the message schema is: the bodies Darkroom puts on its queues.
 //!
-//! Two kinds, both JSON with a `version` and a `type`:
+//! Three kinds, all JSON with a `version` and a `type`:
 //! - [`JobMessage`] on the job queue: a claim check (object keys and the recipe, never image bytes).
 //! - [`StatusMessage`] on the reply queue: what a worker did with a job.
+//! - [`PresenceMessage`] on the reply queue: that a worker runs (or stopped), its slots and how
+//!   many are busy, so the ops page shows idle workers too. [`Reply`] reads either.
 //!
 //! docs/protocol.md documents them for outside tools; keep the two in step.
 
@@ -114,6 +116,97 @@ pub struct StatusMessage {
     pub traceparent: Option<TraceParent>,
 }
 
+/// What a worker says it is doing in a [`PresenceMessage`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Taking jobs (idle or busy: see `busy`).
+    Running,
+    /// Shut down (SIGTERM): takes no new jobs, finishes the `busy` ones.
+    Stopping,
+    /// Drained and exiting: the last presence of this worker.
+    Stopped,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Running => "running",
+            WorkerState::Stopping => "stopping",
+            WorkerState::Stopped => "stopped",
+        }
+    }
+}
+
+/// A worker's periodic "I am here" on the reply queue (type `presence`): sent when it starts,
+/// every `interval_s` seconds while it runs, and once more when it has stopped. It is about
+/// the worker, never about a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PresenceMessage {
+    /// The worker's name, as in its statuses.
+    pub worker: String,
+    pub state: WorkerState,
+    /// Host name and process id of the processor.
+    pub host: String,
+    pub pid: u32,
+    /// Jobs it runs at once at most (`DARKROOM_CONCURRENCY`), and how many it runs now.
+    pub slots: u32,
+    pub busy: u32,
+    pub started_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    /// Seconds until the next presence of this worker (`DARKROOM_WORKER_HEARTBEAT`); 0 when
+    /// none follows (stopped).
+    pub interval_s: u32,
+    /// The processor's release (`darkroom-processor --version`). Not `version`, which is the
+    /// message format's.
+    pub processor_version: String,
+}
+
+/// Longest host name or processor version a presence may carry to the ops page.
+pub const MAX_PRESENCE_FIELD_CHARS: usize = 128;
+
+impl PresenceMessage {
+    pub fn to_json(&self) -> String {
+        to_json("presence", self)
+    }
+    pub fn from_json(text: &str) -> Result<Self, MessageError> {
+        from_json("presence", text)
+    }
+
+    /// Worker name, host and version cut to [`MAX_WORKER_CHARS`] and [`MAX_PRESENCE_FIELD_CHARS`].
+    pub fn bounded(mut self) -> Self {
+        cut(&mut self.worker, MAX_WORKER_CHARS);
+        cut(&mut self.host, MAX_PRESENCE_FIELD_CHARS);
+        cut(&mut self.processor_version, MAX_PRESENCE_FIELD_CHARS);
+        self
+    }
+}
+
+/// Any message of the reply queue: a consumer reads it with [`Reply::from_json`] and handles
+/// both kinds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Status(StatusMessage),
+    Presence(PresenceMessage),
+}
+
+impl Reply {
+    /// A status or a presence; another `type` is [`MessageError::WrongType`] (expected `status`).
+    pub fn from_json(text: &str) -> Result<Self, MessageError> {
+        match PresenceMessage::from_json(text) {
+            Ok(p) => Ok(Reply::Presence(p)),
+            Err(MessageError::WrongType { .. }) => StatusMessage::from_json(text).map(Reply::Status),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn cut(s: &mut String, max: usize) {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<'a, T> {
     version: u32,
@@ -220,11 +313,6 @@ impl StatusMessage {
 
     /// The worker name and note cut to [`MAX_WORKER_CHARS`] and [`MAX_NOTE_CHARS`].
     pub fn bounded(mut self) -> Self {
-        fn cut(s: &mut String, max: usize) {
-            if let Some((i, _)) = s.char_indices().nth(max) {
-                s.truncate(i);
-            }
-        }
         cut(&mut self.worker, MAX_WORKER_CHARS);
         if let Some(n) = self.note.as_mut() {
             cut(n, MAX_NOTE_CHARS);
@@ -339,6 +427,61 @@ mod tests {
         let parsed = StatusMessage::from_json(&traced).unwrap();
         assert_eq!(parsed.traceparent.unwrap().to_string(), TRACEPARENT);
         assert_eq!(StatusMessage::from_json(&parsed.to_json()).unwrap(), parsed);
+    }
+
+    fn presence() -> PresenceMessage {
+        PresenceMessage {
+            worker: "host-1".into(),
+            state: WorkerState::Running,
+            host: "host".into(),
+            pid: 1,
+            slots: 4,
+            busy: 1,
+            started_at: Utc::now(),
+            sent_at: Utc::now(),
+            interval_s: 10,
+            processor_version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn presence_round_trips_and_reply_reads_both_kinds() {
+        let p = presence();
+        let text = p.to_json();
+        assert!(text.contains("\"type\":\"presence\""), "{text}");
+        assert!(text.contains("\"version\":1"), "the envelope's version stays the format's: {text}");
+        assert!(text.contains("\"state\":\"running\""), "{text}");
+        assert_eq!(Reply::from_json(&text).unwrap(), Reply::Presence(p));
+        let s = StatusMessage {
+            job_id: "x".into(),
+            state: JobState::Processing,
+            attempt: 1,
+            worker: "w".into(),
+            at: Utc::now(),
+            outputs: vec![],
+            error: None,
+            note: None,
+            traceparent: None,
+        };
+        assert_eq!(Reply::from_json(&s.to_json()).unwrap(), Reply::Status(s));
+        assert!(matches!(Reply::from_json(&job().to_json()), Err(MessageError::WrongType { .. })));
+        assert!(matches!(Reply::from_json("nope"), Err(MessageError::NotOurs(_))));
+    }
+
+    /// What a web app from before presence messages does with one: its status parser answers
+    /// `WrongType`, which it logs and deletes (web/src/replies.rs), as docs/protocol.md says.
+    #[test]
+    fn a_status_only_reader_sees_a_presence_as_another_type() {
+        let text = presence().to_json();
+        assert!(
+            matches!(StatusMessage::from_json(&text), Err(MessageError::WrongType { got, .. }) if got == "presence")
+        );
+    }
+
+    #[test]
+    fn presence_fields_are_bounded() {
+        let p = PresenceMessage { worker: "w".repeat(1000), host: "h".repeat(1000), ..presence() }.bounded();
+        assert_eq!((p.worker.len(), p.host.len()), (MAX_WORKER_CHARS, MAX_PRESENCE_FIELD_CHARS));
     }
 
     #[test]

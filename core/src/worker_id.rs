@@ -5,13 +5,17 @@
 //! timeline can tell the incarnation that was lost from the one that finished it.
 
 pub fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    worker_id(&host_name(), std::process::id(), incarnation())
+}
+
+/// This machine's (or container's) host name, `worker` if it has none.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "worker".to_string());
-    worker_id(&host, std::process::id(), incarnation())
+        .unwrap_or_else(|| "worker".to_string())
 }
 
 fn worker_id(host: &str, pid: u32, incarnation: u16) -> String {

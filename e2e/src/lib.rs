@@ -48,11 +48,7 @@ pub fn bin_dir() -> &'static Path {
         if release {
             args.push("--release");
         }
-        let status = Command::new(cargo)
-            .args(&args)
-            .current_dir(root())
-            .status()
-            .expect("run cargo build");
+        let status = Command::new(cargo).args(&args).current_dir(root()).status().expect("run cargo build");
         assert!(status.success(), "building darkroom-web and darkroom-processor failed");
         // target/debug/deps/<test> -> target/debug; target/release/<bench> -> target/release
         let profile = if release { "release" } else { "debug" };

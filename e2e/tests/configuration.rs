@@ -59,7 +59,7 @@ async fn the_embedded_backend_by_default_is_said_as_a_warning() {
 
 #[tokio::test]
 async fn json_logs_carry_the_job_on_every_line_of_it() {
-    use darkroom_core::message::StatusMessage;
+    use darkroom_core::message::Reply;
     let app = darkroom_e2e::TestApp::spawn_with_env(
         darkroom_e2e::Kind::Embedded,
         false,
@@ -80,7 +80,9 @@ async fn json_logs_carry_the_job_on_every_line_of_it() {
         assert!(tokio::time::Instant::now() < deadline, "the job never finished");
         for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
             backend.replies.delete(&m.receipt).await.unwrap();
-            if StatusMessage::from_json(&m.body).unwrap().state.is_final() {
+            // Presence messages of the processor share the reply queue: skip them.
+            let Reply::Status(status) = Reply::from_json(&m.body).unwrap() else { continue };
+            if status.state.is_final() {
                 break 'wait;
             }
         }

@@ -257,7 +257,162 @@ where
     }
 }
 
+/// One worker row of the ops page: `data-worker`, `data-worker-state`, `data-busy`, `data-slots`.
+#[derive(Debug, PartialEq)]
+struct WorkerRow {
+    name: String,
+    state: String,
+    busy: String,
+    slots: Option<String>,
+}
+
+fn worker_rows(page: &str) -> Vec<WorkerRow> {
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(tag[start..][..tag[start..].find('"')?].to_string())
+    };
+    page.split("<tr data-worker=")
+        .skip(1)
+        .map(|rest| {
+            let tag = format!(" data-worker={}", &rest[..rest.find('>').unwrap()]);
+            WorkerRow {
+                name: attr(&tag, "data-worker").unwrap(),
+                state: attr(&tag, "data-worker-state").unwrap_or_default(),
+                busy: attr(&tag, "data-busy").unwrap_or_default(),
+                slots: attr(&tag, "data-slots"),
+            }
+        })
+        .collect()
+}
+
+/// Poll the ops page (signed in as `ops`) until `want` holds for its worker rows (30 s).
+async fn await_workers(app: &TestApp, ops: &reqwest::Client, what: &str, want: impl Fn(&[WorkerRow]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = ops.get(app.url("/ops")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "signed in to the ops page");
+        let rows = worker_rows(&resp.text().await.unwrap());
+        if want(&rows) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            app.dump_logs();
+            panic!("the ops page did not show {what} within 30 s; its workers: {rows:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 13: the ops page shows workers as soon as they start, idle ones included (presence
+/// messages on the reply queue, not job statuses: no job is submitted here), with their slots;
+/// one stopped with SIGTERM as stopped, one killed outright as silent after three missed
+/// presence intervals; and the web app's `darkroom_web_workers` gauge agrees.
+async fn idle_workers_show_on_the_ops_page_then_stopped_and_silent(kind: Kind) {
+    const TOKEN: &str = "observability-admin-token-0123456789";
+    let env = [("DARKROOM_ADMIN_TOKEN", TOKEN), ("DARKROOM_WORKER_HEARTBEAT", "1")];
+    let mut app = TestApp::spawn_with_env(kind, true, 2, &env).await;
+    let (w0, w1) = (app.worker_id(0), app.worker_id(1));
+    let ops = ops_client(&app, TOKEN).await;
+
+    let state = |rows: &[WorkerRow], name: &str| rows.iter().find(|r| r.name == name).map(|r| r.state.clone());
+    await_workers(&app, &ops, "both workers idle with 2 slots each", |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r.state == "idle" && r.busy == "0" && r.slots.as_deref() == Some("2"))
+    })
+    .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">idle</span>"), "the state in words: {page}");
+    assert!(page.contains("2 slots · "), "each worker's slots, host and pid: {page}");
+    let m = scrape(&ops, &app.url("/metrics")).await;
+    m.assert_type("darkroom_web_workers", "gauge");
+    assert_eq!(m.value("darkroom_web_workers{state=\"idle\"}"), 2.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"busy\"}"), 0.0);
+    assert_eq!(m.value("darkroom_web_worker_slots"), 4.0, "2 workers × DARKROOM_CONCURRENCY 2");
+
+    // Scaled in: SIGTERM, the drain (nothing to finish), a last presence.
+    app.processors[0].terminate();
+    let exit = app.processors[0].wait_exit(Duration::from_secs(30)).await;
+    assert!(exit.is_some_and(|s| s.success()), "a drained processor exits 0: {exit:?}");
+    await_workers(&app, &ops, &format!("{w0} stopped, {w1} idle"), |rows| {
+        state(rows, &w0).as_deref() == Some("stopped") && state(rows, &w1).as_deref() == Some("idle")
+    })
+    .await;
+
+    // Killed outright: it says nothing more, and after 3 s (3 × 1 s) it is silent.
+    let killed = Instant::now();
+    app.processors[1].kill();
+    await_workers(&app, &ops, &format!("{w1} silent"), |rows| state(rows, &w1).as_deref() == Some("silent")).await;
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "not silent before its intervals passed: {:?}",
+        killed.elapsed()
+    );
+    let m = scrape(&ops, &app.url("/metrics")).await;
+    assert_eq!(m.value("darkroom_web_workers{state=\"stopped\"}"), 1.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"silent\"}"), 1.0);
+    assert_eq!(m.value("darkroom_web_workers{state=\"idle\"}"), 0.0);
+    assert_eq!(m.value("darkroom_web_worker_slots"), 0.0, "no live worker");
+    assert!(
+        !app.web.as_ref().unwrap().log_text().contains("not a Darkroom status"),
+        "the web app takes presence messages in, it does not drop them"
+    );
+}
+
+/// Sign in to the ops page with `token`; the client keeps the session.
+async fn ops_client(app: &TestApp, token: &str) -> reqwest::Client {
+    let ops = TestApp::new_client();
+    let resp = ops
+        .post(app.url("/ops/login"))
+        .header("origin", app.base_url.clone())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "signed in and sent on to /ops");
+    ops
+}
+
+/// A worker on a job is `busy 1 of 2`; after SIGTERM it is `stopping, 1 job left` while it
+/// finishes the job (its presence keeps coming during the drain), then `stopped`, and the job
+/// is done.
+async fn a_busy_worker_shows_busy_then_stopping_while_it_drains(kind: Kind) {
+    const TOKEN: &str = "observability-admin-token-0123456789";
+    let env = [
+        ("DARKROOM_ADMIN_TOKEN", TOKEN),
+        ("DARKROOM_WORKER_HEARTBEAT", "1"),
+        ("DARKROOM_TEST_STALL_ON_OUTPUT", "slow"),
+        ("DARKROOM_TEST_STALL_MS", "6000"),
+    ];
+    let mut app = TestApp::spawn_with_env(kind, true, 1, &env).await;
+    let w0 = app.worker_id(0);
+    let ops = ops_client(&app, TOKEN).await;
+    let recipe = r#"{"outputs":[{"name":"slow","ops":[{"op":"resize","width":100}],"format":"jpeg"}]}"#;
+    let resp = app.upload(&app.client, &["S01_rocket_640x427.jpg"], Some(recipe)).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["jobs"][0]["id"].as_str().unwrap().to_string();
+
+    let row = |rows: &[WorkerRow]| rows.iter().find(|r| r.name == w0).map(|r| (r.state.clone(), r.busy.clone()));
+    await_workers(&app, &ops, "the worker busy with 1 job", |rows| row(rows) == Some(("busy".into(), "1".into())))
+        .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">busy 1 of 2</span>"), "{page}");
+
+    app.processors[0].terminate();
+    await_workers(&app, &ops, "the worker stopping with 1 job left", |rows| {
+        row(rows) == Some(("stopping".into(), "1".into()))
+    })
+    .await;
+    let page = ops.get(app.url("/ops")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(">stopping, 1 job left</span>"), "{page}");
+    let exit = app.processors[0].wait_exit(Duration::from_secs(60)).await;
+    assert!(exit.is_some_and(|s| s.success()), "a drained processor exits 0: {exit:?}");
+    await_workers(&app, &ops, "the worker stopped", |rows| row(rows) == Some(("stopped".into(), "0".into()))).await;
+    let last = app.follow(&app.client, &id).await.pop().unwrap();
+    assert_eq!(last["state"], "done", "the job finished in the drain: {last}");
+}
+
 on_both_backends!(
     a_batch_is_counted_on_both_metrics_endpoints,
     liveness_holds_through_a_queue_outage_while_readiness_fails,
+    idle_workers_show_on_the_ops_page_then_stopped_and_silent,
+    a_busy_worker_shows_busy_then_stopping_while_it_drains,
 );

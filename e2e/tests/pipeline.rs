@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use darkroom_core::message::{JobMessage, JobState, StatusMessage};
+use darkroom_core::message::{JobMessage, JobState, Reply};
 use darkroom_e2e::{corpus, decode, Kind, TestApp};
 use image::ImageFormat;
 use serde_json::Value;
@@ -169,8 +169,9 @@ async fn job_submitted_straight_to_the_queue_is_processed(kind: Kind) {
         let msgs = backend.replies.receive(10, Duration::from_secs(20)).await.unwrap();
         let mut fin = None;
         for m in msgs {
-            let s = StatusMessage::from_json(&m.body).expect("replies are status messages");
+            let reply = Reply::from_json(&m.body).expect("replies are status or presence messages");
             backend.replies.delete(&m.receipt).await.unwrap();
+            let Reply::Status(s) = reply else { continue };
             seen.push(s.state);
             if s.state.is_final() {
                 fin = Some(s);

@@ -3,7 +3,8 @@
 //! [`worker`] runs the receive loop (back-pressure by a semaphore: it never holds more
 //! messages than it has free slots), [`job`] handles one job from claim check to final
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
-//! to the reply queue; [`health`] answers liveness and readiness probes and serves the
+//! to the reply queue; [`presence`] tells the reply queue that this worker runs (for the ops
+//! page); [`health`] answers liveness and readiness probes and serves the
 //! Prometheus [`metrics`]. [`supervisor`] is `darkroom-processor supervise`, which runs
 //! processors on one machine and scales them on the queue's backlog.
 
@@ -11,6 +12,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod job;
 pub mod metrics;
+pub mod presence;
 pub mod resources;
 pub mod sandbox;
 pub mod status;
@@ -52,6 +54,11 @@ pub struct Config {
     /// its other jobs are not affected (each job runs in a child process).
     #[arg(long, env = "DARKROOM_JOB_MEMORY_LIMIT", default_value = "2GiB", value_parser = parse_size)]
     pub job_memory_limit: u64,
+    /// Seconds between this worker's presence messages on the reply queue (it also sends one at
+    /// start and one when stopped), so the ops page lists idle workers and notices lost ones;
+    /// `0` sends none (for web apps older than presence messages, which log each one).
+    #[arg(long, env = "DARKROOM_WORKER_HEARTBEAT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub worker_heartbeat: u64,
     /// Long-poll wait in seconds (SQS allows at most 20).
     #[arg(long, env = "DARKROOM_POLL_WAIT", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
     pub poll_wait: u64,

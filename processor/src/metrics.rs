@@ -200,6 +200,10 @@ impl Metrics {
     pub fn visibility_extended(&self) {
         self.extensions.inc();
     }
+    /// Slots working on a job now.
+    pub fn busy_slots(&self) -> usize {
+        self.busy.get().max(0) as usize
+    }
     /// One slot is busy until the returned guard is dropped.
     pub fn busy(&'static self) -> BusySlot {
         self.busy.inc();

@@ -82,6 +82,14 @@ async fn serve_with(
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));
     crate::metrics::get().set_slots(config.concurrency());
+    let presence = crate::presence::Presence::new(
+        backend.replies.clone(),
+        worker.clone(),
+        config.concurrency(),
+        Arc::new(|| crate::metrics::get().busy_slots()),
+        Duration::from_secs(config.worker_heartbeat),
+    )
+    .start();
     let wait = Duration::from_secs(config.poll_wait);
     let mut tasks = JoinSet::new();
     let mut backoff = Duration::from_millis(500);
@@ -135,6 +143,7 @@ async fn serve_with(
     }
 
     health.set_ready(false);
+    presence.stopping();
     while tasks.try_join_next().is_some() {}
     let in_flight = tasks.len();
     if in_flight > 0 {
@@ -155,6 +164,7 @@ async fn serve_with(
             }
         }
     }
+    presence.stopped().await;
     tracing::info!("processor stopped");
     Ok(())
 }

@@ -151,9 +151,13 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = ops_state.registry.clone();
     let ops = web::Data::new(ops_state);
-    let registry_task = tokio::spawn(registry.run(book.clone(), stop_rx.clone()));
-    let consumer =
-        tokio::spawn(replies::run(backend.replies.clone() as Arc<dyn JobQueue>, book.clone(), stop_rx.clone()));
+    let registry_task = tokio::spawn(registry.clone().run(book.clone(), stop_rx.clone()));
+    let consumer = tokio::spawn(replies::run(
+        backend.replies.clone() as Arc<dyn JobQueue>,
+        book.clone(),
+        registry.clone(),
+        stop_rx.clone(),
+    ));
     let watcher =
         tokio::spawn(dead_letters::run(backend.dead_letters.clone(), book, config.backend.max_receives, stop_rx));
 

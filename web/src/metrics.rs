@@ -7,7 +7,8 @@
 //!
 //! Counters and histograms are updated where things happen (the [`middleware`], `ingest`,
 //! `replies`); gauges that describe the outside world are read when scraped: the open event
-//! streams from [`crate::rate_limit::Guard`], and the queue depths from the queues, cached for
+//! streams from [`crate::rate_limit::Guard`], the workers and their slots from the ops page's
+//! [`crate::workers::Registry`], and the queue depths from the queues, cached for
 //! [`QUEUE_CACHE`] so frequent scrapes (or several Prometheus servers) do not hammer SQS.
 //!
 //! One registry per process (a `static`), as Prometheus client libraries usually keep it.
@@ -30,6 +31,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::workers::{WorkerCounts, WorkerStatus};
 
 /// How long queue depths read for one scrape are reused by the next ones.
 pub const QUEUE_CACHE: Duration = Duration::from_secs(5);
@@ -127,6 +130,21 @@ struct QueueLabels {
     queue: Queue,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    state: WorkerState,
+}
+
+/// A worker's status on the ops page as a label value (`busy`, `idle`, `stopping`, `silent`, `stopped`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct WorkerState(WorkerStatus);
+
+impl EncodeLabelValue for WorkerState {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.0.as_str())
+    }
+}
+
 /// Every metric of the web app.
 pub struct Metrics {
     registry: Registry,
@@ -139,6 +157,9 @@ pub struct Metrics {
     queue_visible: Family<QueueLabels, Gauge>,
     queue_in_flight: Family<QueueLabels, Gauge>,
     queue_up: Family<QueueLabels, Gauge>,
+    workers: Family<WorkerLabels, Gauge>,
+    worker_slots: Gauge,
+    worker_slots_busy: Gauge,
     /// When the queue gauges were last read (one refresh at a time).
     queues_read: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -160,6 +181,9 @@ impl Metrics {
             queue_visible: Family::default(),
             queue_in_flight: Family::default(),
             queue_up: Family::default(),
+            workers: Family::default(),
+            worker_slots: Gauge::default(),
+            worker_slots_busy: Gauge::default(),
             queues_read: tokio::sync::Mutex::new(None),
             registry: Registry::default(),
         };
@@ -201,6 +225,24 @@ impl Metrics {
             "1 when the queue answered the last depth read, 0 when it did not",
             m.queue_up.clone(),
         );
+        registry.register(
+            "workers",
+            "Workers this web app knows, by what the ops page shows: busy, idle, stopping, silent (no presence for 3 intervals), stopped",
+            m.workers.clone(),
+        );
+        registry.register(
+            "worker_slots",
+            "Job slots of the busy, idle and stopping workers, as their presence messages announce them",
+            m.worker_slots.clone(),
+        );
+        registry.register(
+            "worker_slots_busy",
+            "Of those slots, the ones working on a job",
+            m.worker_slots_busy.clone(),
+        );
+        for status in WorkerStatus::ALL {
+            let _ = m.workers.get_or_create(&WorkerLabels { state: WorkerState(status) });
+        }
         // Known series start at zero, so they are there (and rate() works) before the first status.
         for state in [JobState::Queued, JobState::Processing, JobState::Retrying, JobState::Done, JobState::Failed] {
             let _ = m.statuses_applied.get_or_create(&StateLabels { state: State(state) });
@@ -220,6 +262,16 @@ impl Metrics {
         } else {
             self.statuses_ignored.inc();
         }
+    }
+
+    /// The workers gauges, from the ops page's registry.
+    pub fn set_workers(&self, counts: &WorkerCounts) {
+        for status in WorkerStatus::ALL {
+            let n = counts.by_status.get(&status).copied().unwrap_or(0);
+            self.workers.get_or_create(&WorkerLabels { state: WorkerState(status) }).set(n as i64);
+        }
+        self.worker_slots.set(counts.slots as i64);
+        self.worker_slots_busy.set(counts.busy as i64);
     }
 
     /// Read the queue depths unless they were read less than [`QUEUE_CACHE`] ago.
@@ -280,7 +332,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(scrape));
 }
 
-async fn scrape(state: web::Data<crate::AppState>, guard: web::Data<crate::rate_limit::Guard>) -> HttpResponse {
+async fn scrape(
+    state: web::Data<crate::AppState>,
+    guard: web::Data<crate::rate_limit::Guard>,
+    ops: web::Data<crate::ops::OpsState>,
+) -> HttpResponse {
+    get().set_workers(&ops.registry.counts());
     let body = get().render(&state.backend, &guard).await;
     HttpResponse::Ok().content_type(CONTENT_TYPE).insert_header(("cache-control", "no-store")).body(body)
 }
@@ -317,6 +374,10 @@ mod tests {
         m.job_submitted();
         m.status(JobState::Done, true);
         m.status(JobState::Done, false);
+        let mut counts = WorkerCounts { slots: 6, busy: 1, ..Default::default() };
+        counts.by_status.insert(WorkerStatus::Idle, 2);
+        counts.by_status.insert(WorkerStatus::Busy, 1);
+        m.set_workers(&counts);
         m.http_requests
             .get_or_create(&RequestLabels { method: HttpMethod::POST, route: "/api/jobs".into(), status: 202 })
             .inc();
@@ -335,6 +396,13 @@ mod tests {
             "darkroom_web_http_requests_total{method=\"POST\",route=\"/api/jobs\",status=\"202\"} 1",
             "# TYPE darkroom_web_http_request_duration_seconds histogram",
             "# TYPE darkroom_web_sse_clients gauge",
+            "# TYPE darkroom_web_workers gauge",
+            "darkroom_web_workers{state=\"idle\"} 2",
+            "darkroom_web_workers{state=\"busy\"} 1",
+            "darkroom_web_workers{state=\"silent\"} 0",
+            "darkroom_web_workers{state=\"stopped\"} 0",
+            "darkroom_web_worker_slots 6",
+            "darkroom_web_worker_slots_busy 1",
         ] {
             assert!(out.lines().any(|l| l == line), "no line {line:?} in\n{out}");
         }

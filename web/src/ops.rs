@@ -1,5 +1,5 @@
-//! The ops page (`/ops`): queue depths, workers seen recently, throughput, retries, recent
-//! failures, and a button that sends dead-lettered jobs back to the job queue.
+//! The ops page (`/ops`): queue depths, workers (idle ones too, from their presence messages)
+//! with their state and slots, throughput, retries, recent failures, and a button that sends dead-lettered jobs back to the job queue.
 //!
 //! Sign-in, behind `DARKROOM_ADMIN_TOKEN` (at least [`MIN_TOKEN_LEN`] characters; a shorter one
 //! leaves the page off and says so):
@@ -55,7 +55,7 @@ use subtle::ConstantTimeEq;
 use crate::identity::CookieSettings;
 use crate::jobs::manage::ManageError;
 use crate::request_context::RequestContext;
-use crate::workers::{Registry, Snapshot, MINUTES};
+use crate::workers::{Registry, Snapshot, WorkerInfo, WorkerStatus, MINUTES};
 use crate::AppState;
 
 /// The session cookie over plain HTTP.
@@ -369,6 +369,29 @@ impl OpsPage {
                     format!("{} min ago", s / 60)
                 }
             }
+        }
+    }
+
+    /// A worker's state in words: `idle`, `busy 2 of 4`, `stopping, 1 job left`, `silent for 45 s`, `stopped`.
+    fn worker_state(&self, w: &WorkerInfo) -> String {
+        let slots = w.presence.as_ref().map(|p| p.slots);
+        match w.status {
+            WorkerStatus::Idle => "idle".into(),
+            WorkerStatus::Busy => match slots {
+                Some(m) => format!("busy {} of {m}", w.busy),
+                None => format!("busy {}", w.busy),
+            },
+            WorkerStatus::Stopping => {
+                format!("stopping, {} job{} left", w.busy, if w.busy == 1 { "" } else { "s" })
+            }
+            WorkerStatus::Silent => {
+                if w.quiet_s < 120 {
+                    format!("silent for {} s", w.quiet_s)
+                } else {
+                    format!("silent for {} min", w.quiet_s / 60)
+                }
+            }
+            WorkerStatus::Stopped => "stopped".into(),
         }
     }
 

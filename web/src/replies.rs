@@ -1,30 +1,43 @@
-//! The reply-queue consumer: applies every worker status to the job book, then deletes it.
+//! The reply-queue consumer: applies every worker status to the job book, then deletes it;
+//! hands every worker presence to the ops page's [`Registry`] and deletes it (presence is
+//! news for a few seconds only, so it is never replayed). Anything else is logged and deleted.
 //!
 //! A status is deleted only after it is stored, so a crash of the web app replays it;
 //! duplicates and late arrivals are harmless (see [`crate::jobs`]).
 
 use std::sync::Arc;
 
-use darkroom_core::message::StatusMessage;
+use darkroom_core::message::{Reply, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use darkroom_core::store::StoreError;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::jobs::{Applied, JobBook};
+use crate::workers::Registry;
 
-pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    queue: Arc<dyn JobQueue>,
+    book: Arc<JobBook>,
+    registry: Arc<Registry>,
+    shutdown: watch::Receiver<bool>,
+) {
     let q = queue.clone();
     crate::consume::each_batch(queue, shutdown, |messages| {
-        let (queue, book) = (q.clone(), book.clone());
+        let (queue, book, registry) = (q.clone(), book.clone(), registry.clone());
         async move {
             for msg in messages {
-                match StatusMessage::from_json(&msg.body) {
+                match Reply::from_json(&msg.body) {
                     Err(e) => {
                         let excerpt: String = msg.body.chars().take(120).collect();
-                        tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status message");
+                        tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status or presence message");
                     }
-                    Ok(status) => {
+                    Ok(Reply::Presence(p)) => {
+                        if !registry.presence(&p.bounded()) {
+                            tracing::debug!("an older presence of a worker ignored");
+                        }
+                    }
+                    Ok(Reply::Status(status)) => {
                         // The lines about a status carry the trace id of the upload it answers.
                         let trace_id = status.traceparent.map(|t| tracing::field::display(t.trace_id()));
                         let span = tracing::info_span!("status", trace_id);

@@ -1,7 +1,15 @@
-//! What the ops page knows about the workers, derived from the job book's changes (every
+//! What the ops page knows about the workers, from two sources: the job book's changes (every
 //! status a worker posts lands there, and so do the web app's own entries: queued again,
-//! worker lost, gave up). Kept in memory: it starts empty when the web app starts and fills
-//! as workers report.
+//! worker lost, gave up), and the workers' presence messages ([`Registry::presence`], from the
+//! reply queue): a processor announces itself when it starts, every `DARKROOM_WORKER_HEARTBEAT`
+//! seconds, and when it has stopped, so an idle worker is listed too, with its slots. Kept in
+//! memory: it starts empty when the web app starts and fills as workers report.
+//!
+//! A worker's [`WorkerStatus`]: `stopped` when it said so (forgotten after
+//! [`FORGET_STOPPED_AFTER`]); `silent` when it announced itself and then nothing was heard from
+//! it for more than [`SILENT_AFTER_INTERVALS`] of its announced intervals (killed, lost, cut
+//! off); else `stopping`, `busy` or `idle`. A worker known only from job statuses (a processor
+//! with presence turned off, or older) is `busy` or `idle` by the jobs it reported.
 //!
 //! [`Registry::run`] follows [`JobBook::subscribe`]; [`Registry::observe`] takes one record
 //! and looks only at the timeline entries it has not seen yet, so duplicates do not count.
@@ -20,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use darkroom_core::message::JobState;
+use darkroom_core::message::{JobState, PresenceMessage, WorkerState};
 
 use crate::jobs::{JobBook, JobRecord, TimelineEntry};
 use crate::lru::Lru;
@@ -33,12 +41,80 @@ pub const MAX_WORKERS: usize = 256;
 const MAX_FOLLOWED: usize = 100_000;
 /// A worker not heard from for this long is forgotten (a stopped or renamed worker).
 pub const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+/// A worker that said it stopped is forgotten this long after (scaled-in workers do not pile up).
+pub const FORGET_STOPPED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+/// A worker heard from for none of this many of its announced presence intervals is `silent`.
+pub const SILENT_AFTER_INTERVALS: u32 = 3;
 /// Minutes of throughput history.
 pub const MINUTES: usize = 15;
+
+/// How the ops page shows a worker (see the module's documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerStatus {
+    Busy,
+    #[default]
+    Idle,
+    Stopping,
+    Silent,
+    Stopped,
+}
+
+impl WorkerStatus {
+    pub const ALL: [WorkerStatus; 5] =
+        [WorkerStatus::Busy, WorkerStatus::Idle, WorkerStatus::Stopping, WorkerStatus::Silent, WorkerStatus::Stopped];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerStatus::Busy => "busy",
+            WorkerStatus::Idle => "idle",
+            WorkerStatus::Stopping => "stopping",
+            WorkerStatus::Silent => "silent",
+            WorkerStatus::Stopped => "stopped",
+        }
+    }
+    /// Running: takes or finishes jobs (its slots count as capacity).
+    pub fn is_live(self) -> bool {
+        matches!(self, WorkerStatus::Busy | WorkerStatus::Idle | WorkerStatus::Stopping)
+    }
+}
+
+/// What a worker's latest presence message said.
+#[derive(Clone, Debug, Serialize)]
+pub struct PresenceInfo {
+    pub state: WorkerState,
+    pub host: String,
+    pub pid: u32,
+    pub slots: u32,
+    pub busy: u32,
+    pub started_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub interval_s: u32,
+    pub processor_version: String,
+    /// When this web app took it in.
+    #[serde(skip)]
+    heard: Option<Instant>,
+}
+
+/// Workers by status and their job slots, for the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    pub by_status: BTreeMap<WorkerStatus, u64>,
+    /// Job slots of the live (busy, idle, stopping) workers that announced them, and how many are busy.
+    pub slots: u64,
+    pub busy: u64,
+}
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WorkerInfo {
     pub name: String,
+    /// Computed when a snapshot is taken.
+    pub status: WorkerStatus,
+    /// Jobs it runs now: from its latest presence, or from the statuses heard after it.
+    pub busy: u32,
+    /// Seconds since this web app last heard from it.
+    pub quiet_s: u64,
+    /// Its latest presence (none for a worker known only from job statuses).
+    pub presence: Option<PresenceInfo>,
     pub last_seen: Option<DateTime<Utc>>,
     /// Jobs this worker said it is processing and has not finished.
     pub current: BTreeSet<String>,
@@ -47,9 +123,39 @@ pub struct WorkerInfo {
     pub failed: u64,
     /// Attempts this worker did not finish (it was killed, crashed or stopped).
     pub unfinished: u64,
-    /// When this web app last took in a status of this worker.
+    /// When this web app last took in a status or presence of this worker.
     #[serde(skip)]
     heard: Option<Instant>,
+    /// When this web app last took in a job status of this worker.
+    #[serde(skip)]
+    jobs_heard: Option<Instant>,
+}
+
+impl WorkerInfo {
+    /// Set [`status`](Self::status), [`busy`](Self::busy) and [`quiet_s`](Self::quiet_s) as of `now`.
+    fn refresh(&mut self, now: Instant) {
+        let quiet = self.heard.map_or(std::time::Duration::ZERO, |h| now.saturating_duration_since(h));
+        self.quiet_s = quiet.as_secs();
+        let jobs = self.current.len() as u32;
+        let Some(p) = &self.presence else {
+            self.busy = jobs;
+            self.status = if jobs > 0 { WorkerStatus::Busy } else { WorkerStatus::Idle };
+            return;
+        };
+        // The newer of the two sources: its own count, or the job statuses heard since.
+        self.busy = if self.jobs_heard > p.heard { jobs } else { p.busy };
+        let silent_after = std::time::Duration::from_secs(u64::from(p.interval_s) * u64::from(SILENT_AFTER_INTERVALS));
+        self.status = match p.state {
+            WorkerState::Stopped => {
+                self.busy = 0;
+                WorkerStatus::Stopped
+            }
+            _ if p.interval_s > 0 && quiet > silent_after => WorkerStatus::Silent,
+            WorkerState::Stopping => WorkerStatus::Stopping,
+            WorkerState::Running if self.busy > 0 => WorkerStatus::Busy,
+            WorkerState::Running => WorkerStatus::Idle,
+        };
+    }
 }
 
 /// One step of one job, for the activity list.
@@ -186,6 +292,56 @@ impl Registry {
         }
     }
 
+    /// Take in a worker's presence message (already [bounded](PresenceMessage::bounded)).
+    /// Returns false for one older than the presence held for that worker (the queue may
+    /// deliver out of order), which changes nothing.
+    pub fn presence(&self, p: &PresenceMessage) -> bool {
+        let mut g = self.inner.lock().unwrap();
+        let inner = &mut *g;
+        let (is_new, was) = match inner.workers.get(&p.worker) {
+            None => (true, None),
+            Some(w) => (false, w.presence.as_ref().map(|h| (h.started_at, h.sent_at, h.state))),
+        };
+        if was.is_some_and(|(started, sent, _)| (p.started_at, p.sent_at) < (started, sent)) {
+            return false;
+        }
+        let info = inner.worker(&p.worker, self.cap);
+        info.last_seen = Some(info.last_seen.map_or(p.sent_at, |l| l.max(p.sent_at)));
+        info.presence = Some(PresenceInfo {
+            state: p.state,
+            host: p.host.clone(),
+            pid: p.pid,
+            slots: p.slots,
+            busy: p.busy,
+            started_at: p.started_at,
+            sent_at: p.sent_at,
+            interval_s: p.interval_s,
+            processor_version: p.processor_version.clone(),
+            heard: info.heard,
+        });
+        if is_new || was.is_none_or(|(_, _, s)| s != p.state) {
+            tracing::info!(worker = %p.worker, state = p.state.as_str(), slots = p.slots, busy = p.busy, host = %p.host, pid = p.pid, "worker presence");
+        }
+        true
+    }
+
+    /// Workers by status and the slots of the live ones, as of now.
+    pub fn counts(&self) -> WorkerCounts {
+        let mut g = self.inner.lock().unwrap();
+        let now = Instant::now();
+        g.forget_silent(now);
+        let mut counts = WorkerCounts::default();
+        for w in g.workers.values_mut() {
+            w.refresh(now);
+            *counts.by_status.entry(w.status).or_default() += 1;
+            if let Some(p) = w.presence.as_ref().filter(|_| w.status.is_live()) {
+                counts.slots += u64::from(p.slots);
+                counts.busy += u64::from(w.busy);
+            }
+        }
+        counts
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let mut g = self.inner.lock().unwrap();
         g.forget_silent(Instant::now());
@@ -202,8 +358,24 @@ impl Registry {
                 }
             }
         }
-        let mut workers: Vec<WorkerInfo> = g.workers.values().cloned().collect();
-        workers.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.name.cmp(&b.name)));
+        let at = Instant::now();
+        let mut workers: Vec<WorkerInfo> = g
+            .workers
+            .values()
+            .cloned()
+            .map(|mut w| {
+                w.refresh(at);
+                w
+            })
+            .collect();
+        // Live ones first, then by name: rows keep their place while the page refreshes.
+        workers.sort_by(|a, b| {
+            (!a.status.is_live(), a.status == WorkerStatus::Stopped, &a.name).cmp(&(
+                !b.status.is_live(),
+                b.status == WorkerStatus::Stopped,
+                &b.name,
+            ))
+        });
         Snapshot {
             workers,
             events: g.events.iter().cloned().collect(),
@@ -235,8 +407,13 @@ impl Inner {
         info
     }
 
+    /// Forget workers silent for [`FORGET_AFTER`], and those stopped for [`FORGET_STOPPED_AFTER`].
     fn forget_silent(&mut self, now: Instant) {
-        self.workers.retain(|_, w| w.heard.is_some_and(|h| now.saturating_duration_since(h) < FORGET_AFTER));
+        self.workers.retain(|_, w| {
+            let stopped = w.presence.as_ref().is_some_and(|p| p.state == WorkerState::Stopped);
+            let keep = if stopped { FORGET_STOPPED_AFTER } else { FORGET_AFTER };
+            w.heard.is_some_and(|h| now.saturating_duration_since(h) < keep)
+        });
     }
 
     fn release(&mut self, job: &str) -> Option<String> {
@@ -274,6 +451,7 @@ impl Inner {
                     self.retried(rec, e, from, Some(w.clone()));
                 }
                 let info = self.worker(&w, cap);
+                info.jobs_heard = info.heard;
                 info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                 info.current.insert(rec.id.clone());
                 info.started += 1;
@@ -290,6 +468,7 @@ impl Inner {
                 self.release(&rec.id);
                 if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
                     info.heard = Some(Instant::now());
+                    info.jobs_heard = info.heard;
                     info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
                     if ok {
                         info.done += 1
@@ -330,6 +509,9 @@ impl Inner {
                 let from = e.worker.clone().or(holder);
                 if let Some(info) = from.as_ref().and_then(|w| self.workers.get_mut(w)) {
                     info.unfinished += 1;
+                    if e.worker.is_some() {
+                        info.jobs_heard = Some(Instant::now());
+                    }
                 }
                 self.retried(rec, e, from, None);
             }
@@ -432,6 +614,137 @@ mod tests {
         let an_hour_later = Instant::now() + FORGET_AFTER + std::time::Duration::from_secs(1);
         r.inner.lock().unwrap().forget_silent(an_hour_later);
         assert!(r.snapshot().workers.is_empty());
+    }
+
+    fn presence(worker: &str, state: WorkerState, busy: u32, started_at: DateTime<Utc>) -> PresenceMessage {
+        PresenceMessage {
+            worker: worker.into(),
+            state,
+            host: "box".into(),
+            pid: 42,
+            slots: 4,
+            busy,
+            started_at,
+            sent_at: Utc::now(),
+            interval_s: 10,
+            processor_version: "0.1.0".into(),
+        }
+    }
+
+    fn status_of(r: &Registry, name: &str) -> (WorkerStatus, u32) {
+        let s = r.snapshot();
+        let w = s.workers.iter().find(|w| w.name == name).unwrap_or_else(|| panic!("no {name} in {s:?}"));
+        (w.status, w.busy)
+    }
+
+    /// Move the registry's clock: every worker was last heard `ago` before now.
+    fn heard_ago(r: &Registry, ago: std::time::Duration) {
+        let then = Instant::now() - ago;
+        for w in r.inner.lock().unwrap().workers.values_mut() {
+            w.heard = Some(then);
+            if let Some(p) = w.presence.as_mut() {
+                p.heard = Some(then);
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_worker_appears_with_its_slots_on_its_first_presence() {
+        let r = Registry::default();
+        assert!(r.snapshot().workers.is_empty());
+        assert!(r.presence(&presence("w0", WorkerState::Running, 0, Utc::now())));
+        let s = r.snapshot();
+        assert_eq!(s.workers.len(), 1);
+        let w = &s.workers[0];
+        assert_eq!((w.status, w.busy), (WorkerStatus::Idle, 0));
+        let p = w.presence.as_ref().unwrap();
+        assert_eq!((p.slots, p.host.as_str(), p.pid), (4, "box", 42));
+        let counts = r.counts();
+        assert_eq!(counts.by_status.get(&WorkerStatus::Idle), Some(&1));
+        assert_eq!((counts.slots, counts.busy), (4, 0));
+    }
+
+    #[test]
+    fn busy_comes_from_the_newer_of_presence_and_job_statuses() {
+        let r = Registry::default();
+        let started = Utc::now();
+        r.presence(&presence("w0", WorkerState::Running, 2, started));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Busy, 2), "its own count");
+        // A job finished after that presence: the statuses are newer.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        r.observe(&record("j", &[("queued", None, 0), ("processing", Some("w0"), 1)], None));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Busy, 1), "the jobs heard since");
+        r.observe(&record("j", &[("queued", None, 0), ("processing", Some("w0"), 1), ("done", Some("w0"), 1)], None));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Idle, 0));
+        // The next presence is newer again.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        r.presence(&presence("w0", WorkerState::Running, 3, started));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Busy, 3));
+        assert_eq!(r.counts().busy, 3);
+    }
+
+    #[test]
+    fn a_stopping_then_stopped_worker_is_shown_so_then_forgotten() {
+        let r = Registry::default();
+        let started = Utc::now();
+        r.presence(&presence("w0", WorkerState::Running, 1, started));
+        r.presence(&presence("w0", WorkerState::Stopping, 1, started));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Stopping, 1));
+        let stopped = presence("w0", WorkerState::Stopped, 0, started);
+        // The queue delivers out of order: a `stopping` sent before `stopped` arrives after it.
+        let mut late = presence("w0", WorkerState::Stopping, 1, started);
+        late.sent_at = stopped.sent_at - ChronoDuration::seconds(1);
+        assert!(r.presence(&stopped));
+        assert!(!r.presence(&late), "an older presence changes nothing");
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Stopped, 0));
+        let c = r.counts();
+        assert_eq!((c.by_status.get(&WorkerStatus::Stopped), c.slots), (Some(&1), 0), "no live slots");
+        // Still listed long after (no heartbeat expected from it), then forgotten.
+        heard_ago(&r, std::time::Duration::from_secs(300));
+        assert_eq!(status_of(&r, "w0").0, WorkerStatus::Stopped, "a stopped worker never turns silent");
+        heard_ago(&r, FORGET_STOPPED_AFTER + std::time::Duration::from_secs(1));
+        assert!(r.snapshot().workers.is_empty());
+        // Started again under the same name: a new incarnation is running.
+        r.presence(&presence("w0", WorkerState::Running, 0, Utc::now()));
+        assert_eq!(status_of(&r, "w0"), (WorkerStatus::Idle, 0));
+    }
+
+    #[test]
+    fn a_worker_not_heard_from_for_three_intervals_is_silent() {
+        let r = Registry::default();
+        r.presence(&presence("w0", WorkerState::Running, 1, Utc::now()));
+        heard_ago(&r, std::time::Duration::from_secs(29));
+        assert_eq!(status_of(&r, "w0").0, WorkerStatus::Busy, "two missed heartbeats are not yet silence");
+        heard_ago(&r, std::time::Duration::from_secs(31));
+        let (status, _) = status_of(&r, "w0");
+        assert_eq!(status, WorkerStatus::Silent);
+        assert_eq!(r.snapshot().workers[0].quiet_s, 31);
+        let c = r.counts();
+        assert_eq!(
+            (c.by_status.get(&WorkerStatus::Silent), c.slots),
+            (Some(&1), 0),
+            "a silent worker's slots are not capacity"
+        );
+        // It speaks again: back to normal.
+        r.presence(&presence("w0", WorkerState::Running, 0, Utc::now()));
+        assert_eq!(status_of(&r, "w0").0, WorkerStatus::Idle);
+        // Silent for an hour: forgotten like any worker.
+        heard_ago(&r, FORGET_AFTER + std::time::Duration::from_secs(1));
+        assert!(r.snapshot().workers.is_empty());
+    }
+
+    #[test]
+    fn presence_names_count_against_the_cap_and_live_workers_sort_first() {
+        let r = Registry::with_cap(3);
+        let now = Utc::now();
+        r.presence(&presence("b", WorkerState::Stopped, 0, now));
+        r.presence(&presence("c", WorkerState::Running, 0, now));
+        r.presence(&presence("a", WorkerState::Running, 1, now));
+        let names: Vec<String> = r.snapshot().workers.into_iter().map(|w| w.name).collect();
+        assert_eq!(names, ["a", "c", "b"], "live by name, stopped last");
+        r.presence(&presence("d", WorkerState::Running, 0, now));
+        let names: Vec<String> = r.snapshot().workers.into_iter().map(|w| w.name).collect();
+        assert_eq!(names, ["a", "c", "d"], "the longest unheard went first");
     }
 
     #[test]

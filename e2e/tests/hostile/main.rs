@@ -55,7 +55,11 @@ pub async fn final_statuses(
         assert!(tokio::time::Instant::now() < deadline, "no final status within {limit:?}: {finals:?}");
         for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
             backend.replies.delete(&m.receipt).await.unwrap();
-            let s = darkroom_core::message::StatusMessage::from_json(&m.body).unwrap();
+            // Presence messages of the processors share the reply queue: skip them.
+            let darkroom_core::message::Reply::Status(s) = darkroom_core::message::Reply::from_json(&m.body).unwrap()
+            else {
+                continue;
+            };
             if let Some(i) = ids.iter().position(|id| *id == s.job_id) {
                 if s.state.is_final() {
                     finals[i] = Some(s);
