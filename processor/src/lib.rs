@@ -4,12 +4,13 @@
 //! messages than it has free slots), [`job`] handles one job from claim check to final
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
 //! to the reply queue; [`health`] answers liveness and readiness probes and serves the
-//! Prometheus [`metrics`].
+//! Prometheus [`metrics`]; [`misconfig`] decides what configuration errors do.
 
 pub mod health;
 pub mod heartbeat;
 pub mod job;
 pub mod metrics;
+pub mod misconfig;
 pub mod resources;
 pub mod sandbox;
 pub mod status;

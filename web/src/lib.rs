@@ -108,9 +108,9 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
     loop {
         match config.backend.connect(config.init).await {
             Ok(b) => return Ok(b),
-            Err(e) if e.is_missing_resource() => {
-                anyhow::bail!("{e}\nStart darkroom-web with --init once to create the bucket and queues.")
-            }
+            // A missing bucket or queue (`darkroom-ctl init` creates them), a permission,
+            // credentials: retrying cannot help; said in one line at exit.
+            Err(e) if e.misconfiguration().is_some() => return Err(e.into()),
             Err(e) if delay < Duration::from_secs(8) => {
                 tracing::warn!(error = %e, "backend not reachable yet; retrying");
                 tokio::time::sleep(delay).await;
