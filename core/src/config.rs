@@ -22,7 +22,9 @@ use crate::store::{ObjectStore, StoreError};
 pub const AWS_HELP: &str = "\
 AWS settings come through the AWS SDK's standard variables: AWS_ENDPOINT_URL (an S3/SQS-compatible
 server, e.g. http://127.0.0.1:5000), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ... Real AWS needs nothing else.";
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE (keys, SSO, credential_process, role_arn), web identity,
+container and instance roles. Real AWS needs nothing else. `darkroom-ctl init` creates the bucket
+and queues. A configuration error (missing bucket or queue, permission, credentials) exits 78.";
 
 /// Which implementation of the store and queues to use.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,7 +26,8 @@ fn assert_one_error_line(log: &str, says: &[&str]) -> String {
     for s in says {
         assert!(line.contains(s), "the error line does not say {s:?}: {line}");
     }
-    for dump in ["stack backtrace", "Stack backtrace", "ProviderChainError", "Attempted:", "DispatchFailure", "Caused by"]
+    for dump in
+        ["stack backtrace", "Stack backtrace", "ProviderChainError", "Attempted:", "DispatchFailure", "Caused by"]
     {
         assert!(!log.contains(dump), "{dump:?} in the output:\n{log}");
     }
@@ -68,7 +69,8 @@ async fn a_processor_without_its_bucket_stops_at_start_and_another_does_the_job(
     let code = exit_code(&app, &mut bad, Duration::from_secs(30)).await;
     let log = bad.log_text();
     assert_eq!(code, EXIT_CONFIGURATION, "{log}");
-    let line = assert_one_error_line(&log, &["S3 bucket `nope` does not exist", "darkroom-ctl init", "DARKROOM_BUCKET"]);
+    let line =
+        assert_one_error_line(&log, &["S3 bucket `nope` does not exist", "darkroom-ctl init", "DARKROOM_BUCKET"]);
     println!("{line} (after {:.1} s)", started.elapsed().as_secs_f64());
     assert_eq!(app.job(&client, &id).await["state"], "queued", "the job was not touched");
 
@@ -110,7 +112,8 @@ async fn a_bucket_gone_while_running_gives_the_job_back_for_another_worker() {
     let job = app
         .wait_for_job(&client, &id, Duration::from_secs(10), "retrying with a note", |j| j["state"] == "retrying")
         .await;
-    let note = job["timeline"].as_array().unwrap().iter().filter_map(|t| t["note"].as_str()).collect::<Vec<_>>().join("\n");
+    let note =
+        job["timeline"].as_array().unwrap().iter().filter_map(|t| t["note"].as_str()).collect::<Vec<_>>().join("\n");
     assert!(
         note.contains("configuration error") && note.contains("given back to the queue for another worker"),
         "{job}"

@@ -49,7 +49,9 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
     #[arg(long, env = "DARKROOM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    /// Create the bucket, the queues and the redrive policy if they are missing, then serve.
+    /// Create the bucket, the queues and the redrive policy if they are missing, then serve
+    /// (for local use: deployments run `darkroom-ctl init` once, and the web app then needs
+    /// no create permissions).
     #[arg(long)]
     pub init: bool,
     #[command(flatten)]
