@@ -232,3 +232,58 @@ async fn a_data_folder_that_cannot_be_written_is_a_configuration_error() {
     let line = assert_one_error_line(&log, &[&format!("data folder {dir} is not writable"), "DARKROOM_DATA_DIR"]);
     println!("{line}");
 }
+
+#[tokio::test]
+async fn profiles_with_credential_process_and_sso_are_understood() {
+    // A fresh moto and a HOME whose ~/.aws/config has a credential_process profile and an SSO
+    // one (never logged in). Both providers are built in (aws-config's `credentials-process`
+    // and `sso` features): the first works, the second says to log in.
+    let app = TestApp::new(Kind::Moto, &[]);
+    let home = std::env::temp_dir().join(unique("aws-home"));
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let helper = home.join("credentials.sh");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\necho '{\"Version\":1,\"AccessKeyId\":\"test\",\"SecretAccessKey\":\"test\"}'\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        home.join(".aws/config"),
+        format!(
+            "[profile helper]\ncredential_process = {}\nregion = us-east-1\n\n\
+             [profile dev]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Darkroom\nregion = us-east-1\n\n\
+             [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+            helper.display()
+        ),
+    )
+    .unwrap();
+    let names = &app.site.names;
+    let env = |profile: &str| -> Vec<(&str, String)> {
+        vec![
+            ("DARKROOM_BACKEND", "aws".into()),
+            ("AWS_ENDPOINT_URL", endpoint(&app)),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("HOME", home.to_string_lossy().into_owned()),
+            ("AWS_PROFILE", profile.into()),
+            ("DARKROOM_BUCKET", names.bucket.clone()),
+            ("DARKROOM_JOB_QUEUE", names.jobs.clone()),
+            ("DARKROOM_REPLY_QUEUE", names.replies.clone()),
+            ("DARKROOM_DEAD_LETTER_QUEUE", names.dead_letters.clone()),
+        ]
+    };
+    let (code, log, _) = run("darkroom-ctl", &["init"], &env("helper")).await;
+    assert_eq!(code, 0, "credential_process credentials are used:\n{log}");
+    assert!(log.contains("ready: S3 bucket"), "{log}");
+
+    let (code, log, _) = run("darkroom-ctl", &["counts"], &env("dev")).await;
+    assert_eq!(code, EXIT_CONFIGURATION, "{log}");
+    let line = assert_one_error_line(&log, &["AWS credentials could not be loaded", "SSO", "aws sso login"]);
+    assert!(!line.contains("cargo feature"), "the SSO provider is built in: {line}");
+    println!("{line}");
+    let _ = std::fs::remove_dir_all(&home);
+}
