@@ -136,8 +136,12 @@ async fn serve_with(
             Err(e) => {
                 // Not ready while the job queue cannot be reached; ready again at the next receive.
                 health.set_ready(false);
-                if e.misconfiguration().is_some_and(|m| guard.record(m)) {
-                    break;
+                if let Some(m) = e.misconfiguration() {
+                    if guard.record(m) {
+                        break;
+                    }
+                    // A permission just granted may take seconds to apply: 2 s, 4 s, then stop.
+                    backoff = backoff.max(Duration::from_secs(2));
                 }
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receiving from the job queue failed");
                 tokio::select! {
