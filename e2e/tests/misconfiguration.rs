@@ -287,3 +287,12 @@ async fn profiles_with_credential_process_and_sso_are_understood() {
     println!("{line}");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[tokio::test]
+async fn a_missing_cookie_secret_is_one_line_too() {
+    let env: Vec<(&str, String)> = vec![("DARKROOM_BACKEND", "aws".into())];
+    let (code, log, _) = run("darkroom-web", &["--bind", "127.0.0.1:0"], &env).await;
+    assert_eq!(code, EXIT_CONFIGURATION, "{log}");
+    let line = assert_one_error_line(&log, &["DARKROOM_COOKIE_SECRET is not set", "openssl rand -hex 32"]);
+    println!("{line}");
+}
