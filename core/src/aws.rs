@@ -223,3 +223,31 @@ pub enum CredentialsCheck {
     Misconfigured(Misconfiguration),
     Unavailable(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_codes_that_only_the_operator_can_fix() {
+        for (code, message, problem) in [
+            ("NoSuchBucket", "", Problem::Missing),
+            ("AWS.SimpleQueueService.NonExistentQueue", "", Problem::Missing),
+            ("QueueDoesNotExist", "", Problem::Missing),
+            ("AccessDenied", "User is not authorized to perform: s3:GetObject", Problem::AccessDenied),
+            ("AccessDenied", "User is not authorized to perform: kms:Decrypt", Problem::KmsAccessDenied),
+            ("KMS.AccessDeniedException", "", Problem::KmsAccessDenied),
+            ("KmsAccessDenied", "", Problem::KmsAccessDenied),
+            ("InvalidAccessKeyId", "", Problem::InvalidCredentials),
+            ("SignatureDoesNotMatch", "", Problem::InvalidCredentials),
+            ("InvalidClientTokenId", "", Problem::InvalidCredentials),
+            ("ExpiredToken", "", Problem::ExpiredCredentials),
+            ("PermanentRedirect", "", Problem::WrongRegion),
+        ] {
+            assert_eq!(problem_of(code, message), Some(problem), "{code} {message}");
+        }
+        for passing in ["SlowDown", "InternalError", "ServiceUnavailable", "ThrottlingException", "NoSuchKey", ""] {
+            assert_eq!(problem_of(passing, ""), None, "{passing} is not a configuration error");
+        }
+    }
+}
