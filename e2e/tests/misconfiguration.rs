@@ -296,3 +296,33 @@ async fn a_missing_cookie_secret_is_one_line_too() {
     let line = assert_one_error_line(&log, &["DARKROOM_COOKIE_SECRET is not set", "openssl rand -hex 32"]);
     println!("{line}");
 }
+
+#[tokio::test]
+async fn a_misconfigured_processor_among_good_ones_burns_no_job() {
+    let mut app = TestApp::spawn(Kind::Moto, 0).await;
+    let client = TestApp::new_client();
+    let nope = format!("{}/123456789012/{}", endpoint(&app), unique("nope"));
+    app.start_processor_with(&[("DARKROOM_REPLY_QUEUE", &nope)]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !app.processors[0].log_text().contains("processor ready") {
+        assert!(tokio::time::Instant::now() < deadline, "never ready:\n{}", app.processors[0].log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        ids.push(submit(&app, &client).await);
+    }
+    app.start_processor();
+    for id in &ids {
+        let events = app.follow(&client, id).await;
+        let last = events.last().unwrap();
+        assert_eq!(last["state"], "done", "{events:?}");
+        assert!(last["attempts"].as_u64().unwrap() <= 2, "one delivery at most went to the bad one: {last}");
+    }
+    let bad = &mut app.processors[0];
+    let status = bad.wait_exit(Duration::from_secs(30)).await.expect("the misconfigured processor stopped");
+    let log = bad.log_text();
+    assert_eq!(status.code(), Some(EXIT_CONFIGURATION), "{log}");
+    assert_one_error_line(&log, &["SQS queue", "does not exist"]);
+    assert!(app.processors[1].is_running(), "the good processor runs on");
+}
