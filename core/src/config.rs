@@ -11,6 +11,7 @@ use darkroom_engine::Limits;
 use thiserror::Error;
 
 use crate::aws;
+use crate::misconfig::{Misconfiguration, Problem};
 use crate::queue::embedded::{EmbeddedDb, QueueSettings};
 use crate::queue::sqs::{self, SqsQueue};
 use crate::queue::{JobQueue, QueueError};
@@ -21,7 +22,9 @@ use crate::store::{ObjectStore, StoreError};
 pub const AWS_HELP: &str = "\
 AWS settings come through the AWS SDK's standard variables: AWS_ENDPOINT_URL (an S3/SQS-compatible
 server, e.g. http://127.0.0.1:5000), AWS_REGION (default us-east-1), AWS_ACCESS_KEY_ID,
-AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ... Real AWS needs nothing else.";
+AWS_SECRET_ACCESS_KEY, AWS_PROFILE (keys, SSO, credential_process, role_arn), web identity,
+container and instance roles. Real AWS needs nothing else. `darkroom-ctl init` creates the bucket
+and queues. A configuration error (missing bucket or queue, permission, credentials) exits 78.";
 
 /// Which implementation of the store and queues to use.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,11 +110,28 @@ pub enum ConnectError {
     Store(#[from] StoreError),
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    /// No usable credentials, or another setting only the operator can fix.
+    #[error(transparent)]
+    Misconfigured(#[from] Misconfiguration),
+    /// The credentials provider did not answer in time (worth another try).
+    #[error("AWS credentials could not be loaded in time: {0}")]
+    CredentialsUnavailable(String),
 }
 
 impl ConnectError {
+    /// A bucket or queue that does not exist (`darkroom-ctl init` creates them).
     pub fn is_missing_resource(&self) -> bool {
-        matches!(self, ConnectError::Queue(QueueError::NoSuchQueue(_)))
+        self.misconfiguration().is_some_and(|m| m.problem == Problem::Missing)
+    }
+
+    /// The configuration error this is, if it is one: retrying will not help.
+    pub fn misconfiguration(&self) -> Option<&Misconfiguration> {
+        match self {
+            ConnectError::Store(e) => e.misconfiguration(),
+            ConnectError::Queue(e) => e.misconfiguration(),
+            ConnectError::Misconfigured(m) => Some(m),
+            ConnectError::CredentialsUnavailable(_) => None,
+        }
     }
 }
 
@@ -162,8 +182,12 @@ impl BackendArgs {
     }
 
     /// Connect to existing resources; with `init`, create what is missing first (bucket,
-    /// queues, the job queue's redrive policy to the dead-letter queue). The embedded backend
-    /// always creates what is missing.
+    /// queues, the job queue's redrive policy to the dead-letter queue). Without `init`
+    /// nothing is created or changed: a missing bucket or queue is a configuration error
+    /// saying to run `darkroom-ctl init`. On AWS the credentials are loaded first, so that
+    /// none at all is one configuration error, not a failure of every request. The embedded
+    /// backend always creates what is missing (a folder on this machine), and its folder must
+    /// be writable.
     pub async fn connect(&self, init: bool) -> Result<Backend, ConnectError> {
         match self.kind() {
             BackendKind::Aws => self.connect_with(&aws::sdk_config().await, init).await,
@@ -190,6 +214,8 @@ impl BackendArgs {
             },
         )?;
         let replies = db.ensure(&self.reply_queue, &plain)?;
+        // A read-only folder opens (SQLite reads it) and fails the first write: say so now.
+        store.check_sync()?;
         let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
         Ok(Backend {
             store: Arc::new(store),
@@ -213,6 +239,11 @@ impl BackendArgs {
         let path_style = self.s3_path_style.unwrap_or(endpoint.is_some());
         let s3 = S3Store::new(aws::s3_client(sdk, path_style), &self.bucket);
         let sqs = aws::sqs_client(sdk);
+        match aws::check_credentials(sdk).await {
+            Ok(()) => {}
+            Err(aws::CredentialsCheck::Misconfigured(m)) => return Err(m.into()),
+            Err(aws::CredentialsCheck::Unavailable(e)) => return Err(ConnectError::CredentialsUnavailable(e)),
+        }
         let (jobs, replies, dead_letters) = if init {
             s3.ensure_bucket(sdk.region().map(|r| r.as_ref())).await?;
             let dlq = SqsQueue::ensure(sqs.clone(), &self.dead_letter_queue, &[]).await?;
@@ -238,6 +269,11 @@ impl BackendArgs {
                 SqsQueue::open(sqs.clone(), &self.dead_letter_queue).await?,
             )
         };
+        if !init {
+            // The bucket exists and this identity may list it (HeadBucket), checked once here
+            // so that a wrong DARKROOM_BUCKET stops the process at start, not its first job.
+            s3.check().await?;
+        }
         let description = format!(
             "S3 bucket `{}` and SQS queues `{}`/`{}`/`{}` at {}",
             self.bucket,

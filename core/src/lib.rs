@@ -12,6 +12,7 @@ pub mod aws;
 pub mod config;
 pub mod keys;
 pub mod message;
+pub mod misconfig;
 pub mod queue;
 pub mod recipe;
 pub mod scaling;

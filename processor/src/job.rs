@@ -11,6 +11,7 @@ use bytes::Bytes;
 use darkroom_core::engine::{self, EngineError, Limits};
 use darkroom_core::keys;
 use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
+use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::queue::{JobQueue, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
 use darkroom_core::trace::TraceParent;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 use crate::heartbeat::Heartbeat;
 use crate::metrics::{RetryReason, Stage};
+use crate::misconfig::Guard;
 use crate::sandbox::{Sandbox, SandboxError};
 use crate::status::Reporter;
 
@@ -35,6 +37,8 @@ pub struct Context {
     pub sandbox: Arc<Sandbox>,
     /// Turns true when the shutdown grace period is over: unfinished jobs are released.
     pub release: tokio::sync::watch::Receiver<bool>,
+    /// Counts configuration errors in a row (crate::misconfig).
+    pub guard: Arc<Guard>,
 }
 
 /// How a job attempt ended badly.
@@ -46,6 +50,9 @@ pub enum Failure {
     Transient(String),
     /// The engine panicked: treat as a crash, let the queue redeliver.
     Crash(String),
+    /// This processor is misconfigured (missing bucket, permission, credentials): give the
+    /// job back for another processor (crate::misconfig).
+    Configuration(Misconfiguration),
 }
 
 impl From<EngineError> for Failure {
@@ -76,6 +83,7 @@ impl From<StoreError> for Failure {
                 code: "original_missing".into(),
                 message: format!("The original photo ({key}) is no longer in storage; upload it again."),
             }),
+            StoreError::Misconfigured(m) => Failure::Configuration(m),
             other => Failure::Transient(other.to_string()),
         }
     }
@@ -124,6 +132,9 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
 
     let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
     if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None, None).await {
+        if let Some(m) = e.misconfiguration() {
+            ctx.guard.record(m);
+        }
         tracing::warn!(error = %e, "could not post `processing`; continuing");
     }
 
@@ -132,7 +143,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     // sandbox is told to stop, and this waits until its child is gone before the slot is free.
     let mut release = ctx.release.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let work = render(&ctx, &job, stopped);
+    let work = render_retrying(&ctx, &job, stopped);
     tokio::pin!(work);
     let mut interrupted = None;
     let result = loop {
@@ -177,6 +188,15 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         Err(Failure::Permanent(e)) => {
             tracing::info!(code = %e.code, reason = %e.message, "job failed permanently");
             (JobState::Failed, vec![], Some(e))
+        }
+        Err(Failure::Configuration(m)) if attempt >= ctx.max_receives => {
+            // The last delivery: failed with what is wrong rather than dead-lettered as `gave_up`.
+            tracing::error!(error = %m, "configuration error on the job's last delivery; failing it");
+            (JobState::Failed, vec![], Some(JobError { code: m.code().into(), message: m.to_string() }))
+        }
+        Err(Failure::Configuration(m)) => {
+            give_back(&ctx, &msg, &job, &m).await;
+            return;
         }
         Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
             tracing::error!(%detail, "giving up after {attempt} attempts");
@@ -225,13 +245,37 @@ async fn finish(
 ) {
     let code = error.as_ref().map(|e| e.code.clone());
     let posting = Instant::now();
-    let sent = ctx.reporter.send(&job.job_id, state, msg.receive_count, outputs, error, note).await;
+    let mut tries = 0;
+    let sent = loop {
+        let sent = ctx
+            .reporter
+            .send(&job.job_id, state, msg.receive_count, outputs.clone(), error.clone(), note.clone())
+            .await;
+        if let Err(Some(m)) = sent.as_ref().map_err(|e| e.misconfiguration()) {
+            // The reply queue is misconfigured: try again in hand (the job keeps its delivery).
+            tries += 1;
+            if !ctx.guard.record(m) && tries < crate::misconfig::LIMIT as u32 && ctx.guard.pause(tries).await {
+                continue;
+            }
+        }
+        break sent;
+    };
     let metrics = crate::metrics::get();
     metrics.stage(Stage::Status, posting.elapsed());
     if let Err(e) = sent {
+        if e.misconfiguration().is_some() {
+            // Another processor may be configured right: the outputs are stored, so it only
+            // re-announces them. Now, not after the visibility timeout.
+            tracing::error!(error = %e, "could not post the final status; giving the job back to the queue");
+            if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, Duration::ZERO).await {
+                tracing::warn!(error = %e, "could not give the job back; it returns after its visibility timeout");
+            }
+            return;
+        }
         tracing::error!(error = %e, "could not post the final status; the job will be redelivered");
         return;
     }
+    ctx.guard.ok();
     match (state, code) {
         (JobState::Failed, Some(code)) => metrics.failed(&code),
         (JobState::Failed, None) => metrics.failed("unknown"),
@@ -258,6 +302,53 @@ async fn release_job(ctx: &Context, msg: &Received, job: &JobMessage) {
         Err(e) => {
             tracing::warn!(error = %e, "could not release the job; it returns after its visibility timeout");
         }
+    }
+}
+
+/// This processor is misconfigured (crate::misconfig): give the job back to the queue at once
+/// for another processor, with a note on its timeline, instead of failing it.
+async fn give_back(ctx: &Context, msg: &Received, job: &JobMessage, error: &Misconfiguration) {
+    let note = format!(
+        "attempt {} on {}: {error}; given back to the queue for another worker",
+        msg.receive_count, ctx.reporter.worker
+    );
+    let sent = ctx.reporter.send(&job.job_id, JobState::Retrying, msg.receive_count, vec![], None, Some(note));
+    if let Err(e) = sent.await {
+        tracing::warn!(error = %e, "could not post `retrying` for the job given back");
+    }
+    crate::metrics::get().retried(RetryReason::Configuration);
+    match ctx.jobs.change_visibility(&msg.receipt, Duration::ZERO).await {
+        Ok(()) => tracing::warn!(error = %error, "gave the job back to the queue: this processor is misconfigured"),
+        Err(e) => tracing::warn!(error = %e, "could not give the job back; it returns after its visibility timeout"),
+    }
+}
+
+/// [`render`], tried again in hand after a configuration error (the job keeps its delivery)
+/// until it happened [`LIMIT`](crate::misconfig::LIMIT) times or the guard trips.
+async fn render_retrying(
+    ctx: &Context,
+    job: &JobMessage,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<OutputInfo>, Failure> {
+    let mut tries = 0;
+    loop {
+        let error = match render(ctx, job, stop.clone()).await {
+            Err(Failure::Configuration(m)) => m,
+            other => return other,
+        };
+        tries += 1;
+        if ctx.guard.record(&error) || tries >= crate::misconfig::LIMIT as u32 {
+            return Err(Failure::Configuration(error));
+        }
+        let mut stopped = stop.clone();
+        let again = tokio::select! {
+            again = ctx.guard.pause(tries) => again,
+            _ = stopped.wait_for(|s| *s) => false,
+        };
+        if !again {
+            return Err(Failure::Configuration(error));
+        }
+        tracing::info!(tries, "trying the job again after a configuration error");
     }
 }
 

@@ -5,13 +5,15 @@
 //! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
 //! to the reply queue; [`presence`] tells the reply queue that this worker runs (for the ops
 //! page); [`health`] answers liveness and readiness probes and serves the
-//! Prometheus [`metrics`]. [`supervisor`] is `darkroom-processor supervise`, which runs
-//! processors on one machine and scales them on the queue's backlog.
+//! Prometheus [`metrics`]; [`misconfig`] decides what configuration errors do.
+//! [`supervisor`] is `darkroom-processor supervise`, which runs processors on one machine
+//! and scales them on the queue's backlog.
 
 pub mod health;
 pub mod heartbeat;
 pub mod job;
 pub mod metrics;
+pub mod misconfig;
 pub mod presence;
 pub mod resources;
 pub mod sandbox;

@@ -41,9 +41,7 @@ fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:?}");
-            ExitCode::FAILURE
-        }
+        // A configuration error is one line (exit status 78), never a backtrace.
+        Err(e) => darkroom_core::misconfig::report_exit(&e),
     }
 }

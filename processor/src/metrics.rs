@@ -61,6 +61,9 @@ pub enum RetryReason {
     Error,
     /// The processor was shutting down and the grace period ran out.
     Released,
+    /// This processor is misconfigured (a missing bucket or permission): given back for
+    /// another processor (crate::misconfig).
+    Configuration,
 }
 
 impl EncodeLabelValue for RetryReason {
@@ -68,6 +71,7 @@ impl EncodeLabelValue for RetryReason {
         encoder.write_str(match self {
             RetryReason::Error => "error",
             RetryReason::Released => "released",
+            RetryReason::Configuration => "configuration",
         })
     }
 }

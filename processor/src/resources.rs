@@ -17,6 +17,8 @@ pub async fn fetch(store: &dyn ObjectStore, outputs: &[OutputSpec]) -> Result<Re
                 resources.insert(key, bytes.to_vec());
             }
             Err(StoreError::NotFound(_)) => return Err(missing(&key)),
+            // No access to `logos/`: this processor is misconfigured (crate::misconfig).
+            Err(StoreError::Misconfigured(m)) => return Err(Failure::Configuration(m)),
             Err(other) => return Err(Failure::Transient(format!("could not fetch the logo {key}: {other}"))),
         }
     }

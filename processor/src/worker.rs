@@ -28,11 +28,19 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         tokio::spawn(crate::health::run(listener, health.clone()));
     }
     config.backend.warn_if_embedded_by_default();
+    // Configuration errors at start count as in a job: a bucket or queue that is still being
+    // created by `darkroom-ctl init` gets a few seconds; one that stays missing stops us.
+    let guard = Arc::new(crate::misconfig::Guard::default());
     let backend = loop {
         match config.backend.connect(false).await {
             Ok(b) => break b,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the job queue yet; retrying in 2 s");
+                match e.misconfiguration() {
+                    // Logged by the guard.
+                    Some(m) if guard.record(m) => return Err(anyhow::Error::new(m.clone())),
+                    Some(_) => {}
+                    None => tracing::warn!(error = %e, "cannot reach the job queue yet; retrying in 2 s"),
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = shutdown.changed() => return Ok(()),
@@ -45,7 +53,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         tracing::warn!(?engine, missing = ?engine.missing(), "this build's image engine lacks optional libraries");
     }
     tracing::info!(%worker, concurrency = config.concurrency(), backend = %backend.description, ?engine, "processor ready");
-    serve_with(config, backend, worker, shutdown, health).await
+    serve_with(config, backend, worker, shutdown, health, guard).await
 }
 
 /// The loop itself, on an already connected backend.
@@ -56,7 +64,7 @@ pub async fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let health = Health::new(worker.clone(), config.concurrency());
-    serve_with(config, backend, worker, shutdown, health).await
+    serve_with(config, backend, worker, shutdown, health, Default::default()).await
 }
 
 async fn serve_with(
@@ -65,6 +73,7 @@ async fn serve_with(
     worker: String,
     mut shutdown: watch::Receiver<bool>,
     health: Arc<Health>,
+    guard: Arc<crate::misconfig::Guard>,
 ) -> anyhow::Result<()> {
     let (release_tx, release) = watch::channel(false);
     let sandbox = crate::sandbox::Sandbox::for_this_binary(config.job_memory_limit)
@@ -79,6 +88,7 @@ async fn serve_with(
         time_limit: Duration::from_secs(config.job_time_limit),
         sandbox,
         release,
+        guard: guard.clone(),
     });
     let slots = Arc::new(Semaphore::new(config.concurrency()));
     crate::metrics::get().set_slots(config.concurrency());
@@ -95,12 +105,13 @@ async fn serve_with(
     let mut backoff = Duration::from_millis(500);
     health.set_ready(true);
 
-    while !*shutdown.borrow() {
+    while !*shutdown.borrow() && guard.tripped().is_none() {
         health.set_busy(config.concurrency() - slots.available_permits());
         // Back-pressure: wait for one free slot, then take every other free one (at most 10).
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
             _ = shutdown.changed() => break,
+            _ = guard.wait_tripped() => break,
         };
         let mut permits = vec![first];
         while permits.len() < 10 {
@@ -114,6 +125,7 @@ async fn serve_with(
         let received = tokio::select! {
             r = backend.jobs.receive(permits.len() as u32, wait) => r,
             _ = shutdown.changed() => break,
+            _ = guard.wait_tripped() => break,
         };
         match received {
             Ok(messages) => {
@@ -132,6 +144,13 @@ async fn serve_with(
             Err(e) => {
                 // Not ready while the job queue cannot be reached; ready again at the next receive.
                 health.set_ready(false);
+                if let Some(m) = e.misconfiguration() {
+                    if guard.record(m) {
+                        break;
+                    }
+                    // A permission just granted may take seconds to apply: 2 s, 4 s, then stop.
+                    backoff = backoff.max(Duration::from_secs(2));
+                }
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "receiving from the job queue failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -144,11 +163,14 @@ async fn serve_with(
 
     health.set_ready(false);
     presence.stopping();
+    // Misconfigured: the jobs in hand go back to the queue at once, for another processor.
+    let tripped = guard.tripped();
+    let grace = if tripped.is_some() { Duration::ZERO } else { config.grace() };
     while tasks.try_join_next().is_some() {}
     let in_flight = tasks.len();
     if in_flight > 0 {
-        tracing::info!(in_flight, grace_s = config.grace().as_secs(), "finishing in-flight jobs");
-        let drained = tokio::time::timeout(config.grace(), async { while tasks.join_next().await.is_some() {} }).await;
+        tracing::info!(in_flight, grace_s = grace.as_secs(), "finishing in-flight jobs");
+        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             tracing::warn!(left = tasks.len(), "grace period over; releasing unfinished jobs to the queue");
             let _ = release_tx.send(true);
@@ -163,6 +185,12 @@ async fn serve_with(
                 tasks.abort_all();
             }
         }
+    }
+    if let Some(error) = tripped {
+        tracing::error!(%error, "stopping: {} configuration errors in a row", crate::misconfig::LIMIT);
+        // Said as stopped on the ops page too, not left to turn silent.
+        presence.stopped().await;
+        return Err(anyhow::Error::new(error));
     }
     presence.stopped().await;
     tracing::info!("processor stopped");

@@ -51,7 +51,9 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
     #[arg(long, env = "DARKROOM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    /// Create the bucket, the queues and the redrive policy if they are missing, then serve.
+    /// Create the bucket, the queues and the redrive policy if they are missing, then serve
+    /// (for local use: deployments run `darkroom-ctl init` once, and the web app then needs
+    /// no create permissions).
     #[arg(long)]
     pub init: bool,
     #[command(flatten)]
@@ -110,9 +112,9 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
     loop {
         match config.backend.connect(config.init).await {
             Ok(b) => return Ok(b),
-            Err(e) if e.is_missing_resource() => {
-                anyhow::bail!("{e}\nStart darkroom-web with --init once to create the bucket and queues.")
-            }
+            // A missing bucket or queue (`darkroom-ctl init` creates them), a permission,
+            // credentials: retrying cannot help; said in one line at exit.
+            Err(e) if e.misconfiguration().is_some() => return Err(e.into()),
             Err(e) if delay < Duration::from_secs(8) => {
                 tracing::warn!(error = %e, "backend not reachable yet; retrying");
                 tokio::time::sleep(delay).await;

@@ -69,8 +69,16 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // A configuration error is one line (exit status 78), never a backtrace.
+        Err(e) => darkroom_core::misconfig::report_exit(&e),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Health { url } => return health(url.as_deref()),
         Command::Init => {

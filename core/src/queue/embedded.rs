@@ -9,7 +9,7 @@
 //! delete with its current receipt commits. kill -9 of any process at any moment loses no
 //! message: what it had received simply becomes visible again after its visibility timeout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::doorbell::{Doorbell, FALLBACK_POLL};
 use super::{check_send, JobQueue, QueueCounts, QueueError, Received, MAX_BATCH};
+use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 /// Longest a long poll waits (as SQS).
 pub const MAX_WAIT: Duration = Duration::from_secs(20);
@@ -53,7 +54,31 @@ fn db_err(e: rusqlite::Error) -> QueueError {
         {
             QueueError::Unavailable("the embedded queue database is locked by another process".into())
         }
+        rusqlite::Error::SqliteFailure(f, ref text)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied
+            ) =>
+        {
+            // The folder is filled in by `in_dir` where it is known.
+            QueueError::Misconfigured(Misconfiguration::new(
+                Resource::DataDir(PathBuf::new()),
+                Problem::ReadOnly,
+                format!("embedded queue database: {}", text.clone().unwrap_or_else(|| f.to_string())),
+            ))
+        }
         other => QueueError::Unavailable(format!("embedded queue database: {other}")),
+    }
+}
+
+/// Name the data folder in a configuration error [`db_err`] made without it.
+fn in_dir(dir: &Path) -> impl Fn(QueueError) -> QueueError + '_ {
+    move |e| match e {
+        QueueError::Misconfigured(mut m) if m.resource == Resource::DataDir(PathBuf::new()) => {
+            m.resource = Resource::DataDir(dir.to_path_buf());
+            QueueError::Misconfigured(m)
+        }
+        other => other,
     }
 }
 
@@ -76,6 +101,8 @@ pub struct EmbeddedDb {
     conn: Mutex<Connection>,
     doorbell: Doorbell,
     safety_poll: Duration,
+    /// The data folder (named in configuration errors).
+    dir: PathBuf,
 }
 
 /// How often a long poll looks again even without a doorbell ring (a safety net only).
@@ -98,8 +125,22 @@ impl EmbeddedDb {
     /// [`open`](Self::open) with another safety-net period (tests use a long one to prove
     /// that wake-ups come from the doorbell).
     pub fn open_with(dir: &Path, safety_poll: Duration) -> Result<Arc<Self>, QueueError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| QueueError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        Self::try_open(dir, safety_poll).map_err(in_dir(dir))
+    }
+
+    fn try_open(dir: &Path, safety_poll: Duration) -> Result<Arc<Self>, QueueError> {
+        let folder = |what: &str, e: std::io::Error| {
+            if matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) {
+                QueueError::Misconfigured(Misconfiguration::new(
+                    Resource::DataDir(dir.to_path_buf()),
+                    Problem::ReadOnly,
+                    format!("cannot create {what}: {e}"),
+                ))
+            } else {
+                QueueError::Unavailable(format!("cannot create {what} in {}: {e}", dir.display()))
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(|e| folder("the folder", e))?;
         let conn = Connection::open(dir.join("queues.sqlite3")).map_err(db_err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(db_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
@@ -107,9 +148,8 @@ impl EmbeddedDb {
         // the last commits.
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
         conn.execute_batch(SCHEMA).map_err(db_err)?;
-        let doorbell = Doorbell::open(&dir.join("doorbells"))
-            .map_err(|e| QueueError::Unavailable(format!("cannot create doorbells in {}: {e}", dir.display())))?;
-        Ok(Arc::new(EmbeddedDb { conn: Mutex::new(conn), doorbell, safety_poll }))
+        let doorbell = Doorbell::open(&dir.join("doorbells")).map_err(|e| folder("doorbells", e))?;
+        Ok(Arc::new(EmbeddedDb { conn: Mutex::new(conn), doorbell, safety_poll, dir: dir.to_path_buf() }))
     }
 
     /// Create the queue if missing and apply `settings`.
@@ -129,7 +169,8 @@ impl EmbeddedDb {
                 settings.redrive.as_ref().map(|r| r.1 as i64)
             ],
         )
-        .map_err(db_err)?;
+        .map_err(db_err)
+        .map_err(in_dir(&self.dir))?;
         Ok(EmbeddedQueue { db: self.clone(), name: name.to_string() })
     }
 
@@ -140,10 +181,13 @@ impl EmbeddedDb {
 
     fn with_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, QueueError>) -> Result<T, QueueError> {
         let mut conn = self.conn.lock().unwrap();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(db_err)?;
-        Ok(out)
+        (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })()
+        .map_err(in_dir(&self.dir))
     }
 }
 
@@ -174,7 +218,7 @@ impl EmbeddedQueue {
         })
         .optional()
         .map_err(db_err)?
-        .ok_or_else(|| QueueError::NoSuchQueue(name.to_string()))
+        .ok_or_else(|| QueueError::no_such_queue(name, "not in the embedded queue database"))
     }
 
     fn poll(&self, max: usize) -> Result<Polled, QueueError> {

@@ -18,8 +18,6 @@ use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum QueueError {
-    #[error("queue `{0}` does not exist (run `darkroom-web --init` to create it)")]
-    NoSuchQueue(String),
     #[error("the receipt handle is no longer valid (the message was redelivered or deleted)")]
     StaleReceipt,
     #[error("the message is {0} bytes, over the queue's limit of {MAX_MESSAGE_BYTES} bytes")]
@@ -30,6 +28,10 @@ pub enum QueueError {
     Rejected(String),
     #[error("a batch holds 1 to {MAX_BATCH} entries, got {0}")]
     BatchSize(usize),
+    /// Only the operator can fix it (missing queue, permission, credentials): retrying the
+    /// same request cannot help.
+    #[error(transparent)]
+    Misconfigured(#[from] crate::misconfig::Misconfiguration),
 }
 
 /// Most messages in one send, receive or delete batch (as SQS).
@@ -52,6 +54,25 @@ impl QueueError {
     /// Worth retrying later.
     pub fn is_transient(&self) -> bool {
         matches!(self, QueueError::Unavailable(_))
+    }
+
+    /// `queue` does not exist.
+    pub fn no_such_queue(queue: &str, detail: impl Into<String>) -> Self {
+        use crate::misconfig::{Misconfiguration, Problem, Resource};
+        QueueError::Misconfigured(Misconfiguration::new(Resource::Queue(queue.to_string()), Problem::Missing, detail))
+    }
+
+    /// The configuration error this is, if it is one.
+    pub fn misconfiguration(&self) -> Option<&crate::misconfig::Misconfiguration> {
+        match self {
+            QueueError::Misconfigured(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Does the queue not exist?
+    pub fn is_missing(&self) -> bool {
+        self.misconfiguration().is_some_and(|m| m.problem == crate::misconfig::Problem::Missing)
     }
 }
 

@@ -11,6 +11,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 
 use super::{check_send, JobQueue, QueueCounts, QueueError, Received, MAX_BATCH};
+use crate::misconfig::Resource;
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -24,12 +25,13 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let Some(m) = crate::aws::misconfiguration(Resource::Queue(queue.to_string()), &e) {
+        return QueueError::Misconfigured(m);
+    }
     match &e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("");
-            if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
-                QueueError::NoSuchQueue(queue.to_string())
-            } else if code.contains("ReceiptHandleIsInvalid")
+            if code.contains("ReceiptHandleIsInvalid")
                 || code.contains("InvalidParameterValue") && format!("{e:?}").contains("eceipt")
             {
                 QueueError::StaleReceipt
@@ -59,7 +61,10 @@ impl SqsQueue {
             return Ok(SqsQueue { client, name, url: name_or_url.to_string() });
         }
         let out = client.get_queue_url().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
-        let url = out.queue_url().ok_or_else(|| QueueError::NoSuchQueue(name_or_url.to_string()))?.to_string();
+        let url = out
+            .queue_url()
+            .ok_or_else(|| QueueError::no_such_queue(name_or_url, "GetQueueUrl returned no URL"))?
+            .to_string();
         Ok(SqsQueue { client, name: name_or_url.to_string(), url })
     }
 
@@ -71,7 +76,7 @@ impl SqsQueue {
     ) -> Result<Self, QueueError> {
         let queue = match Self::open(client.clone(), name_or_url).await {
             Ok(q) => q,
-            Err(QueueError::NoSuchQueue(_)) if !is_url(name_or_url) => {
+            Err(e) if e.is_missing() && !is_url(name_or_url) => {
                 let out =
                     client.create_queue().queue_name(name_or_url).send().await.map_err(|e| classify(name_or_url, e))?;
                 let url = out.queue_url().unwrap_or_default().to_string();

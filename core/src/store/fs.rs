@@ -11,15 +11,25 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{ObjectInfo, ObjectStore, StoreError};
+use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 #[derive(Clone, Debug)]
 pub struct FsStore {
+    root: PathBuf,
     objects: PathBuf,
     tmp: PathBuf,
 }
 
-fn io(e: std::io::Error) -> StoreError {
-    StoreError::Unavailable(format!("file system: {e}"))
+/// A file system error in the data folder `root`: one that permissions or a read-only mount
+/// cause is a configuration error (it will not pass by itself), anything else an outage.
+fn io_error(root: &Path, e: std::io::Error) -> StoreError {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => StoreError::Misconfigured(
+            Misconfiguration::new(Resource::DataDir(root.to_path_buf()), Problem::ReadOnly, e.to_string()),
+        ),
+        _ => StoreError::Unavailable(format!("file system: {e}")),
+    }
 }
 
 /// Reject keys that could leave the folder or collide with our temp files.
@@ -41,9 +51,22 @@ impl FsStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let objects = dir.join("objects");
         let tmp = dir.join("tmp");
+        let io = |e| io_error(dir, e);
         std::fs::create_dir_all(&objects).map_err(io)?;
         std::fs::create_dir_all(&tmp).map_err(io)?;
-        Ok(FsStore { objects, tmp })
+        Ok(FsStore { root: dir.to_path_buf(), objects, tmp })
+    }
+
+    /// The folder must take a new file: a read-only mount or a folder of another user fails
+    /// here with a configuration error, at start rather than at the first upload.
+    pub fn check_sync(&self) -> Result<(), StoreError> {
+        let probe = self.tmp.join(format!(".tmp-check-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::File::create(&probe).map_err(self.io())?;
+        std::fs::remove_file(&probe).map_err(self.io())
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> StoreError + '_ {
+        |e| io_error(&self.root, e)
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
@@ -54,7 +77,7 @@ impl FsStore {
     fn put_sync(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::create_dir_all(parent).map_err(self.io())?;
         }
         let tmp = self.tmp.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         let result = (|| {
@@ -66,13 +89,13 @@ impl FsStore {
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        result.map_err(io)
+        result.map_err(self.io())
     }
 
     fn put_file_sync(&self, key: &str, source: &Path) -> Result<(), StoreError> {
         let path = self.path(key)?;
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::create_dir_all(parent).map_err(self.io())?;
         }
         let tmp = self.tmp.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         let result = (|| {
@@ -92,7 +115,7 @@ impl FsStore {
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
-        result.map_err(io)
+        result.map_err(self.io())
     }
 
     fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -108,12 +131,12 @@ impl FsStore {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(self.io()(e)),
             };
             for entry in entries {
-                let entry = entry.map_err(io)?;
+                let entry = entry.map_err(self.io())?;
                 let path = entry.path();
-                if entry.file_type().map_err(io)?.is_dir() {
+                if entry.file_type().map_err(self.io())?.is_dir() {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(&self.objects) {
                     let key = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
@@ -153,7 +176,7 @@ impl ObjectStore for FsStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || path.is_dir() => {
                 Err(StoreError::NotFound(key.to_string()))
             }
-            Err(e) => Err(io(e)),
+            Err(e) => Err(self.io()(e)),
         }
     }
 
@@ -163,7 +186,7 @@ impl ObjectStore for FsStore {
             Ok(m) if m.is_file() => Ok(Some(ObjectInfo { size: m.len(), content_type: None })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(e)),
+            Err(e) => Err(self.io()(e)),
         }
     }
 
@@ -177,8 +200,13 @@ impl ObjectStore for FsStore {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(e)),
+            Err(e) => Err(self.io()(e)),
         }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let this = self.clone();
+        blocking(move || this.check_sync()).await
     }
 }
 

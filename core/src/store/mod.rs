@@ -22,12 +22,24 @@ pub enum StoreError {
     Unavailable(String),
     #[error("the object store refused the request: {0}")]
     Rejected(String),
+    /// Only the operator can fix it (missing bucket, permission, credentials): retrying the
+    /// same request cannot help.
+    #[error(transparent)]
+    Misconfigured(#[from] crate::misconfig::Misconfiguration),
 }
 
 impl StoreError {
     /// Worth retrying later (the store was down, slow or throttling).
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The configuration error this is, if it is one.
+    pub fn misconfiguration(&self) -> Option<&crate::misconfig::Misconfiguration> {
+        match self {
+            StoreError::Misconfigured(m) => Some(m),
+            _ => None,
+        }
     }
 }
 
@@ -55,4 +67,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Remove `key`; removing a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Check that the store exists and this process may use it (the bucket is there and
+    /// readable, the folder writable), without touching any object. A configuration error is
+    /// [`StoreError::Misconfigured`].
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

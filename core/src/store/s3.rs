@@ -5,9 +5,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use aws_sdk_s3::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
 use super::{ObjectInfo, ObjectStore, StoreError};
+use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 #[derive(Clone, Debug)]
 pub struct S3Store {
@@ -15,23 +17,19 @@ pub struct S3Store {
     bucket: String,
 }
 
-fn classify<E, R>(key: &str, e: SdkError<E, R>) -> StoreError
+fn classify<E, R>(bucket: &str, key: &str, e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let Some(m) = crate::aws::misconfiguration(Resource::Bucket(bucket.to_string()), &e) {
+        return StoreError::Misconfigured(m);
+    }
     match &e {
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("");
-            if matches!(code, "NoSuchKey" | "NotFound" | "NoSuchBucket") {
-                return if code == "NoSuchBucket" {
-                    StoreError::Rejected(format!(
-                        "bucket does not exist (run `darkroom-web --init`): {}",
-                        DisplayErrorContext(&e)
-                    ))
-                } else {
-                    StoreError::NotFound(key.to_string())
-                };
+            if matches!(code, "NoSuchKey" | "NotFound") {
+                return StoreError::NotFound(key.to_string());
             }
             if matches!(code, "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout") {
                 return StoreError::Unavailable(DisplayErrorContext(&e).to_string());
@@ -40,6 +38,24 @@ where
         }
         _ => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
     }
+}
+
+/// A HEAD answer has no body, so no error code: its status says what went wrong.
+fn classify_head<E>(bucket: &str, key: &str, e: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let status = match &e {
+        SdkError::ServiceError(se) if se.err().code().is_none() => Some(se.raw().status().as_u16()),
+        _ => None,
+    };
+    let problem = match status {
+        Some(403) => Problem::AccessDenied,
+        Some(301) => Problem::WrongRegion,
+        _ => return classify(bucket, key, e),
+    };
+    let detail = format!("HTTP {} to a HEAD request", status.unwrap_or(0));
+    StoreError::Misconfigured(Misconfiguration::new(Resource::Bucket(bucket.to_string()), problem, detail))
 }
 
 impl S3Store {
@@ -62,6 +78,9 @@ impl S3Store {
                 Err(StoreError::NotFound(_)) if attempt < 5 => {
                     tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
                 }
+                Err(StoreError::Misconfigured(m)) if m.problem == Problem::Missing && attempt < 5 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
                 other => return other,
             }
         }
@@ -82,7 +101,7 @@ impl S3Store {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
-            Err(e) => Err(classify(&self.bucket, e)),
+            Err(e) => Err(classify(&self.bucket, &self.bucket, e)),
         }
     }
 }
@@ -98,7 +117,7 @@ impl ObjectStore for S3Store {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| classify(key, e))?;
+            .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(())
     }
 
@@ -116,12 +135,19 @@ impl ObjectStore for S3Store {
             .body(body)
             .send()
             .await
-            .map_err(|e| classify(key, e))?;
+            .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(())
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
         let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
         Ok(data.into_bytes())
     }
@@ -133,7 +159,7 @@ impl ObjectStore for S3Store {
                 content_type: out.content_type().map(str::to_string),
             })),
             Err(SdkError::ServiceError(se)) if se.err().is_not_found() => Ok(None),
-            Err(e) => match classify(key, e) {
+            Err(e) => match classify_head(&self.bucket, key, e) {
                 StoreError::NotFound(_) => Ok(None),
                 other => Err(other),
             },
@@ -144,7 +170,7 @@ impl ObjectStore for S3Store {
         let mut keys = Vec::new();
         let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(prefix, e))?;
+            let page = page.map_err(|e| classify(&self.bucket, prefix, e))?;
             keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         }
         keys.sort();
@@ -152,7 +178,29 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| classify(key, e))?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(())
+    }
+
+    /// HeadBucket (s3:ListBucket): 404 is a missing bucket, 403 a missing permission (or
+    /// refused credentials: a HEAD answer carries no code to tell them apart), 301 another region.
+    async fn check(&self) -> Result<(), StoreError> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) if se.raw().status().as_u16() == 404 => {
+                Err(StoreError::Misconfigured(Misconfiguration::new(
+                    Resource::Bucket(self.bucket.clone()),
+                    Problem::Missing,
+                    "HeadBucket: 404 Not Found",
+                )))
+            }
+            Err(e) => Err(classify_head(&self.bucket, &self.bucket, e)),
+        }
     }
 }

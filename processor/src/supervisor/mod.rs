@@ -8,7 +8,8 @@
 //! [`policy`] for a change, and applies it: more processors are started as child processes
 //! (the same executable, with the arguments after `--`), fewer are stopped with SIGTERM so
 //! they drain (finish or give back their jobs) and nothing is lost. A processor that exits on
-//! its own is counted and replaced. Each decision is logged, counted in the supervisor's
+//! its own is counted and replaced, except after a configuration error (exit status 78), which
+//! another processor would meet too: then the supervisor stops. Each decision is logged, counted in the supervisor's
 //! [`metrics`] and written with the current state to the store
 //! ([`darkroom_core::scaling::ScalingReport`]), where the web app's ops page shows it.
 //!
@@ -27,6 +28,7 @@ use anyhow::Context;
 use chrono::Utc;
 use darkroom_core::config::{BackendArgs, AWS_HELP};
 use darkroom_core::keys;
+use darkroom_core::misconfig::EXIT_CONFIGURATION;
 use darkroom_core::scaling::{Decision, ScalingReport};
 use darkroom_core::store::ObjectStore;
 use tokio::process::{Child, Command};
@@ -143,6 +145,9 @@ struct Pool {
     draining: Vec<Processor>,
     /// When processors exited without being asked to (newest last), for the crash-loop stop.
     exits: VecDeque<Instant>,
+    /// A processor stopped on a configuration error (exit status 78): starting another would
+    /// meet the same error, so the supervisor stops.
+    misconfigured: Option<u32>,
 }
 
 impl Pool {
@@ -168,6 +173,7 @@ impl Pool {
             running: vec![],
             draining: vec![],
             exits: VecDeque::new(),
+            misconfigured: None,
         })
     }
 
@@ -213,7 +219,13 @@ impl Pool {
     /// Collect processors that have exited; returns how many exited without being asked to.
     fn reap(&mut self, now: Instant) -> usize {
         let mut unasked = 0;
+        let mut misconfigured = None;
         self.running.retain_mut(|p| match p.child.try_wait() {
+            Ok(Some(status)) if status.code() == Some(EXIT_CONFIGURATION.into()) => {
+                misconfigured = Some(p.pid);
+                unasked += 1;
+                false
+            }
             Ok(Some(status)) => {
                 tracing::warn!(pid = p.pid, %status, "processor exited without being asked to; it will be replaced");
                 unasked += 1;
@@ -221,6 +233,7 @@ impl Pool {
             }
             _ => true,
         });
+        self.misconfigured = self.misconfigured.or(misconfigured);
         self.draining.retain_mut(|p| match p.child.try_wait() {
             Ok(Some(status)) => {
                 tracing::info!(pid = p.pid, %status, "processor drained and stopped");
@@ -307,6 +320,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         let now = Instant::now();
         for _ in 0..pool.reap(now) {
             metrics.exited();
+        }
+        if let Some(pid) = pool.misconfigured {
+            break Err(anyhow::anyhow!(
+                "processor {pid} stopped on a configuration error (exit status {EXIT_CONFIGURATION}; its \
+                 `Error:` line above says what to fix): starting more would meet the same error, so the \
+                 supervisor stops too"
+            ));
         }
         if pool.exits.len() >= config.max_exits.max(1) {
             break Err(anyhow::anyhow!(
