@@ -2,8 +2,8 @@
 //! beside the engine alone on the same photos and recipes in the same run.
 //!
 //! `cargo run --release -p darkroom-bench --bin load-bench` builds the release binaries, and
-//! for each backend (embedded, moto) and processor count (1, 2) starts a fresh system (web app
-//! + processors, as e2e does), then runs the workloads with C concurrent clients. A client
+//! for each backend (embedded, moto) and processor count (1, 2) starts a fresh system (the web
+//! app and its processors, as e2e does), then runs the workloads with C concurrent clients. A client
 //! uploads one photo (`POST /api/jobs`, its own browser identity) and follows the job's event
 //! stream to `done`; it then starts the next. Per run it prints: upload latency and upload →
 //! done latency (p50/p95/p99), jobs/s, input MP/s, CPU seconds per job of every process (web,
