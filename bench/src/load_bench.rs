@@ -53,6 +53,25 @@ struct Args {
     /// Job slots per processor (DARKROOM_CONCURRENCY).
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
+    /// Run the capacity simulation instead: many processors on one queue, the engine replaced
+    /// by a fixed cost (DARKROOM_SIMULATE_ENGINE_MS), jobs sent straight to the queue.
+    #[arg(long)]
+    simulate: bool,
+    /// Processor counts of the simulation, in the order they are reached.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    sim_processors: Vec<usize>,
+    /// The simulated engine's cost per job, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    sim_cost_ms: u64,
+    /// Job slots per simulated processor.
+    #[arg(long, default_value_t = 4)]
+    sim_concurrency: usize,
+    /// Seconds of work per simulation step at the ideal rate (jobs = ideal jobs/s × this),
+    /// capped by --sim-max-jobs.
+    #[arg(long, default_value_t = 8.0)]
+    sim_seconds: f64,
+    #[arg(long, default_value_t = 3000)]
+    sim_max_jobs: usize,
 }
 
 /// The thumbnail recipe of the peers' mix (T1: fit in 400×400, JPEG q80).
@@ -459,9 +478,115 @@ fn print_table(rows: &[Row], engine: &BTreeMap<String, f64>) {
     }
 }
 
+/// The capacity simulation: for each backend, processors are added step by step (1, 2, 4, …)
+/// on one queue; each step sends jobs straight to the job queue and reads the statuses back
+/// itself (as the web app would), so the web tier is out of the picture. With the engine a
+/// fixed sleep, jobs/s should grow as processors × slots ÷ cost until the queue backend (or
+/// this machine's two cores, which every processor's queue and store calls share) stops it.
+async fn simulate(args: &Args) {
+    use darkroom_core::engine::{Format, OutputSpec};
+    use darkroom_core::message::{JobMessage, JobState, Reply};
+    println!();
+    println!(
+        "Capacity simulation: engine replaced by a {} ms wait, {} slots per processor, jobs sent straight to the job queue",
+        args.sim_cost_ms, args.sim_concurrency
+    );
+    println!();
+    println!("| backend | processors | slots | jobs | ideal jobs/s | jobs/s | of ideal | CPU ms/job processors / queue / generator |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for backend in &args.backends {
+        let kind = if backend == "moto" { Kind::Moto } else { Kind::Embedded };
+        let cost = args.sim_cost_ms.to_string();
+        let slots = args.sim_concurrency.to_string();
+        let env = [
+            ("DARKROOM_SIMULATE_ENGINE_MS", cost.as_str()),
+            ("DARKROOM_CONCURRENCY", slots.as_str()),
+            ("DARKROOM_WORKER_HEARTBEAT", "0"),
+            ("RUST_LOG", "warn"),
+        ];
+        let mut app = TestApp::spawn_with_env(kind, false, 0, &env).await;
+        let b = app.backend().await;
+        b.store.put("originals/sim", bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap();
+        let spec = OutputSpec::new("sim", vec![], Format::Jpeg);
+        for (round, &p) in args.sim_processors.iter().enumerate() {
+            while app.processors.len() < p {
+                app.start_processor();
+            }
+            // Every processor ready before the clock starts (their `processor ready` line).
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !app.processors.iter().all(|p| p.log_text().contains("processor ready")) {
+                assert!(Instant::now() < deadline, "processors did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let ideal = (p * args.sim_concurrency) as f64 * 1000.0 / args.sim_cost_ms as f64;
+            let jobs = ((ideal * args.sim_seconds) as usize).clamp(20, args.sim_max_jobs);
+            let pids: Vec<u32> = app.processors.iter().map(|p| p.child.id()).collect();
+            let queue_pid = app.site.moto.as_ref().map(|m| m.pid());
+            let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+            let (p0, q0, g0) = (cpu(&pids), queue_pid.map(cpu_seconds).unwrap_or(0.0), cpu_seconds(std::process::id()));
+            let t = Instant::now();
+            let bodies: Vec<String> = (0..jobs)
+                .map(|i| {
+                    JobMessage {
+                        job_id: format!("sim-{round}-{i}"),
+                        original_key: "originals/sim".into(),
+                        outputs: vec![spec.clone()],
+                        submitted_at: chrono::Utc::now(),
+                        traceparent: None,
+                    }
+                    .to_json()
+                })
+                .collect();
+            let sender = {
+                let jobs_q = b.jobs.clone();
+                tokio::spawn(async move {
+                    for chunk in bodies.chunks(10) {
+                        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                        jobs_q.send_batch(&refs).await.expect("send jobs");
+                    }
+                })
+            };
+            let mut done = 0;
+            while done < jobs {
+                assert!(t.elapsed() < Duration::from_secs(600), "simulation step stalled at {done}/{jobs}");
+                let got = b.replies.receive(10, Duration::from_secs(2)).await.expect("receive replies");
+                let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
+                for m in &got {
+                    if let Ok(Reply::Status(s)) = Reply::from_json(&m.body) {
+                        if s.state == JobState::Done {
+                            done += 1;
+                        }
+                    }
+                }
+                if !receipts.is_empty() {
+                    b.replies.delete_batch(&receipts).await.expect("delete replies");
+                }
+            }
+            let wall = t.elapsed().as_secs_f64();
+            sender.await.unwrap();
+            let n = jobs as f64;
+            println!(
+                "| {backend} | {p} | {} | {jobs} | {ideal:.0} | {:.1} | {:.0} % | {:.2} / {:.2} / {:.2} |",
+                p * args.sim_concurrency,
+                n / wall,
+                100.0 * n / wall / ideal,
+                (cpu(&pids) - p0) * 1e3 / n,
+                (queue_pid.map(cpu_seconds).unwrap_or(0.0) - q0) * 1e3 / n,
+                (cpu_seconds(std::process::id()) - g0) * 1e3 / n,
+            );
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
+    if args.simulate {
+        eprintln!("==> building the release binaries");
+        darkroom_e2e::bin_dir();
+        simulate(&args).await;
+        return;
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("==> building the release binaries");
     darkroom_e2e::bin_dir();

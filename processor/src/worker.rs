@@ -53,6 +53,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         tracing::warn!(?engine, missing = ?engine.missing(), "this build's image engine lacks optional libraries");
     }
     tracing::info!(%worker, concurrency = config.concurrency(), backend = %backend.description, ?engine, "processor ready");
+    if let Ok(ms) = std::env::var(crate::sandbox::child::SIMULATE_ENV) {
+        tracing::warn!(
+            "{}={ms}: SIMULATION, photos are NOT processed: every job waits {ms} ms and stores a placeholder \
+             (for capacity benchmarks only; unset it to process photos)",
+            crate::sandbox::child::SIMULATE_ENV
+        );
+    }
     serve_with(config, backend, worker, shutdown, health, guard).await
 }
 

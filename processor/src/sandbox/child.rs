@@ -33,6 +33,7 @@ fn run(memory_limit: u64) -> ExitCode {
     // Panics are reported to the parent in a frame; the default hook's backtrace adds nothing.
     std::panic::set_hook(Box::new(|_| {}));
     engine::memory::keep_freed_memory();
+    let simulated = simulated_engine();
     let mut input = BufReader::new(io::stdin().lock());
     let mut out = BufWriter::new(io::stdout().lock());
     loop {
@@ -47,10 +48,21 @@ fn run(memory_limit: u64) -> ExitCode {
         let deadline = Some((Instant::now() + Duration::from_secs(request.time_limit_secs), request.time_limit_secs));
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             test_hooks(&request.outputs);
-            engine::pipeline::process_each(&bytes, &request.outputs, &request.limits, &resources, deadline, &mut |r| {
+            let mut hand_over = |r: engine::Rendered| {
                 wire::write_output(&mut out, &r)
                     .map_err(|e| EngineError::Encode { format: "pipe", detail: e.to_string() })
-            })
+            };
+            match simulated {
+                Some(cost) => simulate(cost, &request.outputs, &mut hand_over),
+                None => engine::pipeline::process_each(
+                    &bytes,
+                    &request.outputs,
+                    &request.limits,
+                    &resources,
+                    deadline,
+                    &mut hand_over,
+                ),
+            }
         }));
         drop((bytes, resources));
         let (frame, last) = match result {
@@ -72,6 +84,36 @@ fn run(memory_limit: u64) -> ExitCode {
             return ExitCode::FAILURE; // a panicked engine may have left state behind: start afresh
         }
     }
+}
+
+/// `DARKROOM_SIMULATE_ENGINE_MS`: for capacity simulations only (bench/src/load_bench.rs
+/// `--simulate`), replace the image work by a fixed cost: wait that long, then hand over a
+/// placeholder output (a few bytes, 1×1) per requested output. Everything around the engine
+/// (queue, store, statuses, the sandbox pipe) runs as usual, so many processors can be run on
+/// one machine to find where the queue backend, not the CPU, stops the growth. The processor
+/// says so loudly at start (crate::worker).
+pub const SIMULATE_ENV: &str = "DARKROOM_SIMULATE_ENGINE_MS";
+
+fn simulated_engine() -> Option<Duration> {
+    std::env::var(SIMULATE_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
+}
+
+fn simulate(
+    cost: Duration,
+    outputs: &[engine::OutputSpec],
+    hand_over: &mut dyn FnMut(engine::Rendered) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    std::thread::sleep(cost);
+    for o in outputs {
+        hand_over(engine::Rendered {
+            name: o.name.clone(),
+            format: o.format,
+            width: 1,
+            height: 1,
+            bytes: b"simulated output".to_vec(),
+        })?;
+    }
+    Ok(())
 }
 
 /// Cap this process's address space (RLIMIT_AS): an allocation past it fails, and the Rust
