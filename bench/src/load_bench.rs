@@ -119,22 +119,31 @@ struct Sample {
     to_done: Option<Duration>,
 }
 
-/// CPU seconds (user + system, children included) of a process and its live descendants.
+/// CPU seconds (user + system, reaped children included) of a process and its live descendants.
 fn cpu_seconds(pid: u32) -> f64 {
-    let tick = 100.0; // USER_HZ on Linux
     let mut total = 0.0;
     let mut stack = vec![pid];
     while let Some(p) = stack.pop() {
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                // fields 14..17 of stat (utime stime cutime cstime) are 11..14 after the name
-                total += f[11..15].iter().map(|v| v.parse::<f64>().unwrap_or(0.0)).sum::<f64>() / tick;
-            }
-        }
+        total += own_cpu_seconds(p, true);
         stack.extend(procfs::children(p));
     }
     total
+}
+
+/// CPU seconds of one process: user + system, and its reaped children's if `reaped`.
+fn own_cpu_seconds(pid: u32, reaped: bool) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // fields 14..17 of stat (utime stime cutime cstime) are 11..14 after the name
+    let n = if reaped { 4 } else { 2 };
+    f[11..11 + n].iter().map(|v| v.parse::<f64>().unwrap_or(0.0)).sum::<f64>() / tick
+}
+
+/// This generator's own CPU seconds (the system under test runs as its child processes).
+fn generator_cpu() -> f64 {
+    own_cpu_seconds(std::process::id(), false)
 }
 
 /// Peak RSS (KiB) of a process and, separately, the largest of its descendants'.
@@ -179,7 +188,7 @@ impl Roles {
             web: cpu_seconds(self.web),
             processors: self.processors.iter().map(|p| cpu_seconds(*p)).sum(),
             queue: self.queue.map(cpu_seconds).unwrap_or(0.0),
-            generator: cpu_seconds(std::process::id()),
+            generator: generator_cpu(),
         }
     }
     fn reset(&self) {
@@ -523,7 +532,7 @@ async fn simulate(args: &Args) {
             let pids: Vec<u32> = app.processors.iter().map(|p| p.child.id()).collect();
             let queue_pid = app.site.moto.as_ref().map(|m| m.pid());
             let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
-            let (p0, q0, g0) = (cpu(&pids), queue_pid.map(cpu_seconds).unwrap_or(0.0), cpu_seconds(std::process::id()));
+            let (p0, q0, g0) = (cpu(&pids), queue_pid.map(cpu_seconds).unwrap_or(0.0), generator_cpu());
             let t = Instant::now();
             let bodies: Vec<String> = (0..jobs)
                 .map(|i| {
@@ -572,7 +581,7 @@ async fn simulate(args: &Args) {
                 100.0 * n / wall / ideal,
                 (cpu(&pids) - p0) * 1e3 / n,
                 (queue_pid.map(cpu_seconds).unwrap_or(0.0) - q0) * 1e3 / n,
-                (cpu_seconds(std::process::id()) - g0) * 1e3 / n,
+                (generator_cpu() - g0) * 1e3 / n,
             );
         }
     }

@@ -119,7 +119,10 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     tracing::info!(outputs = job.outputs.len(), queue_wait_ms = queue_wait.as_millis() as u64, "job received");
 
     // Idempotency: an earlier attempt may have stored everything and died before reporting.
-    match already_done(&ctx, &job).await {
+    // A first delivery has no earlier attempt, so it skips the store round trip; were the
+    // count wrong (SQS calls it approximate), the job would only be rendered again into the
+    // same keys.
+    match if attempt > 1 { already_done(&ctx, &job).await } else { Ok(None) } {
         Ok(Some(outputs)) => {
             tracing::info!("outputs already stored by an earlier attempt; re-announcing `done`");
             let note = "outputs were already stored by an earlier attempt; re-announced without processing again";
@@ -131,12 +134,18 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     }
 
     let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
-    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None, None).await {
-        if let Some(m) = e.misconfiguration() {
-            ctx.guard.record(m);
+    // `processing` is posted while the work starts, not before it: its round trip to the reply
+    // queue overlaps the download and the render. It is always sent before any later status.
+    let processing = async {
+        if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None, None).await {
+            if let Some(m) = e.misconfiguration() {
+                ctx.guard.record(m);
+            }
+            tracing::warn!(error = %e, "could not post `processing`; continuing");
         }
-        tracing::warn!(error = %e, "could not post `processing`; continuing");
-    }
+    };
+    tokio::pin!(processing);
+    let mut posted = false;
 
     crash_hook(&job);
     // The image work runs to its end: when the job is released or its message lost, the
@@ -148,6 +157,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let mut interrupted = None;
     let result = loop {
         tokio::select! {
+            () = &mut processing, if !posted => posted = true,
             r = &mut work => break r,
             _ = heartbeat.lost(), if interrupted.is_none() => {
                 interrupted = Some(Interrupt::Lost);
@@ -163,6 +173,9 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             }
         }
     };
+    if !posted {
+        processing.await;
+    }
     match interrupted {
         Some(Interrupt::Lost) => {
             tracing::warn!("lost the job's message while working; stopped the work and publishing nothing");
