@@ -205,6 +205,23 @@ struct Polled {
     redriven_to: Option<String>,
 }
 
+/// Run a statement from the connection's statement cache: every queue operation uses the same
+/// few statements, and SQLite parsing them again each time was a visible part of the web app's
+/// CPU per upload (issue 14's profile).
+fn exec(tx: &rusqlite::Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(params)
+}
+
+/// [`exec`] for a statement that returns one row.
+fn row<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn parse_receipt(receipt: &str) -> Result<(i64, &str), QueueError> {
     receipt.split_once(':').and_then(|(id, token)| Some((id.parse().ok()?, token))).ok_or_else(|| {
         QueueError::Rejected("ReceiptHandleIsInvalid: the receipt handle is not one this queue issued".into())
@@ -213,7 +230,7 @@ fn parse_receipt(receipt: &str) -> Result<(i64, &str), QueueError> {
 
 impl EmbeddedQueue {
     fn settings(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<(i64, Option<String>, Option<i64>), QueueError> {
-        tx.query_row("SELECT visibility_ms, dead_letter, max_receives FROM queues WHERE name = ?1", [name], |r| {
+        row(tx, "SELECT visibility_ms, dead_letter, max_receives FROM queues WHERE name = ?1", [name], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()
@@ -246,14 +263,14 @@ impl EmbeddedQueue {
                     if let (Some(dlq), Some(limit)) = (&dead_letter, max_receives) {
                         if count >= limit {
                             // Received max times already: move it, as SQS's redrive does.
-                            tx.execute("UPDATE messages SET queue = ?1, visible_at = ?2, receipt = NULL WHERE id = ?3", params![dlq, now, id])
+                            exec(tx, "UPDATE messages SET queue = ?1, visible_at = ?2, receipt = NULL WHERE id = ?3", params![dlq, now, id])
                                 .map_err(db_err)?;
                             redriven_to = Some(dlq.clone());
                             continue;
                         }
                     }
                     let receipt = format!("{id}:{:016x}", rand::random::<u64>());
-                    tx.execute(
+                    exec(tx,
                         "UPDATE messages SET receive_count = receive_count + 1, receipt = ?1, visible_at = ?2 WHERE id = ?3",
                         params![receipt, now + visibility_ms, id],
                     )
@@ -265,7 +282,7 @@ impl EmbeddedQueue {
                 }
             }
             let next_visible = if messages.is_empty() {
-                tx.query_row("SELECT MIN(visible_at) FROM messages WHERE queue = ?1 AND visible_at > ?2", params![self.name, now], |r| r.get(0))
+                row(tx, "SELECT MIN(visible_at) FROM messages WHERE queue = ?1 AND visible_at > ?2", params![self.name, now], |r| r.get(0))
                     .map_err(db_err)?
             } else {
                 None
@@ -306,7 +323,7 @@ impl JobQueue for EmbeddedQueue {
                     let mut ids = Vec::with_capacity(bodies.len());
                     for body in &bodies {
                         let id = uuid::Uuid::new_v4().to_string();
-                        tx.execute(
+                        exec(tx,
                             "INSERT INTO messages (queue, message_id, body, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                             params![q.name, id, body, now],
                         )
@@ -370,7 +387,8 @@ impl JobQueue for EmbeddedQueue {
                 for (id, receipt) in &parsed {
                     // A stale receipt (the message was received again since) deletes nothing,
                     // and a second delete finds nothing: both succeed, as in SQS.
-                    tx.execute(
+                    exec(
+                        tx,
                         "DELETE FROM messages WHERE id = ?1 AND queue = ?2 AND receipt = ?3",
                         params![id, q.name, receipt],
                     )
@@ -389,7 +407,8 @@ impl JobQueue for EmbeddedQueue {
         let changed = self
             .blocking(move |q| {
                 q.db.with_tx(|tx| {
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE messages SET visible_at = ?1 WHERE id = ?2 AND queue = ?3 AND receipt = ?4",
                         params![now_ms() + timeout_ms, id, q.name, receipt],
                     )
@@ -410,8 +429,7 @@ impl JobQueue for EmbeddedQueue {
         self.blocking(|q| {
             q.db.with_tx(|tx| {
                 let now = now_ms();
-                let (visible, in_flight): (i64, i64) = tx
-                    .query_row(
+                let (visible, in_flight): (i64, i64) = row(tx,
                         "SELECT COALESCE(SUM(visible_at <= ?2), 0), COALESCE(SUM(visible_at > ?2), 0) FROM messages WHERE queue = ?1",
                         params![q.name, now],
                         |r| Ok((r.get(0)?, r.get(1)?)),
