@@ -515,15 +515,14 @@ async fn simulate(args: &Args) {
         ];
         let mut app = TestApp::spawn_with_env(kind, false, 0, &env).await;
         let b = app.backend().await;
-        b.store.put("originals/sim", bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap();
         let spec = OutputSpec::new("sim", vec![], Format::Jpeg);
         for (round, &p) in args.sim_processors.iter().enumerate() {
             while app.processors.len() < p {
                 app.start_processor();
             }
-            // Every processor ready before the clock starts (their `processor ready` line).
+            // Every processor ready before the clock starts (the warning it logs once connected).
             let deadline = Instant::now() + Duration::from_secs(60);
-            while !app.processors.iter().all(|p| p.log_text().contains("processor ready")) {
+            while !app.processors.iter().all(|p| p.log_text().contains("SIMULATION")) {
                 assert!(Instant::now() < deadline, "processors did not start");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -532,13 +531,25 @@ async fn simulate(args: &Args) {
             let pids: Vec<u32> = app.processors.iter().map(|p| p.child.id()).collect();
             let queue_pid = app.site.moto.as_ref().map(|m| m.pid());
             let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+            // Each job's original (the processor checks `originals/{job_id}`), stored before
+            // the clock starts.
+            let ids: Vec<String> = (0..jobs).map(|i| format!("sim-{round}-{i}")).collect();
+            futures_util::stream::iter(ids.iter().map(|id| {
+                let store = b.store.clone();
+                let key = darkroom_core::keys::original(id);
+                async move { store.put(&key, bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap() }
+            }))
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
             let (p0, q0, g0) = (cpu(&pids), queue_pid.map(cpu_seconds).unwrap_or(0.0), generator_cpu());
             let t = Instant::now();
-            let bodies: Vec<String> = (0..jobs)
-                .map(|i| {
+            let bodies: Vec<String> = ids
+                .iter()
+                .map(|id| {
                     JobMessage {
-                        job_id: format!("sim-{round}-{i}"),
-                        original_key: "originals/sim".into(),
+                        job_id: id.clone(),
+                        original_key: darkroom_core::keys::original(id),
                         outputs: vec![spec.clone()],
                         submitted_at: chrono::Utc::now(),
                         traceparent: None,
