@@ -147,7 +147,6 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     tokio::pin!(processing);
     let mut posted = false;
 
-    crash_hook(&job);
     // The image work runs to its end: when the job is released or its message lost, the
     // sandbox is told to stop, and this waits until its child is gone before the slot is free.
     let mut release = ctx.release.clone();
@@ -157,7 +156,11 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     let mut interrupted = None;
     let result = loop {
         tokio::select! {
-            () = &mut processing, if !posted => posted = true,
+            () = &mut processing, if !posted => {
+                posted = true;
+                // The chaos tests' "crash during a job": after `processing`, as a real one would be seen.
+                crash_hook(&job);
+            }
             r = &mut work => break r,
             _ = heartbeat.lost(), if interrupted.is_none() => {
                 interrupted = Some(Interrupt::Lost);
@@ -175,6 +178,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     };
     if !posted {
         processing.await;
+        crash_hook(&job);
     }
     match interrupted {
         Some(Interrupt::Lost) => {
