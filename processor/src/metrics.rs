@@ -173,9 +173,7 @@ impl Metrics {
 
     /// The exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
-        out
+        exposition(&self.registry)
     }
 
     /// A message came from the job queue; `queue_wait` is the time since its `submitted_at`
@@ -222,6 +220,13 @@ impl Drop for BusySlot {
     fn drop(&mut self) {
         self.0.busy.dec();
     }
+}
+
+/// The text exposition of a registry (this one's, or the supervisor's).
+pub fn exposition(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String never fails");
+    out
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);

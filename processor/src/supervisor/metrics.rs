@@ -95,9 +95,7 @@ impl Metrics {
 
     /// The exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
-        out
+        crate::metrics::exposition(&self.registry)
     }
 
     pub fn bounds(&self, min: usize, max: usize) {
