@@ -112,6 +112,13 @@ struct Workload {
     follow: bool,
 }
 
+impl Workload {
+    /// A workload whose clients follow each job to `done`.
+    fn followed(label: &str, photos: Vec<Photo>, recipe: &'static str, jobs: usize, clients: usize) -> Workload {
+        Workload { label: label.into(), photos, recipe, jobs, clients, follow: true }
+    }
+}
+
 /// What one job took.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -358,42 +365,14 @@ fn workloads(args: &Args) -> Vec<Workload> {
     let mut out = vec![];
     for name in &args.workloads {
         match name.as_str() {
-            "idle" => out.push(Workload {
-                label: "idle M03 thumb".into(),
-                photos: vec![mix[0].clone()],
-                recipe: THUMB,
-                jobs: args.idle_jobs,
-                clients: 1,
-                follow: true,
-            }),
+            "idle" => out.push(Workload::followed("idle M03 thumb", vec![mix[0].clone()], THUMB, args.idle_jobs, 1)),
             "mix" => {
                 for &c in &args.clients {
-                    out.push(Workload {
-                        label: "mixed thumbs".into(),
-                        photos: mix.clone(),
-                        recipe: THUMB,
-                        jobs: args.mix_jobs,
-                        clients: c,
-                        follow: true,
-                    })
+                    out.push(Workload::followed("mixed thumbs", mix.clone(), THUMB, args.mix_jobs, c))
                 }
             }
-            "small" => out.push(Workload {
-                label: "small photos".into(),
-                photos: vec![photo(SMALL)],
-                recipe: THUMB,
-                jobs: args.small_jobs,
-                clients: 8,
-                follow: true,
-            }),
-            "big" => out.push(Workload {
-                label: "20 MP, 3 outputs".into(),
-                photos: vec![photo(BIG)],
-                recipe: BIG3,
-                jobs: args.big_jobs,
-                clients: 2,
-                follow: true,
-            }),
+            "small" => out.push(Workload::followed("small photos", vec![photo(SMALL)], THUMB, args.small_jobs, 8)),
+            "big" => out.push(Workload::followed("20 MP, 3 outputs", vec![photo(BIG)], BIG3, args.big_jobs, 2)),
             "web" => {} // run on a system without processors, below
             other => panic!("unknown workload {other}"),
         }
