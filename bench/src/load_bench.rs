@@ -50,9 +50,11 @@ struct Args {
     /// Jobs of the 20 MP, three-output run.
     #[arg(long, default_value_t = 12)]
     big_jobs: usize,
-    /// Job slots per processor (DARKROOM_CONCURRENCY).
-    #[arg(long, default_value_t = 2)]
-    concurrency: usize,
+    /// Render slots per processor (DARKROOM_CONCURRENCY); default: cores ÷ processors (at
+    /// least 1), so the renders at once match the cores. Each processor also prefetches one job
+    /// (DARKROOM_PREFETCH's default).
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Run the capacity simulation instead: many processors on one queue, the engine replaced
     /// by a fixed cost (DARKROOM_SIMULATE_ENGINE_MS), jobs sent straight to the queue.
     #[arg(long)]
@@ -380,9 +382,10 @@ fn workloads(args: &Args) -> Vec<Workload> {
     out
 }
 
-fn settings(args: &Args) -> Vec<(&'static str, String)> {
+fn settings(args: &Args, processors: usize, cores: usize) -> Vec<(&'static str, String)> {
+    let slots = args.concurrency.unwrap_or((cores / processors.max(1)).max(1));
     vec![
-        ("DARKROOM_CONCURRENCY", args.concurrency.to_string()),
+        ("DARKROOM_CONCURRENCY", slots.to_string()),
         ("DARKROOM_UPLOAD_RATE", "1000000/min".into()),
         ("DARKROOM_UPLOAD_RATE_PER_IP", "1000000/min".into()),
         ("DARKROOM_MAX_JOBS_PER_IDENTITY", "1000000".into()),
@@ -430,8 +433,10 @@ async fn measure(app: &TestApp, backend: &str, w: &Workload, engine: Option<f64>
 fn print_table(rows: &[Row], engine: &BTreeMap<String, f64>) {
     println!();
     println!("Engine only, one thread per core, no I/O (same photos and recipes, this run):");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     for (label, jps) in engine {
-        println!("- {label}: {jps:.1} jobs/s");
+        // Every thread busy the whole time: the engine's CPU per job.
+        println!("- {label}: {jps:.1} jobs/s ({:.1} ms of CPU per job)", cores * 1e3 / jps);
     }
     println!();
     println!(
@@ -598,8 +603,6 @@ async fn main() {
             engine.insert(w.label.clone(), jps);
         }
     }
-    let env = settings(&args);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut rows = vec![];
     for backend in &args.backends {
         let kind = match backend.as_str() {
@@ -608,7 +611,9 @@ async fn main() {
             other => panic!("unknown backend {other}"),
         };
         for &p in &args.processors {
-            eprintln!("==> {backend}, {p} processor(s)");
+            let env = settings(&args, p, cores);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            eprintln!("==> {backend}, {p} processor(s), {env:?}");
             let app = TestApp::spawn_with_env(kind, true, p, &env).await;
             // The processors are ready when they said so; one job through warms everything.
             let warm = Workload { jobs: 2, clients: 1, ..loads[0].clone() };
@@ -622,8 +627,10 @@ async fn main() {
         }
         if args.workloads.iter().any(|w| w == "web") {
             eprintln!("==> {backend}, web tier alone (no processors)");
+            let env = settings(&args, 1, cores);
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let app = TestApp::spawn_with_env(kind, true, 0, &env).await;
-            let w = Workload {
+            let small = Workload {
                 label: "web tier alone, small".into(),
                 photos: vec![photo(SMALL)],
                 recipe: THUMB,
@@ -631,7 +638,19 @@ async fn main() {
                 clients: 8,
                 follow: false,
             };
-            rows.push(measure(&app, backend, &w, None).await);
+            rows.push(measure(&app, backend, &small, None).await);
+            // What taking the mixed photos in costs, with nothing processed: with the engine's
+            // CPU per job, the ceiling of the mixed workload's efficiency on a machine that runs
+            // the web app and the clients too.
+            let mix = Workload {
+                label: "web tier alone, mixed photos".into(),
+                photos: MIX.iter().map(|n| photo(n)).collect(),
+                recipe: THUMB,
+                jobs: args.mix_jobs,
+                clients: 4,
+                follow: false,
+            };
+            rows.push(measure(&app, backend, &mix, None).await);
         }
     }
     print_table(&rows, &engine);

@@ -18,7 +18,10 @@ async fn poison_job_is_dead_lettered_and_its_owner_sees_failed(kind: Kind) {
         &[
             ("DARKROOM_VISIBILITY_TIMEOUT", "2"),
             ("DARKROOM_MAX_RECEIVES", "2"),
+            // Only the poison job is in hand when the processor aborts: a prefetched job would
+            // lose an attempt with it, as every job a crashed processor holds does.
             ("DARKROOM_CONCURRENCY", "1"),
+            ("DARKROOM_PREFETCH", "0"),
             ("DARKROOM_TEST_ABORT_ON_OUTPUT", "boom"),
         ],
     )

@@ -1,6 +1,7 @@
 //! Scaling on backlog (issue 13): `darkroom-processor supervise` takes a burst from its
 //! minimum to its maximum number of processors and back, every job done, each decision logged,
-//! counted on the supervisor's `/metrics` and shown on the ops page.
+//! counted on the supervisor's `/metrics` and shown on the ops page. And within one processor
+//! (issue 14): a prefetched job is in hand while the render slot is busy, and renders after.
 //!
 //! Jobs are made slow without using the CPU (the sandbox's test hook stalls the output named
 //! `slow` for a moment), so the backlog stays up long enough to be seen on a 2-core machine
@@ -15,7 +16,10 @@ const TOKEN: &str = "scaling-test-admin-token";
 const JOBS: usize = 12;
 const RECIPE: &str = r#"{"outputs":[{"name":"slow","format":"png","ops":[{"op":"resize","width":64}]}]}"#;
 
-on_both_backends!(a_burst_scales_out_to_max_and_back_to_min_every_job_done);
+on_both_backends!(
+    a_burst_scales_out_to_max_and_back_to_min_every_job_done,
+    a_prefetched_job_is_in_hand_while_the_one_render_slot_is_busy
+);
 
 /// The supervisor's processors that are alive now (a drained one that is not reaped yet is not).
 fn live_processors(supervisor: &Proc) -> Vec<u32> {
@@ -137,4 +141,51 @@ async fn a_burst_scales_out_to_max_and_back_to_min_every_job_done(kind: Kind) {
     let status = supervisor.wait_exit(Duration::from_secs(60)).await.expect("the supervisor stops");
     assert!(status.success(), "supervisor exit: {status:?}\n{}", supervisor.log_text());
     assert!(last.iter().all(|p| !procfs::is_alive(*p)), "processors left running: {last:?}");
+}
+
+/// `DARKROOM_CONCURRENCY=1` and the default `DARKROOM_PREFETCH=1`: while one job renders (made
+/// slow by the stall hook), the processor already holds the next (it is `processing`: taken,
+/// its original downloading), but renders it only after the first (one render slot).
+async fn a_prefetched_job_is_in_hand_while_the_one_render_slot_is_busy(kind: Kind) {
+    let env =
+        [("DARKROOM_CONCURRENCY", "1"), ("DARKROOM_TEST_STALL_ON_OUTPUT", "slow"), ("DARKROOM_TEST_STALL_MS", "1500")];
+    let app = TestApp::spawn_with_env(kind, true, 1, &env).await;
+    let client = TestApp::new_client();
+    let mut ids = vec![];
+    for _ in 0..2 {
+        let resp = app.upload(&client, &["S01_rocket_640x427.jpg"], Some(RECIPE)).await;
+        assert_eq!(resp.status(), 202, "upload");
+        let body: Value = resp.json().await.unwrap();
+        ids.push(body["jobs"][0]["id"].as_str().unwrap().to_string());
+    }
+    // Both in hand at once, before either is done: without prefetch the second stays queued
+    // until the first is done.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (app.job(&client, &ids[0]).await, app.job(&client, &ids[1]).await);
+        if a["state"] == "processing" && b["state"] == "processing" {
+            break;
+        }
+        let over = |j: &Value| j["state"] == "done" || j["state"] == "failed";
+        if over(&a) || over(&b) || Instant::now() > deadline {
+            app.dump_logs();
+            panic!("the second job was never in hand while the first rendered: {a}\n{b}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut done_at = vec![];
+    for id in &ids {
+        let job = app
+            .wait_for_job(&client, id, Duration::from_secs(60), "done", |j| {
+                j["state"].as_str().is_some_and(|s| s == "done" || s == "failed")
+            })
+            .await;
+        assert_eq!(job["state"], "done", "{job}");
+        assert_eq!(job["attempts"], 1, "{job}");
+        let at = job["timeline"].as_array().unwrap().iter().rev().find(|t| t["state"] == "done").unwrap()["at"].clone();
+        done_at.push(chrono::DateTime::parse_from_rfc3339(at.as_str().unwrap()).unwrap());
+    }
+    // One render slot: the renders (1.5 s of stall each) did not overlap.
+    let apart = (done_at[1] - done_at[0]).num_milliseconds().abs();
+    assert!(apart >= 1400, "the two renders overlapped with one render slot: done {apart} ms apart");
 }

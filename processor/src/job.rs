@@ -35,6 +35,9 @@ pub struct Context {
     pub time_limit: Duration,
     /// Where the image work runs (a child process per busy slot, killed at the time limit).
     pub sandbox: Arc<Sandbox>,
+    /// One permit per render slot (`--concurrency`), held only while the sandbox renders: a
+    /// prefetched job downloads its original while the slots are busy (crate::worker).
+    pub render_slots: Arc<tokio::sync::Semaphore>,
     /// Turns true when the shutdown grace period is over: unfinished jobs are released.
     pub release: tokio::sync::watch::Receiver<bool>,
     /// Counts configuration errors in a row (crate::misconfig).
@@ -425,6 +428,14 @@ async fn render(
             stored
         }
     };
+    // Wait for a render slot (a prefetched job waits here with its original in hand); a job
+    // released meanwhile goes back without rendering.
+    let mut released = stop.clone();
+    let _slot = tokio::select! {
+        permit = ctx.render_slots.clone().acquire_owned() => permit.expect("the render slots are never closed"),
+        Ok(_) = released.wait_for(|s| *s) => return Err(SandboxError::Stopped.into()),
+    };
+    let _busy = metrics.busy();
     let rendering = Instant::now();
     let rendered =
         ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;

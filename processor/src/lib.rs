@@ -42,6 +42,11 @@ pub struct Config {
     /// Jobs processed at once (default: the number of CPU cores).
     #[arg(long, env = "DARKROOM_CONCURRENCY")]
     pub concurrency: Option<usize>,
+    /// Jobs taken from the queue ahead of a free slot: their originals download while the
+    /// slots render, so no slot waits on the store or the queue between jobs. `0` takes a job
+    /// only when a slot is free (fairer when many processors share a short queue).
+    #[arg(long, env = "DARKROOM_PREFETCH", default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=16))]
+    pub prefetch: u64,
     /// This worker's name in statuses and logs (default: host-pid).
     #[arg(long, env = "DARKROOM_WORKER_ID")]
     pub worker_id: Option<String>,
@@ -78,6 +83,10 @@ pub struct Config {
 impl Config {
     pub fn concurrency(&self) -> usize {
         self.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1)
+    }
+    /// Jobs held at once: the slots and the prefetched ones.
+    pub fn jobs_in_hand(&self) -> usize {
+        self.concurrency() + self.prefetch as usize
     }
     pub fn worker_id(&self) -> String {
         self.worker_id.clone().unwrap_or_else(darkroom_core::worker_id::default_worker_id)
