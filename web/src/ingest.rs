@@ -99,7 +99,7 @@ async fn read_multipart(
                     if total > total_limit {
                         return Err(ApiError::UploadTooLarge { limit: total_limit });
                     }
-                    writer.write(&chunk).await.map_err(spool_error)?;
+                    writer.write(chunk).await.map_err(spool_error)?;
                 }
                 // A form with an empty file picker still sends an empty, nameless part.
                 let filename = filename.unwrap_or_default();
