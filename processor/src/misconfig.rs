@@ -9,7 +9,9 @@
 //! processor gives its jobs back to the queue at once (each has used one delivery only) and
 //! exits with status 78 and one line saying what is wrong and what to do. Only a job on its
 //! last delivery is failed, with code `configuration` and that line, instead of going to the
-//! dead-letter queue as `gave_up`.
+//! dead-letter queue as `gave_up`. While its last step failed that way ([`Guard::suspect`]), a
+//! processor takes no more jobs than the one it tries with (no prefetch, no other slot), so a
+//! misconfigured processor holds one job at a time, not all it has room for.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -27,11 +29,13 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 pub struct Guard {
     recent: Mutex<VecDeque<Instant>>,
     tripped: watch::Sender<Option<Misconfiguration>>,
+    /// Told whenever the count in a row changes.
+    changed: tokio::sync::Notify,
 }
 
 impl Default for Guard {
     fn default() -> Self {
-        Guard { recent: Mutex::new(VecDeque::new()), tripped: watch::channel(None).0 }
+        Guard { recent: Mutex::new(VecDeque::new()), tripped: watch::channel(None).0, changed: Default::default() }
     }
 }
 
@@ -48,6 +52,7 @@ impl Guard {
             recent.pop_front();
         }
         let count = recent.len();
+        self.changed.notify_waiters();
         tracing::warn!(error = %error, count, limit = LIMIT, "configuration error");
         if count >= LIMIT {
             drop(recent);
@@ -62,7 +67,19 @@ impl Guard {
     pub fn ok(&self) {
         if self.tripped().is_none() {
             self.recent.lock().unwrap().clear();
+            self.changed.notify_waiters();
         }
+    }
+
+    /// Is the last configuration error not yet followed by a clean job (within [`WINDOW`])?
+    pub fn suspect(&self) -> bool {
+        let recent = self.recent.lock().unwrap();
+        recent.back().is_some_and(|t| t.elapsed() <= WINDOW)
+    }
+
+    /// Wait until the count in a row changes (an error, a clean job) or [`WINDOW`] passes.
+    pub async fn changed(&self) {
+        let _ = tokio::time::timeout(WINDOW, self.changed.notified()).await;
     }
 
     /// The error that tripped the guard, once it has.
@@ -101,9 +118,12 @@ mod tests {
     #[test]
     fn trips_after_three_in_a_row_not_when_a_job_went_through_between() {
         let guard = Guard::default();
+        assert!(!guard.suspect());
         assert!(!guard.record(&bucket()));
+        assert!(guard.suspect(), "one error: suspect until a job goes through");
         assert!(!guard.record(&bucket()));
         guard.ok();
+        assert!(!guard.suspect());
         assert!(!guard.record(&bucket()));
         assert!(!guard.record(&bucket()));
         assert!(guard.tripped().is_none());

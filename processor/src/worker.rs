@@ -125,6 +125,17 @@ async fn serve_with(
 
     while !*shutdown.borrow() && guard.tripped().is_none() {
         health.set_busy(crate::metrics::get().busy_slots());
+        // After a configuration error, one job at a time until one goes through (misconfig.rs).
+        while guard.suspect() && !tasks.is_empty() {
+            tokio::select! {
+                _ = tasks.join_next() => {}
+                _ = guard.changed() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        if *shutdown.borrow() || guard.tripped().is_some() {
+            break;
+        }
         // Back-pressure: wait for room for one job, then take all the room there is (at most 10).
         let first = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore never closes"),
@@ -132,7 +143,7 @@ async fn serve_with(
             _ = guard.wait_tripped() => break,
         };
         let mut permits = vec![first];
-        while permits.len() < 10 {
+        while permits.len() < 10 && !guard.suspect() {
             match slots.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
