@@ -10,6 +10,7 @@ pub mod assets;
 pub mod consume;
 pub mod csrf;
 pub mod dead_letters;
+pub mod download;
 pub mod error;
 pub mod events;
 pub mod gallery;
@@ -85,6 +86,8 @@ pub struct Config {
     pub ops_session_ttl: u64,
     #[command(flatten)]
     pub growth: rate_limit::Settings,
+    #[command(flatten)]
+    pub downloads: download::DownloadArgs,
 }
 
 /// Everything a request handler can reach.
@@ -94,6 +97,7 @@ pub struct AppState {
     pub limits: Limits,
     pub cookies: identity::CookieSettings,
     pub uploads: upload_limits::UploadLimits,
+    pub downloads: download::Downloads,
 }
 
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
@@ -148,7 +152,16 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         cookies,
         uploads: upload_limits::UploadLimits::new(&config.uploads, &config.backend)
             .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
+        downloads: download::Downloads::new(&config.downloads),
     });
+    if config.downloads.download_redirect == download::RedirectMode::Presigned
+        && backend.kind == darkroom_core::config::BackendKind::Embedded
+    {
+        tracing::warn!(
+            "DARKROOM_DOWNLOAD_REDIRECT=presigned has no effect on the embedded backend (a folder cannot presign \
+             URLs): the web app serves downloads itself"
+        );
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = ops_state.registry.clone();
