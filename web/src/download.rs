@@ -20,6 +20,7 @@ use std::time::Duration;
 use actix_web::body::SizedStream;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
+use darkroom_core::config::Backend;
 use darkroom_core::store::{ByteRange, ObjectMeta, ResponseHeaders, Served, StoreError};
 use serde_json::json;
 
@@ -73,6 +74,31 @@ impl Downloads {
             cache_control,
         }
     }
+}
+
+/// The store's origin when downloads redirect to presigned URLs there (the page's images then
+/// load from it, and the Content-Security-Policy must allow that), found by presigning a URL
+/// for a key nobody reads; `None` when downloads are proxied.
+pub async fn redirect_origin(args: &DownloadArgs, backend: &Backend) -> anyhow::Result<Option<String>> {
+    if args.download_redirect != RedirectMode::Presigned {
+        return Ok(None);
+    }
+    let probe = backend
+        .store
+        .presigned_get("system/presign-probe", Duration::from_secs(60), &ResponseHeaders::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("DARKROOM_DOWNLOAD_REDIRECT=presigned: cannot presign a URL: {e}"))?;
+    let Some(url) = probe else {
+        tracing::warn!(
+            "DARKROOM_DOWNLOAD_REDIRECT=presigned has no effect on the embedded backend (a folder cannot presign \
+             URLs): the web app serves downloads itself"
+        );
+        return Ok(None);
+    };
+    let origin = crate::security_headers::origin_of(&url)
+        .ok_or_else(|| anyhow::anyhow!("DARKROOM_DOWNLOAD_REDIRECT=presigned: the store's URL {url} has no origin"))?;
+    tracing::info!(%origin, ttl_s = args.download_redirect_ttl, "downloads redirect to presigned URLs");
+    Ok(Some(origin))
 }
 
 /// One file to download.

@@ -154,14 +154,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
         downloads: download::Downloads::new(&config.downloads),
     });
-    if config.downloads.download_redirect == download::RedirectMode::Presigned
-        && backend.kind == darkroom_core::config::BackendKind::Embedded
-    {
-        tracing::warn!(
-            "DARKROOM_DOWNLOAD_REDIRECT=presigned has no effect on the embedded backend (a folder cannot presign \
-             URLs): the web app serves downloads itself"
-        );
-    }
+    let image_origin = download::redirect_origin(&config.downloads, &backend).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = ops_state.registry.clone();
@@ -186,7 +179,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .wrap(middleware::from_fn(identity::middleware))
             // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
             .wrap(middleware::from_fn(csrf::middleware))
-            .wrap(security_headers::headers())
+            .wrap(security_headers::headers_with(image_origin.as_deref()))
             // Request id, trace context and the access line (path without the query string: a
             // token pasted into `/ops?token=…` must not reach the log). Inside compression, so
             // it can add the request id to error bodies.

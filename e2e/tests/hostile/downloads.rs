@@ -229,6 +229,15 @@ async fn presigned_redirects_after_checking_the_owner(kind: Kind) {
             assert!(direct.bytes().await.unwrap() == photo, "the original's bytes");
         }
     }
+    // The pages' <img> of an original follow the redirect: the CSP allows the store's origin
+    // for images (and nothing else new), only when downloads redirect there.
+    let page = get(&client, &app.url("/"), &[]).await;
+    let csp = header(page.headers(), "content-security-policy").to_string();
+    let img_src = csp.split(';').find(|d| d.trim().starts_with("img-src")).unwrap().trim().to_string();
+    match &app.site.moto {
+        Some(m) => assert_eq!(img_src, format!("img-src 'self' data: blob: {}", m.endpoint), "{csp}"),
+        None => assert_eq!(img_src, "img-src 'self' data: blob:", "{csp}"),
+    }
 }
 
 on_both_backends!(
