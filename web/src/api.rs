@@ -25,7 +25,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/jobs/{id}", web::get().to(show))
         .route("/api/jobs/{id}/events", web::get().to(crate::events::stream))
         .route("/api/jobs/{id}/original", web::get().to(original))
-        .route("/api/jobs/{id}/outputs/{name}", web::get().to(output));
+        .route("/api/jobs/{id}/original", web::head().to(original))
+        .route("/api/jobs/{id}/outputs/{name}", web::get().to(output))
+        .route("/api/jobs/{id}/outputs/{name}", web::head().to(output));
 }
 
 #[derive(Serialize)]

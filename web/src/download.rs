@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 use darkroom_core::config::Backend;
 use darkroom_core::store::{ByteRange, ObjectMeta, ResponseHeaders, Served, StoreError};
@@ -194,8 +194,8 @@ fn validators(res: &mut actix_web::HttpResponseBuilder, meta: &ObjectMeta, cache
     }
 }
 
-/// Answer a GET of `d` (its owner already checked): a redirect, `304`, `206`, `416` or `200`,
-/// streaming the bytes.
+/// Answer a GET (or HEAD) of `d` (its owner already checked): a redirect, `304`, `206`, `416`
+/// or `200`, streaming the bytes.
 pub async fn respond(req: &HttpRequest, state: &AppState, d: Download<'_>) -> Result<HttpResponse, ApiError> {
     let settings = &state.downloads;
     let store = &state.backend.store;
@@ -216,13 +216,24 @@ pub async fn respond(req: &HttpRequest, state: &AppState, d: Download<'_>) -> Re
         }
     }
 
-    // A browser revalidating its copy: a HEAD-sized question to the store, no body read.
-    if let Some(inm) = header(req, header::IF_NONE_MATCH) {
+    // A browser revalidating its copy, or a HEAD request: a metadata-sized question to the
+    // store, no body read.
+    let inm = header(req, header::IF_NONE_MATCH);
+    let head = req.method() == Method::HEAD;
+    if inm.is_some() || head {
         let meta = store.stat(d.key).await?.ok_or(ApiError::NotFound)?;
-        if none_match(inm, &meta.etag) {
+        if inm.is_some_and(|v| none_match(v, &meta.etag)) {
             let mut res = HttpResponse::NotModified();
             validators(&mut res, &meta, &settings.cache_control);
             return Ok(res.finish());
+        }
+        if head {
+            // What a GET without a range would answer, without the body (ranges are for GETs).
+            let mut res = HttpResponse::Ok();
+            validators(&mut res, &meta, &settings.cache_control);
+            res.content_type(d.content_type).insert_header((header::CONTENT_DISPOSITION, disposition));
+            let none = futures_util::stream::empty::<Result<bytes::Bytes, StoreError>>();
+            return Ok(res.body(SizedStream::new(meta.size, none)));
         }
     }
 

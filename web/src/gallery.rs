@@ -169,6 +169,8 @@ async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>
             crate::download::content_disposition(true, &format!("{stem}-outputs.zip")),
         ))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        // Built as it streams: no ranges.
+        .insert_header((header::ACCEPT_RANGES, "none"))
         // Already-compressed images: the Compress middleware would only waste CPU.
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .streaming(body)

@@ -89,6 +89,14 @@ async fn originals_and_outputs_stream_with_etags_ranges_and_their_names(kind: Ki
     let stored = app.backend().await.store.get(&darkroom_core::keys::original(&id)).await.unwrap();
     assert!(stored == photo);
 
+    // HEAD: the same headers, no body, nothing read.
+    let resp = client.head(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(resp.headers(), "content-length"), size.to_string());
+    assert_eq!(header(resp.headers(), "etag"), etag);
+    assert_eq!(resp.headers()[ACCEPT_RANGES], "bytes");
+    assert!(resp.bytes().await.unwrap().is_empty());
+
     // Revalidation.
     let resp = get(&client, &url, &[("if-none-match", &etag)]).await;
     assert_eq!(resp.status(), 304, "unchanged: not sent again");
