@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use darkroom_core::config::Backend;
 use darkroom_core::queue::{QueueError, MAX_MESSAGE_BYTES};
-use darkroom_core::store::StoreError;
+use darkroom_core::store::{ByteRange, ObjectStream, Served, StoreError};
 use darkroom_e2e::{Kind, Site};
+use futures_util::StreamExt;
 
 const NOW: Duration = Duration::ZERO;
 const WAIT: Duration = Duration::from_secs(10);
@@ -178,7 +179,65 @@ async fn object_store_put_get_head_list_delete(kind: Kind) {
     assert_eq!(s.list("outputs/j1/").await.unwrap(), vec!["outputs/j1/thumb.png"]);
 }
 
+/// Every chunk of a streamed read, and how many there were.
+async fn drain(mut o: ObjectStream) -> (Vec<u8>, usize) {
+    let (mut all, mut chunks) = (Vec::new(), 0);
+    while let Some(c) = o.body.next().await {
+        all.extend_from_slice(&c.expect("chunk"));
+        chunks += 1;
+    }
+    (all, chunks)
+}
+
+async fn object_store_streams_ranges_with_a_strong_etag(kind: Kind) {
+    use ByteRange::*;
+    let (_site, b) = setup(kind, 30, 3).await;
+    let s = &b.store;
+    assert!(matches!(s.get_stream("originals/missing", None).await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.stat("originals/missing").await.unwrap(), None);
+
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    s.put("originals/big", Bytes::from(data.clone()), "image/jpeg").await.unwrap();
+    let whole = s.get_stream("originals/big", None).await.unwrap();
+    let meta = whole.meta.clone();
+    assert_eq!((whole.served, meta.size), (Served::Whole, 1_000_000));
+    assert!(meta.etag.len() > 2 && meta.etag.starts_with('"') && meta.etag.ends_with('"'), "{}", meta.etag);
+    let (bytes, chunks) = drain(whole).await;
+    assert!(bytes == data, "the whole object streams back");
+    assert!(chunks > 1, "1 MB arrives in pieces, not as one buffer ({chunks} chunk)");
+    let stat = s.stat("originals/big").await.unwrap().expect("stat");
+    assert_eq!((stat.size, &stat.etag), (meta.size, &meta.etag), "stat and the read agree");
+
+    for (range, first, last) in [
+        (Span { first: 10, last: 19 }, 10, 19),
+        (Span { first: 999_990, last: 5_000_000 }, 999_990, 999_999),
+        (From(999_000), 999_000, 999_999),
+        (Suffix(5), 999_995, 999_999),
+        (Suffix(2_000_000), 0, 999_999),
+    ] {
+        let part = s.get_stream("originals/big", Some(range)).await.unwrap();
+        assert_eq!(part.served, Served::Part { first, last }, "{range:?}");
+        assert_eq!((part.meta.size, &part.meta.etag), (meta.size, &meta.etag), "{range:?}: meta of the whole");
+        let (bytes, _) = drain(part).await;
+        assert!(bytes == data[first as usize..=last as usize], "{range:?}: exact bytes");
+    }
+    for range in [From(1_000_000), Span { first: 2_000_000, last: 2_000_010 }, Suffix(0)] {
+        let none = s.get_stream("originals/big", Some(range)).await.unwrap();
+        assert_eq!((none.served, none.meta.size), (Served::Unsatisfiable, 1_000_000), "{range:?}");
+        assert!(drain(none).await.0.is_empty());
+    }
+
+    // Same size, other bytes: another tag.
+    let mut other = data.clone();
+    other[0] ^= 1;
+    s.put("originals/big", Bytes::from(other), "image/jpeg").await.unwrap();
+    let again = s.stat("originals/big").await.unwrap().unwrap();
+    assert_eq!(again.size, meta.size);
+    assert_ne!(again.etag, meta.etag, "rewritten bytes get a new ETag");
+}
+
 darkroom_e2e::on_both_backends!(
+    object_store_streams_ranges_with_a_strong_etag,
     visibility_expiry_redelivers_with_a_higher_receive_count,
     change_visibility_extends_and_releases,
     receive_count_increments_and_redrive_moves_to_the_dead_letter_queue,

@@ -1,12 +1,13 @@
 //! The HTTP API (a contract: see README and docs/protocol.md): jobs as JSON, their bytes.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use darkroom_core::message::{JobError, JobState};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::ingest;
@@ -24,7 +25,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/jobs/{id}", web::get().to(show))
         .route("/api/jobs/{id}/events", web::get().to(crate::events::stream))
         .route("/api/jobs/{id}/original", web::get().to(original))
-        .route("/api/jobs/{id}/outputs/{name}", web::get().to(output));
+        .route("/api/jobs/{id}/original", web::head().to(original))
+        .route("/api/jobs/{id}/outputs/{name}", web::get().to(output))
+        .route("/api/jobs/{id}/outputs/{name}", web::head().to(output));
 }
 
 #[derive(Serialize)]
@@ -219,29 +222,25 @@ struct DownloadQuery {
     download: Option<String>,
 }
 
-fn bytes_response(data: bytes::Bytes, content_type: &str, filename: &str, download: bool) -> HttpResponse {
-    let disposition = if download { "attachment" } else { "inline" };
-    let safe: String =
-        filename.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect();
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((header::CONTENT_DISPOSITION, format!("{disposition}; filename=\"{safe}\"")))
-        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
-        .body(data)
-}
-
 async fn original(
+    req: HttpRequest,
     state: web::Data<AppState>,
     owner: Owner,
     id: web::Path<String>,
     q: web::Query<DownloadQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let rec = owned(&state, &owner, &id).await?;
-    let data = state.backend.store.get(&rec.original_key).await?;
-    Ok(bytes_response(data, &rec.original_type, &rec.filename, q.download.is_some()))
+    let d = Download {
+        key: &rec.original_key,
+        content_type: &rec.original_type,
+        filename: &rec.filename,
+        attachment: q.download.is_some(),
+    };
+    download::respond(&req, &state, d).await
 }
 
 async fn output(
+    req: HttpRequest,
     state: web::Data<AppState>,
     owner: Owner,
     path: web::Path<(String, String)>,
@@ -250,8 +249,12 @@ async fn output(
     let (id, name) = path.into_inner();
     let rec = owned(&state, &owner, &id).await?;
     let out = rec.outputs.iter().find(|o| o.name == name).ok_or(ApiError::NotFound)?;
-    let data = state.backend.store.get(&out.key).await?;
-    let stem = rec.filename.rsplit_once('.').map(|(s, _)| s).unwrap_or(&rec.filename);
-    let filename = format!("{stem}-{}.{}", out.name, out.format.extension());
-    Ok(bytes_response(data, out.format.mime(), &filename, q.download.is_some()))
+    let filename = format!("{}-{}.{}", crate::gallery::stem(&rec.filename), out.name, out.format.extension());
+    let d = Download {
+        key: &out.key,
+        content_type: out.format.mime(),
+        filename: &filename,
+        attachment: q.download.is_some(),
+    };
+    download::respond(&req, &state, d).await
 }

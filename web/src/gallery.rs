@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `DELETE /api/jobs/{id}` | `204`; `409 not_finished` while queued or processing |
 //! | `POST /api/jobs/{id}/retry` | `202` the job (queued again); `409 not_failed` unless it failed |
-//! | `GET /api/jobs/{id}/outputs.zip` | the outputs as a ZIP (stored entries), streamed |
+//! | `GET /api/jobs/{id}/outputs.zip` | the outputs as a ZIP (stored entries, UTF-8 names, ZIP64 past 4 GiB), streamed |
 //! | `GET /api/events` | `text/event-stream` of every change to any of the caller's jobs (`event: status`, the job as JSON); never ends. One connection for a whole gallery: browsers allow only 6 per host over HTTP/1.1 |
 //! | `POST /jobs/{id}/delete`, `POST /jobs/{id}/retry` | the same, then `303` to the gallery / the job page |
 
@@ -139,10 +139,6 @@ pub fn stem(filename: &str) -> &str {
     filename.rsplit_once('.').map(|(s, _)| s).filter(|s| !s.is_empty()).unwrap_or(filename)
 }
 
-fn safe(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || ".-_".contains(c) { c } else { '_' }).collect()
-}
-
 async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
     let rec = match owned(&state, &owner, &id).await {
         Ok(r) => r,
@@ -155,7 +151,8 @@ async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>
         )
         .response();
     }
-    let stem = safe(stem(&rec.filename));
+    // Names in the archive as the photo was named (UTF-8, flagged as such), minus folders.
+    let stem = crate::download::file_name(stem(&rec.filename));
     let entries = rec
         .outputs
         .iter()
@@ -167,8 +164,13 @@ async fn zip_all(state: web::Data<AppState>, owner: Owner, id: web::Path<String>
     });
     HttpResponse::build(StatusCode::OK)
         .content_type("application/zip")
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{stem}-outputs.zip\"")))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            crate::download::content_disposition(true, &format!("{stem}-outputs.zip")),
+        ))
         .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+        // Built as it streams: no ranges.
+        .insert_header((header::ACCEPT_RANGES, "none"))
         // Already-compressed images: the Compress middleware would only waste CPU.
         .insert_header((header::CONTENT_ENCODING, "identity"))
         .streaming(body)

@@ -10,6 +10,7 @@ pub mod assets;
 pub mod consume;
 pub mod csrf;
 pub mod dead_letters;
+pub mod download;
 pub mod error;
 pub mod events;
 pub mod gallery;
@@ -85,6 +86,8 @@ pub struct Config {
     pub ops_session_ttl: u64,
     #[command(flatten)]
     pub growth: rate_limit::Settings,
+    #[command(flatten)]
+    pub downloads: download::DownloadArgs,
 }
 
 /// Everything a request handler can reach.
@@ -94,6 +97,7 @@ pub struct AppState {
     pub limits: Limits,
     pub cookies: identity::CookieSettings,
     pub uploads: upload_limits::UploadLimits,
+    pub downloads: download::Downloads,
 }
 
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
@@ -148,7 +152,9 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         cookies,
         uploads: upload_limits::UploadLimits::new(&config.uploads, &config.backend)
             .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
+        downloads: download::Downloads::new(&config.downloads),
     });
+    let image_origin = download::redirect_origin(&config.downloads, &backend).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = ops_state.registry.clone();
@@ -173,7 +179,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .wrap(middleware::from_fn(identity::middleware))
             // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
             .wrap(middleware::from_fn(csrf::middleware))
-            .wrap(security_headers::headers())
+            .wrap(security_headers::headers_with(image_origin.as_deref()))
             // Request id, trace context and the access line (path without the query string: a
             // token pasted into `/ops?token=…` must not reach the log). Inside compression, so
             // it can add the request id to error bodies.

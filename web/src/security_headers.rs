@@ -14,18 +14,41 @@ const BASE_SCRIPT_SHA256: &str = "WZRJfWvsnNCPcxzZwvyhovnZGqhZaC+8gPGPRbx6wTk=";
 const SLIDER_STYLE_SHA256: &str = "i/CUvnFsx8MiYl5p6tAfQZar4RbY9TjokfKxDSAWC2I=";
 
 pub fn content_security_policy() -> String {
+    content_security_policy_with(None)
+}
+
+/// The policy, with images also allowed from `image_origin` (the store's origin when downloads
+/// redirect to presigned URLs: an `<img>` of an original follows the redirect there, and CSP
+/// checks the redirect's target too).
+pub fn content_security_policy_with(image_origin: Option<&str>) -> String {
+    let extra = image_origin.map(|o| format!(" {o}")).unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'sha256-{BASE_SCRIPT_SHA256}'; \
          style-src 'self' 'unsafe-hashes' 'sha256-{SLIDER_STYLE_SHA256}'; \
-         img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         img-src 'self' data: blob:{extra}; connect-src 'self'; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors 'none'"
     )
 }
 
+/// The origin (`scheme://host[:port]`) of `url`, if it has one a CSP source can name.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let ok = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    ok.then(|| format!("{scheme}://{host}"))
+}
+
 /// The middleware that adds them (to responses that do not set their own).
 pub fn headers() -> DefaultHeaders {
+    headers_with(None)
+}
+
+/// [`headers`], with images also allowed from `image_origin`.
+pub fn headers_with(image_origin: Option<&str>) -> DefaultHeaders {
     DefaultHeaders::new()
-        .add(("Content-Security-Policy", content_security_policy()))
+        .add(("Content-Security-Policy", content_security_policy_with(image_origin)))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
@@ -66,5 +89,18 @@ mod tests {
             }
         }
         assert_eq!((scripts, styles), (1, 1), "the templates' inline scripts and styles");
+    }
+
+    #[test]
+    fn presigned_downloads_add_the_stores_origin_to_img_src() {
+        let url = "https://photos.s3.eu-west-1.amazonaws.com/originals/x?X-Amz-Signature=abc";
+        let origin = origin_of(url).unwrap();
+        assert_eq!(origin, "https://photos.s3.eu-west-1.amazonaws.com");
+        assert_eq!(origin_of("http://127.0.0.1:5000/b/k").unwrap(), "http://127.0.0.1:5000");
+        assert_eq!(origin_of("javascript:alert(1)"), None);
+        assert_eq!(origin_of("https://a b/"), None);
+        let csp = content_security_policy_with(Some(&origin));
+        assert!(csp.contains("img-src 'self' data: blob: https://photos.s3.eu-west-1.amazonaws.com;"), "{csp}");
+        assert!(!content_security_policy().contains("amazonaws"));
     }
 }

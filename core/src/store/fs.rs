@@ -3,6 +3,13 @@
 //! so a reader or a crash never sees half an object, and keys cannot escape the folder.
 //! [`ObjectStore::put_file`] links the file into the temp folder when it is on the same file
 //! system (no copy) and copies it otherwise, then syncs and renames it into place the same way.
+//!
+//! Downloads ([`ObjectStore::get_stream`]) read the file in chunks from one open handle. Its
+//! entity tag is derived from that handle's metadata: inode, size and modification time in
+//! nanoseconds. Every write puts a *new* file in place by rename, so a rewritten object has a
+//! new inode and a new time even when its size is the same; the tag is strong because the bytes
+//! of one file under one inode never change here (nothing writes into a file in place). It
+//! costs one `fstat`, no hashing, and every process on the same folder computes the same tag.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ObjectInfo, ObjectStore, StoreError};
+use super::{ByteRange, ByteStream, ObjectInfo, ObjectMeta, ObjectStore, ObjectStream, Served, StoreError};
 use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 #[derive(Clone, Debug)]
@@ -151,6 +158,58 @@ impl FsStore {
     }
 }
 
+/// Bytes a download reads from the file at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// The entity tag of the file whose metadata is `m` (see the module docs).
+fn etag(m: &std::fs::Metadata) -> String {
+    let nanos =
+        m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(m);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    format!("\"{inode:x}-{:x}-{nanos:x}\"", m.len())
+}
+
+fn meta(m: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        size: m.len(),
+        etag: etag(m),
+        content_type: None,
+        last_modified: m.modified().ok().map(chrono::DateTime::<chrono::Utc>::from),
+    }
+}
+
+/// `len` bytes of `file` from where it stands, in chunks of at most [`CHUNK`].
+fn file_chunks(file: tokio::fs::File, len: u64, key: String) -> ByteStream {
+    use tokio::io::AsyncReadExt;
+    Box::pin(futures_util::stream::unfold((file, len), move |(mut file, left)| {
+        let key = key.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let want = left.min(CHUNK as u64) as usize;
+            let mut buf = bytes::BytesMut::with_capacity(want);
+            let mut read = 0;
+            while read < want {
+                match file.read_buf(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => read += n,
+                    Err(e) => return Some((Err(StoreError::Unavailable(format!("reading `{key}`: {e}"))), (file, 0))),
+                }
+            }
+            if read == 0 {
+                // Shorter than its metadata said: a broken download, never a silently short one.
+                let e = StoreError::Unavailable(format!("`{key}` ended {left} bytes early"));
+                return Some((Err(e), (file, 0)));
+            }
+            Some((Ok(buf.freeze()), (file, left - read as u64)))
+        }
+    }))
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -207,6 +266,46 @@ impl ObjectStore for FsStore {
     async fn check(&self) -> Result<(), StoreError> {
         let this = self.clone();
         blocking(move || this.check_sync()).await
+    }
+
+    // Downloads
+
+    async fn stat(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => Ok(Some(meta(&m))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io()(e)),
+        }
+    }
+
+    async fn get_stream(&self, key: &str, range: Option<ByteRange>) -> Result<ObjectStream, StoreError> {
+        use tokio::io::AsyncSeekExt;
+        let path = self.path(key)?;
+        let not_found = || StoreError::NotFound(key.to_string());
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(self.io()(e)),
+        };
+        // The metadata of the open file: what is streamed is what the tag describes, even if
+        // the object is replaced meanwhile.
+        let m = file.metadata().await.map_err(self.io())?;
+        if !m.is_file() {
+            return Err(not_found());
+        }
+        let meta = meta(&m);
+        let served = match range.map(|r| r.resolve(meta.size)) {
+            None => Served::Whole,
+            Some(None) => Served::Unsatisfiable,
+            Some(Some((first, last))) => Served::Part { first, last },
+        };
+        if let Served::Part { first, .. } = served {
+            file.seek(std::io::SeekFrom::Start(first)).await.map_err(self.io())?;
+        }
+        let body = file_chunks(file, served.len(meta.size), key.to_string());
+        Ok(ObjectStream { meta, served, body })
     }
 }
 

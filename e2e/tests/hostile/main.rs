@@ -7,7 +7,9 @@
 //! - `limits`: amplification, and jobs past their time or memory limit;
 //! - `uploads`: oversized recipe and file parts and huge part headers refused while reading
 //!   with the web process's peak memory small; a full set of upload slots answers 503 with
-//!   Retry-After; trickled bodies and request heads are cut off.
+//!   Retry-After; trickled bodies and request heads are cut off;
+//! - `downloads`: ranges past the end, foreign owners asking for 304s and presigned URLs,
+//!   non-ASCII and path-like names, large files that must not be held in memory (issue 15).
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use darkroom_e2e::TestApp;
 use serde_json::Value;
 
 mod browser;
+mod downloads;
 mod files;
 mod growth;
 mod limits;
