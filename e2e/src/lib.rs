@@ -35,7 +35,9 @@ pub fn corpus(name: &str) -> PathBuf {
 
 /// Build the two binaries once per test process and return their folder. Building here (not
 /// trusting whatever is in target/) means a test never runs a stale binary. A release build
-/// of the caller (a benchmark) gets release binaries.
+/// of the caller (a benchmark) gets release binaries. `DARKROOM_E2E_NO_BUILD=1` skips the
+/// build (for a benchmark run right after `cargo build --release --workspace --bins`, on a
+/// machine where another cargo may hold the package cache).
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     static LOCK: Mutex<()> = Mutex::new(());
@@ -48,8 +50,10 @@ pub fn bin_dir() -> &'static Path {
         if release {
             args.push("--release");
         }
-        let status = Command::new(cargo).args(&args).current_dir(root()).status().expect("run cargo build");
-        assert!(status.success(), "building darkroom-web and darkroom-processor failed");
+        if std::env::var_os("DARKROOM_E2E_NO_BUILD").is_none_or(|v| v != "1") {
+            let status = Command::new(cargo).args(&args).current_dir(root()).status().expect("run cargo build");
+            assert!(status.success(), "building darkroom-web and darkroom-processor failed");
+        }
         // target/debug/deps/<test> -> target/debug; target/release/<bench> -> target/release
         let profile = if release { "release" } else { "debug" };
         exe.ancestors()
