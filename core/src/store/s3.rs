@@ -1,4 +1,9 @@
 //! `ObjectStore` on Amazon S3 (or an S3-compatible server) through aws-sdk-s3.
+//!
+//! Conditional writes are S3's own (since 2024): PutObject with `If-Match: <ETag>` or
+//! `If-None-Match: *`; `412 PreconditionFailed` (or `409 ConditionalRequestConflict`, two
+//! conditional writes of one key in flight at once) is [`StoreError::Conflict`]. moto 5.2.5
+//! honours both headers on PutObject (`moto/s3/responses.py`, `put_object`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -8,7 +13,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::Bytes;
 
-use super::{ObjectInfo, ObjectStore, StoreError};
+use super::{ObjectInfo, ObjectStore, StoreError, Version};
 use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 #[derive(Clone, Debug)]
@@ -137,6 +142,47 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
+        let etag = out.e_tag().map(str::to_string).ok_or_else(|| {
+            StoreError::Rejected(format!("`{key}` came without an ETag: no conditional write possible"))
+        })?;
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
+        Ok((data.into_bytes(), Version(etag)))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError> {
+        let req = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        let req = match expected {
+            Some(v) => req.if_match(&v.0),
+            None => req.if_none_match("*"),
+        };
+        match req.body(ByteStream::from(body)).send().await {
+            Ok(out) => Ok(Version(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+                Err(StoreError::Conflict(key.to_string()))
+            }
+            Err(e) => match classify(&self.bucket, key, e) {
+                // If-Match on an object deleted meanwhile.
+                StoreError::NotFound(_) if expected.is_some() => Err(StoreError::Conflict(key.to_string())),
+                other => Err(other),
+            },
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
