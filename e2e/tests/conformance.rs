@@ -253,7 +253,64 @@ async fn put_if_loses_no_update_under_concurrent_writers(kind: Kind) {
     assert!(conflicts > 0, "the writers never collided: the test proved nothing");
 }
 
+/// Replica fan-out: a notice published by one replica reaches every other live replica once
+/// and never its sender; a replica that stopped cleanly is gone at once, one that died is
+/// reaped by a live one after the grace period.
+async fn fanout_reaches_every_other_replica_and_reaps_the_dead(kind: Kind) {
+    use darkroom_core::fanout::{ChangeNotice, Fanout};
+    use darkroom_core::message::JobState;
+    let (_site, b) = setup(kind, 30, 3).await;
+    let grace = Duration::from_secs(2);
+    let join = |name: &'static str| {
+        let (store, inboxes) = (b.store.clone(), b.inboxes.clone());
+        async move { Fanout::join(store, inboxes, name, "test-replica-", grace).await.unwrap() }
+    };
+    let (a, r2, r3) = (join("a").await, join("b").await, join("c").await);
+    let mut peers = a.peers().await.unwrap();
+    peers.sort();
+    assert_eq!(peers, ["b", "c"], "a sees the two others, not itself");
+    let notice = |n: usize| ChangeNotice::Job {
+        job_id: format!("job{n}"),
+        owner: "o".into(),
+        state: JobState::Done,
+        updated_at: chrono::Utc::now(),
+        from: "a".into(),
+    };
+    let sent: Vec<_> = (0..12).map(notice).collect();
+    assert_eq!(a.publish(&sent).await.unwrap(), 2, "both other replicas reached");
+    for r in [&r2, &r3] {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while got.len() < sent.len() && Instant::now() < deadline {
+            got.extend(r.receive(Duration::from_secs(2)).await.unwrap());
+        }
+        got.sort_by_key(|n| match n {
+            ChangeNotice::Job { job_id, .. } => job_id[3..].parse::<usize>().unwrap(),
+            _ => usize::MAX,
+        });
+        assert_eq!(got, sent, "{} got every notice once", r.replica());
+    }
+    assert!(a.receive(Duration::ZERO).await.unwrap().is_empty(), "the sender gets no echo");
+    // A clean stop.
+    r3.leave().await.unwrap();
+    assert_eq!(a.peers().await.unwrap(), ["b"]);
+    // A death: b stops heartbeating; a reaps it once the grace period is over.
+    drop(r2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reaped = Vec::new();
+    while reaped.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reaped = a.heartbeat().await.unwrap();
+    }
+    assert_eq!(reaped, ["b"], "the dead replica is reaped");
+    assert!(a.peers().await.unwrap().is_empty());
+    assert!(b.inboxes.open("test-replica-b").await.err().is_some_and(|e| e.is_missing()), "its inbox is removed");
+    a.leave().await.unwrap();
+    assert!(b.store.list(darkroom_core::fanout::REGISTRY_PREFIX).await.unwrap().is_empty());
+}
+
 darkroom_e2e::on_both_backends!(
+    fanout_reaches_every_other_replica_and_reaps_the_dead,
     put_if_refuses_a_changed_object,
     put_if_loses_no_update_under_concurrent_writers,
     visibility_expiry_redelivers_with_a_higher_receive_count,
