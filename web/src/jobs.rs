@@ -505,7 +505,7 @@ impl JobBook {
                 self.forget(job_id);
                 return Ok(false);
             }
-            ChangeNotice::Presence { .. } => return Ok(false),
+            ChangeNotice::Presence { .. } | ChangeNotice::Joined { .. } => return Ok(false),
         };
         if !keys::is_valid_id(id) {
             return Ok(false);

@@ -120,11 +120,15 @@ async fn publish(fanout: Arc<Fanout>, book: Arc<JobBook>, mut shutdown: watch::R
             match n {
                 ChangeNotice::Job { from: f, .. }
                 | ChangeNotice::JobDeleted { from: f, .. }
-                | ChangeNotice::Presence { from: f, .. } => *f = from.clone(),
+                | ChangeNotice::Presence { from: f, .. }
+                | ChangeNotice::Joined { from: f } => *f = from.clone(),
             }
         }
         match fanout.publish(&batch).await {
-            Ok(reached) => crate::metrics::get().notices_sent((reached * batch.len()) as u64),
+            Ok(reached) => {
+                tracing::debug!(notices = batch.len(), replicas = reached, "change notices sent");
+                crate::metrics::get().notices_sent((reached * batch.len()) as u64)
+            }
             Err(e) => tracing::warn!(error = %e, "could not send change notices to the other replicas"),
         }
     }
@@ -157,6 +161,9 @@ async fn receive(
                 continue;
             }
         };
+        if !notices.is_empty() {
+            tracing::debug!(notices = notices.len(), "change notices received");
+        }
         crate::metrics::get().notices_received(notices.len() as u64);
         for notice in notices {
             if notice.from() == fanout.replica() {
@@ -165,6 +172,10 @@ async fn receive(
             match &notice {
                 ChangeNotice::Presence { presence, .. } => {
                     registry.presence(&presence.clone().bounded());
+                }
+                ChangeNotice::Joined { from } => {
+                    tracing::info!(replica = %from, "another web app replica joined");
+                    fanout.forget_peers().await;
                 }
                 _ => {
                     if let Err(e) = book.learn(&notice).await {

@@ -10,8 +10,9 @@
 //!   without a clean stop): their inbox is removed and their entry deleted. Every live replica
 //!   reaps; doing it twice is harmless.
 //! - [`Fanout::publish`] sends notices to every replica seen within the grace period but this
-//!   one; the list of peers is read from the store at most every [`PEER_REFRESH`], so a new
-//!   replica is reached within that time.
+//!   one; the list of peers is read from the store at most every [`PEER_REFRESH`], and at once
+//!   after a [`ChangeNotice::Joined`], which [`Fanout::join`] sends to every replica it finds,
+//!   so a new replica is reached within milliseconds.
 //! - [`Fanout::leave`] (clean stop) deletes the entry and removes the inbox.
 //!
 //! The same code runs on both backends: the inboxes are SQS queues on AWS and queues in the
@@ -140,6 +141,10 @@ mod replicas {
                 peers: tokio::sync::Mutex::new(Peers { refreshed: None, live: Vec::new(), opened: HashMap::new() }),
             };
             fanout.write_entry().await?;
+            let hello = ChangeNotice::Joined { from: fanout.replica.clone() };
+            if let Err(e) = fanout.publish(&[hello]).await {
+                tracing::warn!(error = %e, "could not tell the other replicas this one joined; they notice within {PEER_REFRESH:?}");
+            }
             Ok(fanout)
         }
 
@@ -227,6 +232,11 @@ mod replicas {
             peers.live = live;
             peers.refreshed = Some(Instant::now());
             Ok(())
+        }
+
+        /// Read the list of replicas again before the next publish (one has joined).
+        pub async fn forget_peers(&self) {
+            self.peers.lock().await.refreshed = None;
         }
 
         /// The other live replicas now (for tests and the ops page).

@@ -7,7 +7,8 @@
 //! JSON, tagged by `kind` (documented in `docs/protocol.md`):
 //! `{"kind":"job","job_id":…,"owner":…,"state":"done","updated_at":…,"from":"<replica>"}`,
 //! `{"kind":"job_deleted","job_id":…,"owner":…,"from":…}`,
-//! `{"kind":"presence","presence":{…a worker's presence…},"from":…}`.
+//! `{"kind":"presence","presence":{…a worker's presence…},"from":…}`,
+//! `{"kind":"joined","from":…}` (a new replica: read the list of replicas again now).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ pub enum ChangeNotice {
     JobDeleted { job_id: String, owner: String, from: String },
     /// A worker's presence, as the replica that consumed it from the reply queue read it.
     Presence { presence: PresenceMessage, from: String },
+    /// A replica has just joined (its inbox is ready): send it notices from now on.
+    Joined { from: String },
 }
 
 impl ChangeNotice {
@@ -39,7 +42,8 @@ impl ChangeNotice {
         match self {
             ChangeNotice::Job { from, .. }
             | ChangeNotice::JobDeleted { from, .. }
-            | ChangeNotice::Presence { from, .. } => from,
+            | ChangeNotice::Presence { from, .. }
+            | ChangeNotice::Joined { from } => from,
         }
     }
 }
