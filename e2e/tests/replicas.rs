@@ -159,13 +159,14 @@ async fn a_killed_during_a_batch_b_finishes_every_job(kind: Kind) {
     }
 }
 
-/// (c) Two replicas applying statuses of the same jobs at the same time lose none. Each job
-/// first gets `processing` of attempt 10; then a burst of `retrying` statuses of attempts 1–9
-/// (late arrivals: each adds exactly one timeline entry in any order) goes on the shared reply
-/// queue, and both replicas consume it at once. Every job's timeline must have all 10.
+/// (c) Two replicas applying statuses of the same jobs at the same time lose none. Each of 2
+/// jobs first gets `processing` of attempt 21; then a burst of `retrying` statuses of attempts
+/// 1–20 (late arrivals: each adds exactly one timeline entry in any order) goes on the shared
+/// reply queue, and both replicas consume it at once. Every job's timeline must have them all.
+/// With plain (unconditional) writes instead, this loses entries on both backends.
 async fn two_replicas_applying_statuses_concurrently_lose_none(kind: Kind) {
-    const JOBS: usize = 4;
-    const LATE: u32 = 9;
+    const JOBS: usize = 2;
+    const LATE: u32 = 20;
     let app = TestApp::spawn_with_env(kind, true, 0, &[]).await;
     let b = app.start_replica("web-b", &[]);
     let client = app.client.clone();
