@@ -794,6 +794,67 @@ mod tests {
         assert_eq!(book.owner_channels(), 0, "nothing kept for an owner without a stream");
     }
 
+    /// Two books on one store are two replicas: statuses applied by both at once all land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_books_applying_at_once_lose_no_status() {
+        let store = counting_store();
+        let (a, b) = (Arc::new(JobBook::new(store.clone())), Arc::new(JobBook::new(store.clone())));
+        let mut rec = job(1, "o");
+        rec.state = JobState::Processing;
+        rec.attempts = 40;
+        a.create(&rec).await.unwrap();
+        let mut tasks = Vec::new();
+        for attempt in 1..40 {
+            let book = if attempt % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut s = status(JobState::Retrying, attempt, &format!("w{attempt}"));
+                s.job_id = "job00001".into();
+                book.apply(&s).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Applied::Changed);
+        }
+        let stored: JobRecord = serde_json::from_slice(&store.get("jobs/job00001.json").await.unwrap()).unwrap();
+        assert_eq!(stored.timeline.len(), 39, "every late status is in the stored record");
+    }
+
+    /// A notice from another replica refreshes a cached record at once and reaches the
+    /// owner's feed; a job nobody here cares about is not even read.
+    #[tokio::test]
+    async fn a_notice_refreshes_the_cache_and_reaches_the_owners_feed() {
+        let store = counting_store();
+        let a = JobBook::with_cache_ttl(store.clone(), 100, Duration::from_secs(3600));
+        let b = JobBook::with_cache_ttl(store.clone(), 100, Duration::from_secs(3600));
+        a.create(&job(1, "alice")).await.unwrap();
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Queued, "cached by B");
+        let mut feed = b.subscribe_owner("alice");
+        let mut notices = a.notices();
+        let mut s = status(JobState::Processing, 1, "w1");
+        s.job_id = "job00001".into();
+        assert_eq!(a.apply(&s).await.unwrap(), Applied::Changed);
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Queued, "stale until told");
+        let notice = notices.recv().await.unwrap();
+        assert!(
+            matches!(&notice, ChangeNotice::Job { job_id, state: JobState::Processing, .. } if job_id == "job00001")
+        );
+        assert!(b.learn(&notice).await.unwrap());
+        assert_eq!(feed.recv().await.unwrap().state, JobState::Processing, "the owner's stream hears it");
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Processing, "the cache is fresh");
+        drop(feed);
+        a.create(&job(2, "bob")).await.unwrap();
+        let other = ChangeNotice::Job {
+            job_id: "job00002".into(),
+            owner: "bob".into(),
+            state: JobState::Queued,
+            updated_at: Utc::now(),
+            from: "a".into(),
+        };
+        let gets = store.gets.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(!b.learn(&other).await.unwrap(), "not cached, not followed: not read");
+        assert_eq!(store.gets.load(std::sync::atomic::Ordering::SeqCst), gets);
+    }
+
     #[test]
     fn failed_gets_a_reason() {
         let mut r = record();
