@@ -234,11 +234,18 @@ async fn two_replicas_applying_statuses_concurrently_lose_none(kind: Kind) {
     assert!(applied_a > 0 && applied_b > 0, "both replicas applied statuses (A {applied_a}, B {applied_b})");
 }
 
-/// (d) An ops session opened on A works on B, and signing out on B ends it on A.
+/// (d) An ops session opened on A works on B, and signing out on B ends it on A. Both ops
+/// pages list both workers: each worker posts one presence here (the next is a minute away),
+/// which only one replica consumes, so the other lists it only because the presence was
+/// passed on as a change notice.
 async fn ops_session_opened_on_a_works_on_b(kind: Kind) {
     const TOKEN: &str = "replica-ops-token-0123456789";
-    let app = TestApp::spawn_with_env(kind, true, 0, &[("DARKROOM_ADMIN_TOKEN", TOKEN)]).await;
+    let env = [("DARKROOM_ADMIN_TOKEN", TOKEN), ("DARKROOM_WORKER_HEARTBEAT", "60")];
+    let mut app = TestApp::spawn_with_env(kind, true, 0, &env).await;
     let b = app.start_replica("web-b", &[]);
+    await_log(&app.web.as_ref().unwrap().log, "another web app replica joined").await;
+    app.start_processor();
+    app.start_processor();
     let signed_in = |page: &str| page.contains("action=\"/ops/redrive\"");
     // Sign in on A; keep the cookie as a copy too.
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -258,6 +265,18 @@ async fn ops_session_opened_on_a_works_on_b(kind: Kind) {
     assert!(signed_in(&page_with(app.url("/ops")).await), "signed in on A");
     let page = page_with(b.url("/ops")).await;
     assert!(signed_in(&page), "the session opened on A is accepted by B:\n{page}");
+    // Every worker on both pages.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for url in [app.url("/ops"), b.url("/ops")] {
+        loop {
+            let page = page_with(url.clone()).await;
+            if (0..2).all(|n| page.contains(&format!("data-worker=\"{}\"", app.worker_id(n)))) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{url} does not list both workers within 30 s:\n{page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     // Sign out on B: the same cookie no longer opens A either.
     let resp = no_redirects.post(b.url("/ops/logout")).header("cookie", cookie.clone()).send().await.unwrap();
     assert!(resp.status().is_success() || resp.status().is_redirection(), "sign out on B: {}", resp.status());
