@@ -260,12 +260,15 @@ async fn fanout_reaches_every_other_replica_and_reaps_the_dead(kind: Kind) {
     use darkroom_core::fanout::{ChangeNotice, Fanout};
     use darkroom_core::message::JobState;
     let (_site, b) = setup(kind, 30, 3).await;
-    let grace = Duration::from_secs(2);
+    // Long enough for a loaded machine between a replica's heartbeat and the checks below.
+    let grace = Duration::from_secs(5);
     let join = |name: &'static str| {
         let (store, inboxes) = (b.store.clone(), b.inboxes.clone());
         async move { Fanout::join(store, inboxes, name, "test-replica-", grace).await.unwrap() }
     };
     let (a, r2, r3) = (join("a").await, join("b").await, join("c").await);
+    r2.heartbeat().await.unwrap();
+    r3.heartbeat().await.unwrap();
     let mut peers = a.peers().await.unwrap();
     peers.sort();
     assert_eq!(peers, ["b", "c"], "a sees the two others, not itself");
@@ -293,10 +296,11 @@ async fn fanout_reaches_every_other_replica_and_reaps_the_dead(kind: Kind) {
     assert!(a.receive(Duration::ZERO).await.unwrap().is_empty(), "the sender gets no echo");
     // A clean stop.
     r3.leave().await.unwrap();
-    assert_eq!(a.peers().await.unwrap(), ["b"]);
+    r2.heartbeat().await.unwrap();
+    assert_eq!(a.peers().await.unwrap(), ["b"], "c left");
     // A death: b stops heartbeating; a reaps it once the grace period is over.
     drop(r2);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut reaped = Vec::new();
     while reaped.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
