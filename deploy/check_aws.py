@@ -30,6 +30,8 @@ TEMPLATE = ROOT / "deploy" / "aws" / "darkroom.yaml"
 
 # What each process calls, as (IAM action, resource) pairs. Resources are the template's logical
 # ids, a bucket key pattern as "Bucket/<prefix>*", or KmsKeyArn (only when a key is given).
+# The web app replicas' inbox queues (DARKROOM_REPLICA_QUEUE_PREFIX=<stack>-replica-).
+REPLICA_INBOXES = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-replica-*"
 KMS = {("kms:Decrypt", "KmsKeyArn"), ("kms:GenerateDataKey", "KmsKeyArn")}
 EXPECTED = {
     "WebAccessPolicy": {
@@ -37,11 +39,20 @@ EXPECTED = {
         ("s3:ListBucket", "Bucket"),
         # GET/HEAD: originals and outputs (downloads, zip), job records, logos (HEAD before a
         # job that uses one), revoked ops sessions.
-        *{("s3:GetObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/")},
-        # PUT: uploads, job records, the owner index, logos, ops sign-outs.
-        *{("s3:PutObject", f"Bucket/{p}*") for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/")},
-        # DELETE /api/jobs/{id}: original, outputs, record, index entry.
-        *{("s3:DeleteObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "owners/")},
+        # The replicas' registry (system/replicas/): read, written, reaped (docs/scaling.md).
+        *{("s3:GetObject", f"Bucket/{p}*")
+          for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/", "system/replicas/")},
+        # PUT: uploads, job records (conditional writes are PutObject too), the owner index,
+        # logos, ops sign-outs, the replica registry entry.
+        *{("s3:PutObject", f"Bucket/{p}*")
+          for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/", "system/replicas/")},
+        # DELETE /api/jobs/{id}: original, outputs, record, index entry; a stopped replica's entry.
+        *{("s3:DeleteObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "owners/", "system/replicas/")},
+        # Each replica's inbox for change notices (<stack>-replica-*): created at start, sent to
+        # by the others, received from, deleted at a clean stop or reaped after the grace period.
+        *{(a, "ReplicaInboxes") for a in ("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
+                                          "sqs:GetQueueUrl", "sqs:SendMessage", "sqs:ReceiveMessage",
+                                          "sqs:DeleteMessage")},
         # Jobs: send (uploads, retries, redrive from the dead-letter queue), depth (/healthz, ops, metrics).
         ("sqs:SendMessage", "JobQueue"), ("sqs:GetQueueAttributes", "JobQueue"), ("sqs:GetQueueUrl", "JobQueue"),
         # Replies: the consumer receives and deletes; ops shows the depth.
@@ -106,6 +117,8 @@ def resource_of(value):
             m = re.fullmatch(r"\$\{(\w+)\.Arn\}(/.*)?", value["Fn::Sub"])
             if m:
                 return m.group(1) + (m.group(2) or "")
+            if value["Fn::Sub"] == REPLICA_INBOXES:
+                return "ReplicaInboxes"
     if value == "*":
         return "*"
     return repr(value)

@@ -11,6 +11,9 @@ use darkroom_engine::Limits;
 use thiserror::Error;
 
 use crate::aws;
+use crate::fanout::embedded::EmbeddedInboxes;
+use crate::fanout::sqs::SqsInboxes;
+use crate::fanout::Inboxes;
 use crate::misconfig::{Misconfiguration, Problem};
 use crate::queue::embedded::{EmbeddedDb, QueueSettings};
 use crate::queue::sqs::{self, SqsQueue};
@@ -142,6 +145,8 @@ pub struct Backend {
     pub jobs: Arc<dyn JobQueue>,
     pub replies: Arc<dyn JobQueue>,
     pub dead_letters: Arc<dyn JobQueue>,
+    /// Where web app replicas create their inboxes for change notices ([`crate::fanout`]).
+    pub inboxes: Arc<dyn Inboxes>,
     /// Human description for logs ("S3 bucket darkroom at http://…").
     pub description: String,
     pub kind: BackendKind,
@@ -222,6 +227,7 @@ impl BackendArgs {
             jobs: Arc::new(jobs),
             replies: Arc::new(replies),
             dead_letters: Arc::new(dead_letters),
+            inboxes: Arc::new(EmbeddedInboxes::new(db)),
             description: format!(
                 "embedded backend in {} (queues `{}`/`{}`/`{}`)",
                 dir.display(),
@@ -287,6 +293,7 @@ impl BackendArgs {
             jobs: Arc::new(jobs),
             replies: Arc::new(replies),
             dead_letters: Arc::new(dead_letters),
+            inboxes: Arc::new(SqsInboxes::new(sqs)),
             description,
             kind: BackendKind::Aws,
         })

@@ -10,6 +10,7 @@
 pub mod aws;
 #[cfg(feature = "backends")]
 pub mod config;
+pub mod fanout;
 pub mod keys;
 pub mod message;
 pub mod misconfig;

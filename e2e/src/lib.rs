@@ -386,9 +386,27 @@ impl TestApp {
         if let Some(mut old) = self.web.take() {
             old.kill();
         }
-        let (mut cmd, log) = self.command("darkroom-web", "web");
-        let mut child =
-            cmd.args(["--init", "--bind", bind]).stdout(Stdio::piped()).spawn().expect("start darkroom-web");
+        let (proc, url) = self.spawn_web(bind, "web", &[]);
+        self.base_url = url;
+        self.web = Some(proc);
+    }
+
+    /// Another web app replica on this app's store and queues, on a free port (as a second
+    /// process behind the same load balancer), with extra environment of its own. The app's
+    /// own web app (if any) is untouched; the replica dies with its [`Replica`].
+    pub fn start_replica(&self, name: &str, env: &[(&str, &str)]) -> Replica {
+        let (proc, base_url) = self.spawn_web("127.0.0.1:0", name, env);
+        Replica { proc, base_url }
+    }
+
+    fn spawn_web(&self, bind: &str, log_name: &str, env: &[(&str, &str)]) -> (Proc, String) {
+        let (mut cmd, log) = self.command("darkroom-web", log_name);
+        let mut child = cmd
+            .args(["--init", "--bind", bind])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start darkroom-web");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -401,8 +419,7 @@ impl TestApp {
         let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
             panic!("darkroom-web did not print its URL; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
         });
-        self.base_url = url;
-        self.web = Some(Proc { child, log });
+        (Proc { child, log }, url)
     }
 
     /// An extra setting of this app, or `default`.
@@ -531,6 +548,25 @@ impl TestApp {
         for p in self.web.iter().chain(self.processors.iter()) {
             eprintln!("==== {} ====\n{}", p.log.display(), std::fs::read_to_string(&p.log).unwrap_or_default());
         }
+    }
+}
+
+/// A second (third, …) web app process on the same backend as a [`TestApp`].
+pub struct Replica {
+    pub proc: Proc,
+    pub base_url: String,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// GET /api/jobs/{id} through this replica with `client`.
+    pub async fn job(&self, client: &reqwest::Client, id: &str) -> Value {
+        let resp = client.get(self.url(&format!("/api/jobs/{id}"))).send().await.expect("GET /api/jobs/{id}");
+        assert_eq!(resp.status(), 200, "GET /api/jobs/{id} through {}", self.base_url);
+        resp.json().await.expect("job JSON")
     }
 }
 

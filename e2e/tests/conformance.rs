@@ -236,8 +236,164 @@ async fn object_store_streams_ranges_with_a_strong_etag(kind: Kind) {
     assert_ne!(again.etag, meta.etag, "rewritten bytes get a new ETag");
 }
 
+/// Conditional writes: only-if-absent, only-if-unchanged, and a stale version refused.
+async fn put_if_refuses_a_changed_object(kind: Kind) {
+    let (_site, b) = setup(kind, 30, 3).await;
+    let s = &b.store;
+    let key = "jobs/cas.json";
+    let v1 = s.put_if(key, Bytes::from_static(b"1"), "application/json", None).await.unwrap();
+    assert!(
+        matches!(s.put_if(key, Bytes::from_static(b"x"), "application/json", None).await, Err(StoreError::Conflict(_))),
+        "only if absent: there is one now"
+    );
+    let (body, read) = s.get_versioned(key).await.unwrap();
+    assert_eq!((body.as_ref(), &read), (&b"1"[..], &v1), "the version read is the version written");
+    let v2 = s.put_if(key, Bytes::from_static(b"2"), "application/json", Some(&v1)).await.unwrap();
+    assert_ne!(v1, v2);
+    assert!(
+        matches!(
+            s.put_if(key, Bytes::from_static(b"3"), "application/json", Some(&v1)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a stale version is refused"
+    );
+    assert_eq!(s.get(key).await.unwrap().as_ref(), b"2", "and nothing was written");
+    s.put(key, Bytes::from_static(b"22"), "application/json").await.unwrap();
+    assert!(
+        matches!(
+            s.put_if(key, Bytes::from_static(b"3"), "application/json", Some(&v2)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a plain put changes the version too"
+    );
+    s.delete(key).await.unwrap();
+    let v = s.put_if(key, Bytes::from_static(b"4"), "application/json", None).await.unwrap();
+    assert!(matches!(s.get_versioned("jobs/none.json").await, Err(StoreError::NotFound(_))));
+    assert_eq!(s.get_versioned(key).await.unwrap().1, v);
+}
+
+/// N writers at once, each adding one to a counter in one object by read → put_if → on
+/// conflict read again: the final value is N (no increment lost), and conflicts did happen.
+async fn put_if_loses_no_update_under_concurrent_writers(kind: Kind) {
+    const WRITERS: u64 = 12;
+    const EACH: u64 = 5;
+    let (_site, b) = setup(kind, 30, 3).await;
+    let key = "jobs/counter.json";
+    b.store.put_if(key, Bytes::from_static(b"0"), "application/json", None).await.unwrap();
+    let conflicts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (store, conflicts) = (b.store.clone(), conflicts.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..EACH {
+                loop {
+                    let (body, version) = store.get_versioned(key).await.unwrap();
+                    let n: u64 = std::str::from_utf8(&body).unwrap().parse().unwrap();
+                    let next = Bytes::from((n + 1).to_string());
+                    match store.put_if(key, next, "application/json", Some(&version)).await {
+                        Ok(_) => break,
+                        Err(StoreError::Conflict(_)) => {
+                            conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(e) => panic!("put_if: {e}"),
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total: u64 = std::str::from_utf8(&b.store.get(key).await.unwrap()).unwrap().parse().unwrap();
+    let conflicts = conflicts.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{kind:?}: {} increments by {WRITERS} writers, {conflicts} conflicts retried", WRITERS * EACH);
+    assert_eq!(total, WRITERS * EACH, "an increment was lost");
+    assert!(conflicts > 0, "the writers never collided: the test proved nothing");
+}
+
+/// Replica fan-out: a notice published by one replica reaches every other live replica once
+/// and never its sender; a replica that stopped cleanly is gone at once, one that died is
+/// reaped by a live one after the grace period.
+async fn fanout_reaches_every_other_replica_and_reaps_the_dead(kind: Kind) {
+    use darkroom_core::fanout::{ChangeNotice, Fanout};
+    use darkroom_core::message::JobState;
+    let (_site, b) = setup(kind, 30, 3).await;
+    // Long enough for a loaded machine between a replica's heartbeat and the checks below.
+    let grace = Duration::from_secs(5);
+    let join = |name: &'static str| {
+        let (store, inboxes) = (b.store.clone(), b.inboxes.clone());
+        async move { Fanout::join(store, inboxes, name, "test-replica-", grace).await.unwrap() }
+    };
+    let (a, r2, r3) = (join("a").await, join("b").await, join("c").await);
+    r2.heartbeat().await.unwrap();
+    r3.heartbeat().await.unwrap();
+    let mut peers = a.peers().await.unwrap();
+    peers.sort();
+    assert_eq!(peers, ["b", "c"], "a sees the two others, not itself");
+    let notice = |n: usize| ChangeNotice::Job {
+        job_id: format!("job{n}"),
+        owner: "o".into(),
+        state: JobState::Done,
+        updated_at: chrono::Utc::now(),
+        from: "a".into(),
+    };
+    let sent: Vec<_> = (0..12).map(notice).collect();
+    assert_eq!(a.publish(&sent).await.unwrap(), 2, "both other replicas reached");
+    let is_job = |n: &ChangeNotice| matches!(n, ChangeNotice::Job { .. });
+    for r in [&r2, &r3] {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while got.len() < sent.len() && Instant::now() < deadline {
+            got.extend(r.receive(Duration::from_secs(2)).await.unwrap().into_iter().filter(is_job));
+        }
+        got.sort_by_key(|n| match n {
+            ChangeNotice::Job { job_id, .. } => job_id[3..].parse::<usize>().unwrap(),
+            _ => usize::MAX,
+        });
+        assert_eq!(got, sent, "{} got every notice once", r.replica());
+    }
+    // a heard b and c join (each says so to the replicas it finds), and no echo of its own.
+    let mut heard = Vec::new();
+    loop {
+        let got = a.receive(Duration::from_millis(500)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        heard.extend(got);
+    }
+    let mut joined: Vec<&str> = heard
+        .iter()
+        .map(|n| match n {
+            ChangeNotice::Joined { from } => from.as_str(),
+            other => panic!("the sender got an echo or a stray notice: {other:?}"),
+        })
+        .collect();
+    joined.sort();
+    assert_eq!(joined, ["b", "c"], "a heard both join");
+    // A clean stop.
+    r3.leave().await.unwrap();
+    r2.heartbeat().await.unwrap();
+    assert_eq!(a.peers().await.unwrap(), ["b"], "c left");
+    // A death: b stops heartbeating; a reaps it once the grace period is over.
+    drop(r2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reaped = Vec::new();
+    while reaped.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        reaped = a.heartbeat().await.unwrap();
+    }
+    assert_eq!(reaped, ["b"], "the dead replica is reaped");
+    assert!(a.peers().await.unwrap().is_empty());
+    assert!(b.inboxes.open("test-replica-b").await.err().is_some_and(|e| e.is_missing()), "its inbox is removed");
+    a.leave().await.unwrap();
+    assert!(b.store.list(darkroom_core::fanout::REGISTRY_PREFIX).await.unwrap().is_empty());
+}
+
 darkroom_e2e::on_both_backends!(
     object_store_streams_ranges_with_a_strong_etag,
+    fanout_reaches_every_other_replica_and_reaps_the_dead,
+    put_if_refuses_a_changed_object,
+    put_if_loses_no_update_under_concurrent_writers,
     visibility_expiry_redelivers_with_a_higher_receive_count,
     change_visibility_extends_and_releases,
     receive_count_increments_and_redrive_moves_to_the_dead_letter_queue,

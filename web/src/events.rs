@@ -10,6 +10,11 @@
 //! Each event is `event: status`, `id: <timeline length>`, `data: <the job as JSON>`.
 //! A client that reconnects (with or without Last-Event-ID) gets the current state first,
 //! so nothing is missed.
+//!
+//! With several web app replicas, a job's changes reach this replica's feeds through change
+//! notices ([`crate::replicas`]); a job stream that has heard nothing for [`RECHECK`] also
+//! reads the record again (through the cache, whose entries live at most
+//! `DARKROOM_JOB_CACHE_TTL`), so even a lost notice delays an event, never loses it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,8 @@ use crate::rate_limit::{Guard, StreamSlot};
 use crate::AppState;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A job stream without news for this long reads the record again.
+pub const RECHECK: Duration = Duration::from_secs(5);
 
 struct Follow {
     id: String,
@@ -73,8 +80,13 @@ pub async fn stream(
                 let last = rec.state.is_final();
                 return Some((Ok::<_, actix_web::Error>(event(&rec)), (!last).then_some(f)));
             }
-            match tokio::time::timeout(KEEP_ALIVE, f.rx.recv()).await {
-                Err(_) => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(f))),
+            match tokio::time::timeout(RECHECK, f.rx.recv()).await {
+                Err(_) => match f.book.get(&f.id).await.ok().flatten() {
+                    Some(rec) if f.sent.is_none_or(|t| rec.updated_at > t) || rec.state.is_final() => {
+                        f.pending = Some(rec)
+                    }
+                    _ => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(f))),
+                },
                 Ok(Ok(rec)) => {
                     if rec.id == f.id && (f.sent.is_none_or(|t| rec.updated_at > t) || rec.state.is_final()) {
                         f.pending = Some(Arc::unwrap_or_clone(rec));

@@ -9,7 +9,8 @@
 //! planted that way): the browser gets a fresh identity and the old cookie is removed.
 //!
 //! The signing key: `DARKROOM_COOKIE_SECRET` if set; on the embedded backend otherwise a random
-//! key kept at `system/cookie-key` in the data folder (private to the machine). On the aws
+//! key kept at `system/cookie-key` in the data folder (private to the machine), written only if
+//! absent, so replicas that start at once on one folder share one key. On the aws
 //! backend the secret is required: the bucket is read by processors and outside submitters,
 //! and anyone holding the key can forge every identity. [`CookieSettings::derive`] gives other
 //! parts of the app (the ops sessions) keys of their own from it.
@@ -95,12 +96,26 @@ impl CookieSettings {
             Some(s) => Key::derive_from(s.as_bytes()),
             None => match store.get(keys::COOKIE_KEY).await {
                 Ok(bytes) if bytes.len() == 64 => Key::from(&bytes),
-                Ok(_) | Err(StoreError::NotFound(_)) => {
+                Ok(_) => {
                     let key = Key::generate();
                     store
                         .put(keys::COOKIE_KEY, Bytes::copy_from_slice(key.master()), "application/octet-stream")
                         .await?;
                     key
+                }
+                Err(StoreError::NotFound(_)) => {
+                    // Only if absent: two replicas starting at once on one data folder must end
+                    // up with the same key, or each would refuse the other's cookies.
+                    let key = Key::generate();
+                    let body = Bytes::copy_from_slice(key.master());
+                    match store.put_if(keys::COOKIE_KEY, body, "application/octet-stream", None).await {
+                        Ok(_) => key,
+                        Err(StoreError::Conflict(_)) => match store.get(keys::COOKIE_KEY).await? {
+                            bytes if bytes.len() == 64 => Key::from(&bytes),
+                            _ => return Err(StoreError::Rejected("system/cookie-key is not 64 bytes".into()).into()),
+                        },
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             },

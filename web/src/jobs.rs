@@ -11,11 +11,14 @@
 //! final state, and an older attempt never overrides a newer one.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use darkroom_core::engine::OutputSpec;
+use darkroom_core::fanout::ChangeNotice;
 use darkroom_core::keys;
 use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::store::{ObjectStore, StoreError};
@@ -23,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::lru::Lru;
+use crate::metrics;
 
 /// One step in a job's life, shown on its page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -193,13 +197,29 @@ pub enum Applied {
 /// Job records the cache keeps by default (a record is a few KiB: a few MiB in all).
 pub const DEFAULT_CACHE: usize = 4096;
 
+/// Default longest a cached record is served without reading the store again
+/// (`DARKROOM_JOB_CACHE_TTL`): the bound on how stale a record can be on a replica that missed
+/// a change notice.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
+
 /// Changes an owner's event streams may fall behind by before they are told to resync.
 const OWNER_BACKLOG: usize = 64;
+
+/// Most attempts of one read → change → conditional write before giving up (each conflict
+/// means another writer succeeded meanwhile, so this is only reached under a flood).
+const MAX_CAS_ATTEMPTS: usize = 50;
+
+/// A cached record and when it was read or written.
+#[derive(Clone)]
+struct Entry {
+    rec: JobRecord,
+    at: Instant,
+}
 
 /// The cache, and a count of writes to it that lets a reader tell whether the record it read
 /// from the store may have been replaced meanwhile.
 struct Cache {
-    records: Lru<String, JobRecord>,
+    records: Lru<String, Entry>,
     writes: u64,
 }
 
@@ -208,9 +228,14 @@ type OwnerChannels = Arc<Mutex<HashMap<String, broadcast::Sender<Arc<JobRecord>>
 pub struct JobBook {
     store: Arc<dyn ObjectStore>,
     cache: Mutex<Cache>,
-    writes: tokio::sync::Mutex<()>,
+    ttl: Duration,
     changes: broadcast::Sender<JobRecord>,
     owners: OwnerChannels,
+    /// Changes this replica made, for the other replicas ([`crate::replicas`]).
+    notices: broadcast::Sender<ChangeNotice>,
+    /// Re-read every job another replica announces (the ops page follows every job), not only
+    /// the cached or followed ones.
+    follow_all: AtomicBool,
 }
 
 /// Live changes to one owner's jobs (see [`JobBook::subscribe_owner`]). The owner's channel
@@ -237,6 +262,18 @@ impl Drop for OwnerFeed {
     }
 }
 
+/// What a change to a record decided.
+pub(crate) enum Change<T> {
+    /// Write the changed record, then return `T`.
+    Write(T),
+    /// Leave the record as it is and return `T`.
+    Keep(T),
+}
+
+fn unreadable(id: &str, e: serde_json::Error) -> StoreError {
+    StoreError::Rejected(format!("job record {id} is unreadable: {e}"))
+}
+
 impl JobBook {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
         Self::with_cache(store, DEFAULT_CACHE)
@@ -244,18 +281,41 @@ impl JobBook {
 
     /// A book whose cache holds at most `capacity` records.
     pub fn with_cache(store: Arc<dyn ObjectStore>, capacity: usize) -> Self {
+        Self::with_cache_ttl(store, capacity, DEFAULT_CACHE_TTL)
+    }
+
+    /// A book whose cache holds at most `capacity` records, each served for at most `ttl`
+    /// before the store is read again.
+    pub fn with_cache_ttl(store: Arc<dyn ObjectStore>, capacity: usize, ttl: Duration) -> Self {
         JobBook {
             store,
             cache: Mutex::new(Cache { records: Lru::new(capacity), writes: 0 }),
-            writes: tokio::sync::Mutex::new(()),
+            ttl,
             changes: broadcast::channel(1024).0,
             owners: Arc::default(),
+            notices: broadcast::channel(4096).0,
+            follow_all: AtomicBool::new(false),
         }
     }
 
     /// Live changes to every job (for the web app's own bookkeeping, not for clients).
     pub fn subscribe(&self) -> broadcast::Receiver<JobRecord> {
         self.changes.subscribe()
+    }
+
+    /// The changes this replica makes, as notices for the others (`from` left empty).
+    pub fn notices(&self) -> broadcast::Receiver<ChangeNotice> {
+        self.notices.subscribe()
+    }
+
+    /// Pass `notice` on to the other replicas (a worker's presence this replica consumed).
+    pub fn announce(&self, notice: ChangeNotice) {
+        let _ = self.notices.send(notice);
+    }
+
+    /// Re-read every job another replica announces, not only cached or followed ones.
+    pub fn follow_all(&self, on: bool) {
+        self.follow_all.store(on, Ordering::Relaxed);
     }
 
     /// Live changes to `owner`'s jobs only.
@@ -277,7 +337,7 @@ impl JobBook {
 
     fn remember(&self, rec: &JobRecord) {
         let mut c = self.cache.lock().unwrap();
-        c.records.insert(rec.id.clone(), rec.clone());
+        c.records.insert(rec.id.clone(), Entry { rec: rec.clone(), at: Instant::now() });
         c.writes += 1;
     }
 
@@ -287,52 +347,77 @@ impl JobBook {
         c.writes += 1;
     }
 
-    async fn save(&self, rec: &JobRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(rec).expect("records serialize");
-        self.store.put(&keys::job_record(&rec.id), Bytes::from(json), "application/json").await?;
-        self.remember(rec);
+    /// Tell this replica's subscribers about `rec`.
+    fn broadcast(&self, rec: &JobRecord) {
         let _ = self.changes.send(rec.clone());
         if let Some(tx) = self.owners.lock().unwrap().get(&rec.owner) {
             let _ = tx.send(Arc::new(rec.clone()));
         }
-        Ok(())
+    }
+
+    /// `rec` was written by this replica: cache it, tell its subscribers and the other replicas.
+    fn written(&self, rec: &JobRecord) {
+        self.remember(rec);
+        self.broadcast(rec);
+        let _ = self.notices.send(ChangeNotice::Job {
+            job_id: rec.id.clone(),
+            owner: rec.owner.clone(),
+            state: rec.state,
+            updated_at: rec.updated_at,
+            from: String::new(),
+        });
     }
 
     /// Record a new job (before its message is queued, so no status can beat it).
     pub async fn create(&self, rec: &JobRecord) -> Result<(), StoreError> {
-        let _w = self.writes.lock().await;
-        self.save(rec).await?;
+        let json = serde_json::to_vec(rec).expect("records serialize");
+        // Only if absent: job ids are random, so a record already there is another job's.
+        self.store.put_if(&keys::job_record(&rec.id), Bytes::from(json), "application/json", None).await?;
+        self.written(rec);
         self.store
             .put(&keys::owner_index(&rec.owner, &rec.id), Bytes::from(rec.created_at.to_rfc3339()), "text/plain")
             .await
     }
 
+    /// The record as stored now, bypassing the cache.
+    async fn read(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        match self.store.get(&keys::job_record(id)).await {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| unreadable(id, e))?)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The job's record: from the cache if it was read or written within the cache's time to
+    /// live, else from the store.
     pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         if !keys::is_valid_id(id) {
             return Ok(None);
         }
         let writes = {
             let mut c = self.cache.lock().unwrap();
-            if let Some(rec) = c.records.get_mut(id) {
-                return Ok(Some(rec.clone()));
+            if let Some(e) = c.records.get_mut(id) {
+                if e.at.elapsed() <= self.ttl {
+                    return Ok(Some(e.rec.clone()));
+                }
             }
             c.writes
         };
-        match self.store.get(&keys::job_record(id)).await {
-            Ok(bytes) => {
-                let rec: JobRecord = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Rejected(format!("job record {id} is unreadable: {e}")))?;
-                // Cache what was read only if nothing was written meanwhile: a save or delete
-                // between the read and now may have made it stale.
-                let mut c = self.cache.lock().unwrap();
-                if c.writes == writes {
-                    c.records.insert(id.to_string(), rec.clone());
+        let rec = self.read(id).await?;
+        // Cache what was read only if nothing was written meanwhile: a save or delete between
+        // the read and now may have made it stale.
+        let mut c = self.cache.lock().unwrap();
+        if c.writes == writes {
+            match &rec {
+                Some(r) => {
+                    c.records.insert(id.to_string(), Entry { rec: r.clone(), at: Instant::now() });
                 }
-                Ok(Some(rec))
+                None => {
+                    c.records.remove(id);
+                }
             }
-            Err(StoreError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
         }
+        Ok(rec)
     }
 
     /// The job, if it exists and belongs to `owner`.
@@ -353,17 +438,94 @@ impl JobBook {
         Ok(out)
     }
 
+    /// Change job `id`'s record with `change`, safely against every other writer in any
+    /// replica: read the stored record with its version, change it, write it back only if it
+    /// is still at that version, and on a conflict start again from a fresh read (`change`
+    /// then runs again on the newer record). `Ok(None)` when there is no such job.
+    pub(crate) async fn modify<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut JobRecord) -> Change<T>,
+    ) -> Result<Option<(JobRecord, T)>, StoreError> {
+        let key = keys::job_record(id);
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (bytes, version) = match self.store.get_versioned(&key).await {
+                Ok(found) => found,
+                Err(StoreError::NotFound(_)) => {
+                    self.forget(id);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut rec: JobRecord = serde_json::from_slice(&bytes).map_err(|e| unreadable(id, e))?;
+            let out = match change(&mut rec) {
+                Change::Keep(out) => {
+                    self.remember(&rec);
+                    return Ok(Some((rec, out)));
+                }
+                Change::Write(out) => out,
+            };
+            let json = Bytes::from(serde_json::to_vec(&rec).expect("records serialize"));
+            match self.store.put_if(&key, json, "application/json", Some(&version)).await {
+                Ok(_) => {
+                    self.written(&rec);
+                    return Ok(Some((rec, out)));
+                }
+                Err(StoreError::Conflict(_)) => {
+                    metrics::get().record_conflict();
+                    tracing::debug!(job_id = id, "job record changed by another writer meanwhile; applying again");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "job record {id} kept changing under {MAX_CAS_ATTEMPTS} attempts to update it; try again"
+        )))
+    }
+
     /// Apply a worker's status message to its job.
     pub async fn apply(&self, status: &StatusMessage) -> Result<Applied, StoreError> {
-        let _w = self.writes.lock().await;
-        let Some(mut rec) = self.get(&status.job_id).await? else {
-            return Ok(Applied::UnknownJob);
+        let applied = self
+            .modify(&status.job_id, |rec| if rec.apply(status) { Change::Write(true) } else { Change::Keep(false) })
+            .await?;
+        Ok(match applied {
+            None => Applied::UnknownJob,
+            Some((_, true)) => Applied::Changed,
+            Some((_, false)) => Applied::Ignored,
+        })
+    }
+
+    /// Another replica changed (or deleted) a job: if this replica caches it, has a stream
+    /// following its owner, or follows every job, read it again and tell the subscribers.
+    /// Returns whether the record was read.
+    pub async fn learn(&self, notice: &ChangeNotice) -> Result<bool, StoreError> {
+        let (id, owner) = match notice {
+            ChangeNotice::Job { job_id, owner, .. } => (job_id, owner),
+            ChangeNotice::JobDeleted { job_id, .. } => {
+                self.forget(job_id);
+                return Ok(false);
+            }
+            ChangeNotice::Presence { .. } | ChangeNotice::Joined { .. } => return Ok(false),
         };
-        if !rec.apply(status) {
-            return Ok(Applied::Ignored);
+        if !keys::is_valid_id(id) {
+            return Ok(false);
         }
-        self.save(&rec).await?;
-        Ok(Applied::Changed)
+        let cached = self.cache.lock().unwrap().records.peek(id).map(|e| e.rec.clone());
+        let wanted = cached.is_some()
+            || self.follow_all.load(Ordering::Relaxed)
+            || self.owners.lock().unwrap().contains_key(owner.as_str());
+        if !wanted {
+            return Ok(false);
+        }
+        let Some(rec) = self.read(id).await? else {
+            self.forget(id);
+            return Ok(true);
+        };
+        if cached.as_ref() != Some(&rec) {
+            self.remember(&rec);
+            self.broadcast(&rec);
+        }
+        Ok(true)
     }
 }
 
@@ -559,6 +721,18 @@ mod tests {
             self.gets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             self.inner.get(key).await
         }
+        async fn get_versioned(&self, key: &str) -> Result<(Bytes, darkroom_core::store::Version), StoreError> {
+            self.inner.get_versioned(key).await
+        }
+        async fn put_if(
+            &self,
+            key: &str,
+            body: Bytes,
+            content_type: &str,
+            expected: Option<&darkroom_core::store::Version>,
+        ) -> Result<darkroom_core::store::Version, StoreError> {
+            self.inner.put_if(key, body, content_type, expected).await
+        }
         async fn head(&self, key: &str) -> Result<Option<darkroom_core::store::ObjectInfo>, StoreError> {
             self.inner.head(key).await
         }
@@ -618,6 +792,67 @@ mod tests {
         assert_eq!(book.owner_channels(), 1, "one feed is still open");
         drop(alice);
         assert_eq!(book.owner_channels(), 0, "nothing kept for an owner without a stream");
+    }
+
+    /// Two books on one store are two replicas: statuses applied by both at once all land.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_books_applying_at_once_lose_no_status() {
+        let store = counting_store();
+        let (a, b) = (Arc::new(JobBook::new(store.clone())), Arc::new(JobBook::new(store.clone())));
+        let mut rec = job(1, "o");
+        rec.state = JobState::Processing;
+        rec.attempts = 40;
+        a.create(&rec).await.unwrap();
+        let mut tasks = Vec::new();
+        for attempt in 1..40 {
+            let book = if attempt % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut s = status(JobState::Retrying, attempt, &format!("w{attempt}"));
+                s.job_id = "job00001".into();
+                book.apply(&s).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Applied::Changed);
+        }
+        let stored: JobRecord = serde_json::from_slice(&store.get("jobs/job00001.json").await.unwrap()).unwrap();
+        assert_eq!(stored.timeline.len(), 39, "every late status is in the stored record");
+    }
+
+    /// A notice from another replica refreshes a cached record at once and reaches the
+    /// owner's feed; a job nobody here cares about is not even read.
+    #[tokio::test]
+    async fn a_notice_refreshes_the_cache_and_reaches_the_owners_feed() {
+        let store = counting_store();
+        let a = JobBook::with_cache_ttl(store.clone(), 100, Duration::from_secs(3600));
+        let b = JobBook::with_cache_ttl(store.clone(), 100, Duration::from_secs(3600));
+        a.create(&job(1, "alice")).await.unwrap();
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Queued, "cached by B");
+        let mut feed = b.subscribe_owner("alice");
+        let mut notices = a.notices();
+        let mut s = status(JobState::Processing, 1, "w1");
+        s.job_id = "job00001".into();
+        assert_eq!(a.apply(&s).await.unwrap(), Applied::Changed);
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Queued, "stale until told");
+        let notice = notices.recv().await.unwrap();
+        assert!(
+            matches!(&notice, ChangeNotice::Job { job_id, state: JobState::Processing, .. } if job_id == "job00001")
+        );
+        assert!(b.learn(&notice).await.unwrap());
+        assert_eq!(feed.recv().await.unwrap().state, JobState::Processing, "the owner's stream hears it");
+        assert_eq!(b.get("job00001").await.unwrap().unwrap().state, JobState::Processing, "the cache is fresh");
+        drop(feed);
+        a.create(&job(2, "bob")).await.unwrap();
+        let other = ChangeNotice::Job {
+            job_id: "job00002".into(),
+            owner: "bob".into(),
+            state: JobState::Queued,
+            updated_at: Utc::now(),
+            from: "a".into(),
+        };
+        let gets = store.gets.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(!b.learn(&other).await.unwrap(), "not cached, not followed: not read");
+        assert_eq!(store.gets.load(std::sync::atomic::Ordering::SeqCst), gets);
     }
 
     #[test]

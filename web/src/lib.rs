@@ -24,6 +24,7 @@ pub mod multipart_guard;
 pub mod ops;
 pub mod pages;
 pub mod rate_limit;
+pub mod replicas;
 pub mod replies;
 pub mod request_context;
 pub mod security_headers;
@@ -88,6 +89,8 @@ pub struct Config {
     pub growth: rate_limit::Settings,
     #[command(flatten)]
     pub downloads: download::DownloadArgs,
+    #[command(flatten)]
+    pub replicas: replicas::ReplicaArgs,
 }
 
 /// Everything a request handler can reach.
@@ -143,7 +146,16 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         backend.store.clone(),
         workers::Registry::with_cap(config.growth.ops_max_workers),
     );
-    let book = Arc::new(jobs::JobBook::with_cache(backend.store.clone(), config.growth.job_cache));
+    let book = Arc::new(jobs::JobBook::with_cache_ttl(
+        backend.store.clone(),
+        config.growth.job_cache,
+        config.replicas.cache_ttl(),
+    ));
+    // The ops page follows every job, also those other replicas change.
+    book.follow_all(config.admin_token.is_some());
+    let fanout = replicas::join(&backend, &config.replicas)
+        .await
+        .context("cannot create this web app replica's inbox queue for change notices")?;
     let guard = web::Data::new(rate_limit::Guard::new(config.growth.clone()));
     let state = web::Data::new(AppState {
         backend: backend.clone(),
@@ -160,6 +172,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let registry = ops_state.registry.clone();
     let ops = web::Data::new(ops_state);
     let registry_task = tokio::spawn(registry.clone().run(book.clone(), stop_rx.clone()));
+    let fanout_task = replicas::start(fanout, book.clone(), registry.clone(), stop_rx.clone());
     let consumer = tokio::spawn(replies::run(
         backend.replies.clone() as Arc<dyn JobQueue>,
         book.clone(),
@@ -218,6 +231,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let _ = tokio::time::timeout(Duration::from_secs(5), consumer).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), registry_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), fanout_task).await;
     tracing::info!("web app stopped");
     result.map_err(Into::into)
 }

@@ -153,6 +153,9 @@ pub struct Metrics {
     jobs_submitted: Counter,
     statuses_applied: Family<StateLabels, Counter>,
     statuses_ignored: Counter,
+    record_conflicts: Counter,
+    notices_sent: Counter,
+    notices_received: Counter,
     sse_clients: Gauge,
     queue_visible: Family<QueueLabels, Gauge>,
     queue_in_flight: Family<QueueLabels, Gauge>,
@@ -177,6 +180,9 @@ impl Metrics {
             jobs_submitted: Counter::default(),
             statuses_applied: Family::default(),
             statuses_ignored: Counter::default(),
+            record_conflicts: Counter::default(),
+            notices_sent: Counter::default(),
+            notices_received: Counter::default(),
             sse_clients: Gauge::default(),
             queue_visible: Family::default(),
             queue_in_flight: Family::default(),
@@ -208,6 +214,21 @@ impl Metrics {
             "statuses_ignored",
             "Worker statuses from the reply queue that changed nothing (duplicate, stale or for an unknown job)",
             m.statuses_ignored.clone(),
+        );
+        registry.register(
+            "job_record_conflicts",
+            "Conditional writes of a job record refused because another writer (another replica) changed it first; each is applied again",
+            m.record_conflicts.clone(),
+        );
+        registry.register(
+            "change_notices_sent",
+            "Change notices sent to other web app replicas (one per notice and replica)",
+            m.notices_sent.clone(),
+        );
+        registry.register(
+            "change_notices_received",
+            "Change notices received from other web app replicas",
+            m.notices_received.clone(),
         );
         registry.register("sse_clients", "Event streams (server-sent events) open now", m.sse_clients.clone());
         registry.register(
@@ -262,6 +283,21 @@ impl Metrics {
         } else {
             self.statuses_ignored.inc();
         }
+    }
+
+    /// A conditional write of a job record met a newer record.
+    pub fn record_conflict(&self) {
+        self.record_conflicts.inc();
+    }
+
+    /// `n` change notices went to other replicas.
+    pub fn notices_sent(&self, n: u64) {
+        self.notices_sent.inc_by(n);
+    }
+
+    /// `n` change notices came from other replicas.
+    pub fn notices_received(&self, n: u64) {
+        self.notices_received.inc_by(n);
     }
 
     /// The workers gauges, from the ops page's registry.

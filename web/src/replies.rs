@@ -2,11 +2,16 @@
 //! hands every worker presence to the ops page's [`Registry`] and deletes it (presence is
 //! news for a few seconds only, so it is never replayed). Anything else is logged and deleted.
 //!
+//! With several replicas each takes a share of the queue (competing consumers); a presence is
+//! passed on to the others as a change notice ([`crate::replicas`]), a status reaches them as
+//! the change it makes to its job.
+//!
 //! A status is deleted only after it is stored, so a crash of the web app replays it;
 //! duplicates and late arrivals are harmless (see [`crate::jobs`]).
 
 use std::sync::Arc;
 
+use darkroom_core::fanout::ChangeNotice;
 use darkroom_core::message::{Reply, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use darkroom_core::store::StoreError;
@@ -33,7 +38,10 @@ pub async fn run(
                         tracing::warn!(error = %e, body = %excerpt, "dropping a reply that is not a Darkroom status or presence message");
                     }
                     Ok(Reply::Presence(p)) => {
-                        if !registry.presence(&p.bounded()) {
+                        let p = p.bounded();
+                        // Every replica's ops page lists every worker.
+                        book.announce(ChangeNotice::Presence { presence: p.clone(), from: String::new() });
+                        if !registry.presence(&p) {
                             tracing::debug!("an older presence of a worker ignored");
                         }
                     }

@@ -68,6 +68,12 @@ impl Doorbell {
         self.watcher.is_some()
     }
 
+    /// Remove `queue`'s doorbell file (the queue is gone).
+    pub fn forget(&self, queue: &str) {
+        self.bells.lock().unwrap().remove(queue);
+        let _ = std::fs::remove_file(self.dir.join(queue));
+    }
+
     /// Wake every waiter on `queue`, in every process.
     pub fn ring(&self, queue: &str) {
         bell(&self.bells, queue).notify_waiters();

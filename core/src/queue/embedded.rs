@@ -174,6 +174,33 @@ impl EmbeddedDb {
         Ok(EmbeddedQueue { db: self.clone(), name: name.to_string() })
     }
 
+    /// The existing queue `name` (`Missing` if it is not in the database).
+    pub fn open_existing(self: &Arc<Self>, name: &str) -> Result<EmbeddedQueue, QueueError> {
+        check_name(name)?;
+        let conn = self.conn.lock().unwrap();
+        let found = conn
+            .query_row("SELECT 1 FROM queues WHERE name = ?1", [name], |_| Ok(()))
+            .optional()
+            .map_err(db_err)
+            .map_err(in_dir(&self.dir))?;
+        match found {
+            Some(()) => Ok(EmbeddedQueue { db: self.clone(), name: name.to_string() }),
+            None => Err(QueueError::no_such_queue(name, "not in the embedded queue database")),
+        }
+    }
+
+    /// Remove the queue `name` and its messages (a missing queue is fine).
+    pub fn remove(&self, name: &str) -> Result<(), QueueError> {
+        check_name(name)?;
+        self.with_tx(|tx| {
+            exec(tx, "DELETE FROM messages WHERE queue = ?1", [name]).map_err(db_err)?;
+            exec(tx, "DELETE FROM queues WHERE name = ?1", [name]).map_err(db_err)?;
+            Ok(())
+        })?;
+        self.doorbell.forget(name);
+        Ok(())
+    }
+
     /// Does a file watcher deliver cross-process wake-ups here?
     pub fn wakes_across_processes(&self) -> bool {
         self.doorbell.is_watching()

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ByteRange, ByteStream, ObjectInfo, ObjectMeta, ObjectStore, ObjectStream, Served, StoreError};
+use sha2::{Digest, Sha256};
+
+use super::{ByteRange, ByteStream, ObjectInfo, ObjectMeta, ObjectStore, ObjectStream, Served, StoreError, Version};
 use crate::misconfig::{Misconfiguration, Problem, Resource};
 
 #[derive(Clone, Debug)]
@@ -25,6 +27,13 @@ pub struct FsStore {
     root: PathBuf,
     objects: PathBuf,
     tmp: PathBuf,
+    locks: PathBuf,
+}
+
+/// The version of an object holding `body`.
+fn version_of(body: &[u8]) -> Version {
+    let digest = Sha256::digest(body);
+    Version(digest.iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 /// A file system error in the data folder `root`: one that permissions or a read-only mount
@@ -58,10 +67,12 @@ impl FsStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let objects = dir.join("objects");
         let tmp = dir.join("tmp");
+        let locks = dir.join("locks");
         let io = |e| io_error(dir, e);
         std::fs::create_dir_all(&objects).map_err(io)?;
         std::fs::create_dir_all(&tmp).map_err(io)?;
-        Ok(FsStore { root: dir.to_path_buf(), objects, tmp })
+        std::fs::create_dir_all(&locks).map_err(io)?;
+        Ok(FsStore { root: dir.to_path_buf(), objects, tmp, locks })
     }
 
     /// The folder must take a new file: a read-only mount or a folder of another user fails
@@ -123,6 +134,35 @@ impl FsStore {
             let _ = std::fs::remove_file(&tmp);
         }
         result.map_err(self.io())
+    }
+
+    fn read_sync(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(key)?;
+        match std::fs::read(&path) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || path.is_dir() => Ok(None),
+            Err(e) => Err(self.io()(e)),
+        }
+    }
+
+    /// Compare and swap under the key's lock (see the module's documentation).
+    fn put_if_sync(&self, key: &str, body: &[u8], expected: Option<&Version>) -> Result<Version, StoreError> {
+        check_key(key)?;
+        let stripe = Sha256::digest(key.as_bytes())[0];
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.locks.join(format!("{stripe:02x}.lock")))
+            .map_err(self.io())?;
+        // Released when `lock` is closed, also if this process dies holding it.
+        lock.lock().map_err(self.io())?;
+        let current = self.read_sync(key)?.map(|b| version_of(&b));
+        if current.as_ref() != expected {
+            return Err(StoreError::Conflict(key.to_string()));
+        }
+        self.put_sync(key, body)?;
+        Ok(version_of(body))
     }
 
     fn list_sync(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -226,6 +266,23 @@ impl ObjectStore for FsStore {
     async fn put_file(&self, key: &str, path: &Path, _content_type: &str) -> Result<(), StoreError> {
         let (this, key, source) = (self.clone(), key.to_string(), path.to_path_buf());
         blocking(move || this.put_file_sync(&key, &source)).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version), StoreError> {
+        let body = self.get(key).await?;
+        let version = version_of(&body);
+        Ok((body, version))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        _content_type: &str,
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError> {
+        let (this, key, expected) = (self.clone(), key.to_string(), expected.cloned());
+        blocking(move || this.put_if_sync(&key, &body, expected.as_ref())).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {

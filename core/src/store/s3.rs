@@ -2,6 +2,10 @@
 //!
 //! Downloads stream GetObject's body as it arrives (with S3's own `Range` handling and ETag),
 //! and can be handed to the client as a presigned GetObject URL instead.
+//! Conditional writes are S3's own (since 2024): PutObject with `If-Match: <ETag>` or
+//! `If-None-Match: *`; `412 PreconditionFailed` (or `409 ConditionalRequestConflict`, two
+//! conditional writes of one key in flight at once) is [`StoreError::Conflict`]. moto 5.2.5
+//! honours both headers on PutObject (`moto/s3/responses.py`, `put_object`).
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -13,7 +17,7 @@ use bytes::Bytes;
 
 use super::{
     ByteRange, ByteStream as Chunks, ObjectInfo, ObjectMeta, ObjectStore, ObjectStream, ResponseHeaders, Served,
-    StoreError,
+    StoreError, Version,
 };
 use crate::misconfig::{Misconfiguration, Problem, Resource};
 
@@ -164,6 +168,47 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| classify(&self.bucket, key, e))?;
         Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
+        let etag = out.e_tag().map(str::to_string).ok_or_else(|| {
+            StoreError::Rejected(format!("`{key}` came without an ETag: no conditional write possible"))
+        })?;
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
+        Ok((data.into_bytes(), Version(etag)))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        expected: Option<&Version>,
+    ) -> Result<Version, StoreError> {
+        let req = self.client.put_object().bucket(&self.bucket).key(key).content_type(content_type);
+        let req = match expected {
+            Some(v) => req.if_match(&v.0),
+            None => req.if_none_match("*"),
+        };
+        match req.body(ByteStream::from(body)).send().await {
+            Ok(out) => Ok(Version(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if matches!(e.code(), Some("PreconditionFailed" | "ConditionalRequestConflict")) => {
+                Err(StoreError::Conflict(key.to_string()))
+            }
+            Err(e) => match classify(&self.bucket, key, e) {
+                // If-Match on an object deleted meanwhile.
+                StoreError::NotFound(_) if expected.is_some() => Err(StoreError::Conflict(key.to_string())),
+                other => Err(other),
+            },
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {

@@ -1,6 +1,8 @@
 //! What a person (or an operator) can do to a job besides watching it: delete it with its
 //! objects, or put it back on the job queue. A child module of [`crate::jobs`] so it writes
-//! through the book's own lock, cache and broadcast.
+//! through the book's conditional writes ([`JobBook::modify`]), cache and broadcasts, like a
+//! status: a change made here on one replica never overwrites a status another replica
+//! applied meanwhile.
 
 use chrono::Utc;
 use darkroom_core::keys;
@@ -9,7 +11,9 @@ use darkroom_core::queue::{JobQueue, QueueError};
 use darkroom_core::store::StoreError;
 use darkroom_core::trace::TraceParent;
 
-use super::{JobBook, JobRecord, TimelineEntry};
+use darkroom_core::fanout::ChangeNotice;
+
+use super::{Change, JobBook, JobRecord, TimelineEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -26,8 +30,12 @@ impl JobBook {
     /// `Ok(None)` when there is no such job. A job still queued or processing is refused: a
     /// worker would write its outputs after the delete and leave them behind.
     pub async fn delete_job(&self, id: &str) -> Result<Option<JobRecord>, ManageError> {
-        let _w = self.writes.lock().await;
-        let Some(rec) = self.get(id).await? else {
+        if !keys::is_valid_id(id) {
+            return Ok(None);
+        }
+        // The stored record, not a cached copy: another replica may have queued it again.
+        let Some(rec) = self.read(id).await? else {
+            self.forget(id);
             return Ok(None);
         };
         if !rec.state.is_final() {
@@ -46,6 +54,11 @@ impl JobBook {
         self.store.delete(&rec.original_key).await?;
         self.store.delete(&keys::job_record(&rec.id)).await?;
         self.forget(&rec.id);
+        let _ = self.notices.send(ChangeNotice::JobDeleted {
+            job_id: rec.id.clone(),
+            owner: rec.owner.clone(),
+            from: String::new(),
+        });
         tracing::info!(job_id = %rec.id, "job deleted with its objects");
         Ok(Some(rec))
     }
@@ -63,30 +76,38 @@ impl JobBook {
         note: &str,
         trace: Option<TraceParent>,
     ) -> Result<Option<JobRecord>, ManageError> {
-        let _w = self.writes.lock().await;
-        let Some(previous) = self.get(id).await? else {
+        if !keys::is_valid_id(id) {
             return Ok(None);
-        };
-        if previous.state == JobState::Done {
-            return Err(ManageError::NotFinished("done"));
         }
         let now = Utc::now();
-        let mut rec = previous.clone();
-        rec.state = JobState::Queued;
-        rec.attempts = 0;
-        rec.worker = None;
-        rec.error = None;
-        rec.outputs.clear();
-        rec.updated_at = now;
-        rec.timeline.push(TimelineEntry {
-            at: now,
-            state: JobState::Queued,
-            worker: None,
-            attempt: 0,
-            note: Some(note.to_string()),
-        });
         // Record first: a status of the new run must find the job queued, not final.
-        self.save(&rec).await?;
+        let changed = self
+            .modify(id, |rec| {
+                if rec.state == JobState::Done {
+                    return Change::Keep(None);
+                }
+                let previous = rec.clone();
+                rec.state = JobState::Queued;
+                rec.attempts = 0;
+                rec.worker = None;
+                rec.error = None;
+                rec.outputs.clear();
+                rec.updated_at = now;
+                rec.timeline.push(TimelineEntry {
+                    at: now,
+                    state: JobState::Queued,
+                    worker: None,
+                    attempt: 0,
+                    note: Some(note.to_string()),
+                });
+                Change::Write(Some(previous))
+            })
+            .await?;
+        let (rec, previous) = match changed {
+            None => return Ok(None),
+            Some((_, None)) => return Err(ManageError::NotFinished("done")),
+            Some((rec, Some(previous))) => (rec, previous),
+        };
         let message = JobMessage {
             job_id: rec.id.clone(),
             original_key: rec.original_key.clone(),
@@ -95,7 +116,16 @@ impl JobBook {
             traceparent: trace,
         };
         if let Err(e) = queue.send(&message.to_json()).await {
-            self.save(&previous).await?;
+            // Put the record back as it was, unless something changed it since.
+            self.modify(id, |r| {
+                if r.state == JobState::Queued && r.updated_at == now {
+                    *r = previous.clone();
+                    Change::Write(())
+                } else {
+                    Change::Keep(())
+                }
+            })
+            .await?;
             return Err(e.into());
         }
         tracing::info!(job_id = %rec.id, note, "job queued again");
