@@ -1,5 +1,5 @@
 //! What a person (or an operator) can do to a job besides watching it: delete it with its
-//! objects, or put it back on the job queue. A child module of [`crate::jobs`] so it writes
+//! objects, put it back on the job queue, or cancel it while it waits in the queue. A child module of [`crate::jobs`] so it writes
 //! through the book's own lock, cache and broadcast.
 
 use chrono::Utc;
@@ -15,6 +15,8 @@ use super::{JobBook, JobRecord, TimelineEntry};
 pub enum ManageError {
     #[error("the job is still {0}; wait until it is done or failed")]
     NotFinished(&'static str),
+    #[error("the job is {0} and can no longer be cancelled; only a queued job (or one waiting to be tried again) can")]
+    NotCancellable(&'static str),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("queue: {0}")]
@@ -44,6 +46,9 @@ impl JobBook {
             self.store.delete(&key).await?;
         }
         self.store.delete(&rec.original_key).await?;
+        if rec.state == JobState::Cancelled {
+            self.store.delete(&keys::cancel_marker(&rec.id)).await?;
+        }
         self.store.delete(&keys::job_record(&rec.id)).await?;
         self.forget(&rec.id);
         tracing::info!(job_id = %rec.id, "job deleted with its objects");
@@ -85,6 +90,10 @@ impl JobBook {
             attempt: 0,
             note: Some(note.to_string()),
         });
+        // A cancelled job put back on the queue must not be skipped by the worker.
+        if previous.state == JobState::Cancelled {
+            self.store.delete(&keys::cancel_marker(id)).await?;
+        }
         // Record first: a status of the new run must find the job queued, not final.
         self.save(&rec).await?;
         let message = JobMessage {
@@ -99,6 +108,40 @@ impl JobBook {
             return Err(e.into());
         }
         tracing::info!(job_id = %rec.id, note, "job queued again");
+        Ok(Some(rec))
+    }
+
+    /// Cancel a job that waits in the queue (`queued`, or `retrying` until its next delivery):
+    /// one read-apply-save of its record. The web app cannot delete a queue message it did not
+    /// receive, so the cancel marker ([`keys::cancel_marker`]) is written first: the worker
+    /// that receives the job finds it before reading the original, posts `cancelled` and
+    /// deletes the message, and nothing is rendered. Then the record becomes `cancelled`
+    /// (final: later statuses of the job change nothing). Cancelling a cancelled job returns it
+    /// as it is. `Ok(None)` when there is no such job; a job a worker has started
+    /// (`processing`), or a finished one, is refused.
+    pub async fn cancel(&self, id: &str, note: &str) -> Result<Option<JobRecord>, ManageError> {
+        let _w = self.writes.lock().await;
+        let Some(mut rec) = self.get(id).await? else {
+            return Ok(None);
+        };
+        match rec.state {
+            JobState::Cancelled => return Ok(Some(rec)),
+            JobState::Queued | JobState::Retrying => {}
+            other => return Err(ManageError::NotCancellable(other.as_str())),
+        }
+        let at = Utc::now();
+        self.store.put(&keys::cancel_marker(id), bytes::Bytes::from(at.to_rfc3339()), "text/plain").await?;
+        rec.state = JobState::Cancelled;
+        rec.updated_at = at;
+        rec.timeline.push(TimelineEntry {
+            at,
+            state: JobState::Cancelled,
+            worker: None,
+            attempt: rec.attempts,
+            note: Some(note.to_string()),
+        });
+        self.save(&rec).await?;
+        tracing::info!(job_id = %rec.id, "job cancelled");
         Ok(Some(rec))
     }
 
