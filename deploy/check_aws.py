@@ -36,12 +36,14 @@ EXPECTED = {
         # Lists owners/, logos/, outputs/, jobs/; and a missing key must be 404, not 403.
         ("s3:ListBucket", "Bucket"),
         # GET/HEAD: originals and outputs (downloads, zip), job records, logos (HEAD before a
-        # job that uses one), revoked ops sessions.
-        *{("s3:GetObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/")},
-        # PUT: uploads, job records, the owner index, logos, ops sign-outs.
-        *{("s3:PutObject", f"Bucket/{p}*") for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/")},
-        # DELETE /api/jobs/{id}: original, outputs, record, index entry.
-        *{("s3:DeleteObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "owners/")},
+        # job that uses one), revoked ops sessions, Idempotency-Key records.
+        *{("s3:GetObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/", "idempotency/")},
+        # PUT: uploads, job records, the owner index, logos, ops sign-outs, cancel markers,
+        # Idempotency-Key records.
+        *{("s3:PutObject", f"Bucket/{p}*") for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/", "cancelled/", "idempotency/")},
+        # DELETE /api/jobs/{id}: original, outputs, record, index entry, cancel marker; a
+        # released Idempotency-Key claim.
+        *{("s3:DeleteObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "owners/", "cancelled/", "idempotency/")},
         # Jobs: send (uploads, retries, redrive from the dead-letter queue), depth (/healthz, ops, metrics).
         ("sqs:SendMessage", "JobQueue"), ("sqs:GetQueueAttributes", "JobQueue"), ("sqs:GetQueueUrl", "JobQueue"),
         # Replies: the consumer receives and deletes; ops shows the depth.
@@ -56,6 +58,7 @@ EXPECTED = {
     "ProcessorAccessPolicy": {
         ("s3:ListBucket", "Bucket"),  # 404 for outputs/<id>/manifest.json before a first attempt
         ("s3:GetObject", "Bucket/originals/*"), ("s3:GetObject", "Bucket/logos/*"), ("s3:GetObject", "Bucket/outputs/*"),
+        ("s3:GetObject", "Bucket/cancelled/*"),  # HEAD of a job's cancel marker before rendering
         ("s3:PutObject", "Bucket/outputs/*"),
         ("sqs:ReceiveMessage", "JobQueue"), ("sqs:ChangeMessageVisibility", "JobQueue"), ("sqs:DeleteMessage", "JobQueue"),
         ("sqs:GetQueueUrl", "JobQueue"), ("sqs:GetQueueAttributes", "JobQueue"),
