@@ -23,6 +23,7 @@ pub mod logos;
 pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod rate_limit;
@@ -195,6 +196,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .wrap(middleware::from_fn(metrics::middleware))
             .configure(api::routes)
             .configure(cancel::routes)
+            .configure(openapi::routes)
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)
