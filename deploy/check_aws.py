@@ -38,16 +38,20 @@ EXPECTED = {
         # Lists owners/, logos/, outputs/, jobs/; and a missing key must be 404, not 403.
         ("s3:ListBucket", "Bucket"),
         # GET/HEAD: originals and outputs (downloads, zip), job records, logos (HEAD before a
-        # job that uses one), revoked ops sessions.
+        # job that uses one), revoked ops sessions, Idempotency-Key records.
         # The replicas' registry (system/replicas/): read, written, reaped (docs/scaling.md).
         *{("s3:GetObject", f"Bucket/{p}*")
-          for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/", "system/replicas/")},
+          for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/", "system/replicas/",
+                    "idempotency/")},
         # PUT: uploads, job records (conditional writes are PutObject too), the owner index,
-        # logos, ops sign-outs, the replica registry entry.
+        # logos, ops sign-outs, the replica registry entry, cancel markers, Idempotency-Key records.
         *{("s3:PutObject", f"Bucket/{p}*")
-          for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/", "system/replicas/")},
-        # DELETE /api/jobs/{id}: original, outputs, record, index entry; a stopped replica's entry.
-        *{("s3:DeleteObject", f"Bucket/{p}*") for p in ("originals/", "outputs/", "jobs/", "owners/", "system/replicas/")},
+          for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/", "system/replicas/",
+                    "cancelled/", "idempotency/")},
+        # DELETE /api/jobs/{id}: original, outputs, record, index entry, cancel marker; a stopped
+        # replica's entry; a released Idempotency-Key claim.
+        *{("s3:DeleteObject", f"Bucket/{p}*")
+          for p in ("originals/", "outputs/", "jobs/", "owners/", "system/replicas/", "cancelled/", "idempotency/")},
         # Each replica's inbox for change notices (<stack>-replica-*): created at start, sent to
         # by the others, received from, deleted at a clean stop or reaped after the grace period.
         *{(a, "ReplicaInboxes") for a in ("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
@@ -67,6 +71,7 @@ EXPECTED = {
     "ProcessorAccessPolicy": {
         ("s3:ListBucket", "Bucket"),  # 404 for outputs/<id>/manifest.json before a first attempt
         ("s3:GetObject", "Bucket/originals/*"), ("s3:GetObject", "Bucket/logos/*"), ("s3:GetObject", "Bucket/outputs/*"),
+        ("s3:GetObject", "Bucket/cancelled/*"),  # HEAD of a job's cancel marker before rendering
         ("s3:PutObject", "Bucket/outputs/*"),
         ("sqs:ReceiveMessage", "JobQueue"), ("sqs:ChangeMessageVisibility", "JobQueue"), ("sqs:DeleteMessage", "JobQueue"),
         ("sqs:GetQueueUrl", "JobQueue"), ("sqs:GetQueueAttributes", "JobQueue"),

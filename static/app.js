@@ -5,8 +5,8 @@
 // a before/after slider; the ops page refreshing itself.
 "use strict";
 
-const FINAL = new Set(["done", "failed"]);
-const STATE_LABELS = { queued: "Queued", processing: "Processing", retrying: "Retrying", done: "Done", failed: "Failed" };
+const FINAL = new Set(["done", "failed", "cancelled"]);
+const STATE_LABELS = { queued: "Queued", processing: "Processing", retrying: "Retrying", done: "Done", failed: "Failed", cancelled: "Cancelled" };
 const stateLabel = (s) => STATE_LABELS[s] || (s ? s.charAt(0).toUpperCase() + s.slice(1) : "Unknown");
 
 function h(tag, attrs = {}, ...children) {
@@ -205,6 +205,10 @@ const gallery = {
     if (job.outputs && job.outputs.length) {
       box.append(h("a", { class: "button-link", href: `/api/jobs/${job.id}/outputs.zip`, download: true, text: "Download all (zip)" }));
     }
+    if (job.state === "queued" || job.state === "retrying") {
+      box.append(h("form", { method: "post", action: `/jobs/${job.id}/cancel`, dataset: { action: "cancel" } },
+        h("button", { type: "submit", class: "secondary", "aria-label": `Cancel ${job.filename}`, text: "Cancel" })));
+    }
     if (job.state === "failed") {
       box.append(h("form", { method: "post", action: `/jobs/${job.id}/retry`, dataset: { action: "retry" } },
         h("button", { type: "submit", class: "secondary", text: "Retry" })));
@@ -236,7 +240,7 @@ const gallery = {
       return;
     }
     button.disabled = true;
-    const r = await fetch(what === "delete" ? `/api/jobs/${id}` : `/api/jobs/${id}/retry`, { method: what === "delete" ? "DELETE" : "POST" });
+    const r = await fetch(what === "delete" ? `/api/jobs/${id}` : `/api/jobs/${id}/${what}`, { method: what === "delete" ? "DELETE" : "POST" });
     if (what === "delete" && r.status === 204) {
       const next = li.nextElementSibling || li.previousElementSibling;
       li.remove();

@@ -8,6 +8,8 @@
 //! jobs/{job_id}.json            the web app's record of the job (state, timeline)
 //! owners/{owner}/{job_id}       index: which jobs belong to which browser
 //! logos/{owner}/{id}.png        watermark logos uploaded by that browser (POST /api/logos)
+//! cancelled/{job_id}            marker: its owner cancelled the job; a worker that receives it skips it
+//! idempotency/{owner}/{sha256(key)}.json what the first POST /api/jobs with that Idempotency-Key answered
 //! system/...                    the web app's own settings (e.g. its cookie key)
 //! system/scaling/{supervisor}.json what a one-machine supervisor decided (the ops page shows it)
 //! ```
@@ -39,6 +41,18 @@ pub fn owner_prefix(owner: &str) -> String {
 
 pub fn owner_index(owner: &str, job_id: &str) -> String {
     format!("owners/{owner}/{job_id}")
+}
+
+/// The marker the web app writes when a queued job is cancelled (the web app cannot delete a
+/// queue message it did not receive); a worker checks it before rendering.
+pub fn cancel_marker(job_id: &str) -> String {
+    format!("cancelled/{job_id}")
+}
+
+/// The record of an `Idempotency-Key` of `owner`: `key_hash` is the hex SHA-256 of the key, so
+/// any visible ASCII a client sends becomes a safe object key.
+pub fn idempotency(owner: &str, key_hash: &str) -> String {
+    format!("idempotency/{owner}/{key_hash}.json")
 }
 
 pub const COOKIE_KEY: &str = "system/cookie-key";

@@ -57,11 +57,15 @@ pub enum JobState {
     Retrying,
     Done,
     Failed,
+    /// Its owner cancelled it before a worker started on it (`POST /api/jobs/{id}/cancel`);
+    /// final, and no outputs are ever made. A worker that receives the job finds its cancel
+    /// marker ([`crate::keys::cancel_marker`]), posts `cancelled` and deletes the message.
+    Cancelled,
 }
 
 impl JobState {
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed)
+        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +74,7 @@ impl JobState {
             JobState::Retrying => "retrying",
             JobState::Done => "done",
             JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
 }

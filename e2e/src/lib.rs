@@ -597,7 +597,7 @@ pub async fn follow_response(resp: reqwest::Response, id: &str) -> Vec<Value> {
                 let event: String = buf.drain(..end + 2).collect();
                 if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
                     let v: Value = serde_json::from_str(data).expect("event data is JSON");
-                    let last = matches!(v["state"].as_str(), Some("done" | "failed"));
+                    let last = matches!(v["state"].as_str(), Some("done" | "failed" | "cancelled"));
                     seen.push(v);
                     if last {
                         return seen;

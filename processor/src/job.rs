@@ -56,6 +56,9 @@ pub enum Failure {
     /// This processor is misconfigured (missing bucket, permission, credentials): give the
     /// job back for another processor (crate::misconfig).
     Configuration(Misconfiguration),
+    /// Its owner cancelled the job before it was rendered (its cancel marker is stored): post
+    /// `cancelled` and delete the message, making nothing.
+    Cancelled,
 }
 
 impl From<EngineError> for Failure {
@@ -218,6 +221,12 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             give_back(&ctx, &msg, &job, &m).await;
             return;
         }
+        Err(Failure::Cancelled) => {
+            tracing::info!("the job was cancelled by its owner; skipped without rendering");
+            let note = "cancelled by its owner before processing; skipped by the worker".to_string();
+            finish(&ctx, &msg, &job, JobState::Cancelled, vec![], None, Some(note)).await;
+            return;
+        }
         Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
             tracing::error!(%detail, "giving up after {attempt} attempts");
             let e = JobError {
@@ -299,6 +308,7 @@ async fn finish(
     match (state, code) {
         (JobState::Failed, Some(code)) => metrics.failed(&code),
         (JobState::Failed, None) => metrics.failed("unknown"),
+        (JobState::Cancelled, _) => {}
         _ => metrics.done(),
     }
     if let Err(e) = ctx.jobs.delete(&msg.receipt).await {
@@ -398,7 +408,14 @@ async fn render(
     // by someone else than the web app) is refused without being read.
     let metrics = crate::metrics::get();
     let downloading = Instant::now();
-    if let Some(info) = ctx.store.head(&job.original_key).await? {
+    // The cancel marker is asked for at the same time as the original's size, so checking
+    // it adds no round trip; a cancelled job stops here, before anything is read or rendered.
+    let marker = keys::cancel_marker(&job.job_id);
+    let (cancelled, info) = tokio::join!(ctx.store.head(&marker), ctx.store.head(&job.original_key));
+    if cancelled?.is_some() {
+        return Err(Failure::Cancelled);
+    }
+    if let Some(info) = info? {
         ctx.limits.check_bytes(info.size as usize)?;
     }
     let input = ctx.store.get(&job.original_key).await?;

@@ -10,11 +10,11 @@ use serde_json::json;
 use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::ingest;
 use crate::jobs::{JobRecord, TimelineEntry};
 use crate::multipart_guard::Parts;
 use crate::request_context::RequestContext;
 use crate::AppState;
+use crate::{idempotency, ingest};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -176,14 +176,59 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `POST /api/jobs`, with an optional `Idempotency-Key` ([`crate::idempotency`]).
 async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     owner: Owner,
     request: RequestContext,
     parts: Parts,
 ) -> Result<HttpResponse, ApiError> {
+    // A bad key is refused before the body is read.
+    let Some(key) = idempotency::key_of(req.headers())? else {
+        let upload = ingest::receive(&state, parts).await?;
+        return create_jobs(&state, &owner, upload, &request).await;
+    };
     let upload = ingest::receive(&state, parts).await?;
-    let submitted = ingest::submit(&state, &owner.0, upload, &request.trace).await?;
+    let fingerprint = idempotency::fingerprint(&upload).await?;
+    let store = &*state.backend.store;
+    let claim = match state.idempotency.begin(store, &owner.0, &key, &fingerprint).await? {
+        idempotency::Begin::Replay(answer) => {
+            let status =
+                actix_web::http::StatusCode::from_u16(answer.status).unwrap_or(actix_web::http::StatusCode::ACCEPTED);
+            return Ok(HttpResponse::build(status).insert_header((idempotency::REPLAYED, "true")).json(answer.body));
+        }
+        idempotency::Begin::Claimed(claim) => claim,
+    };
+    match submitted_body(&state, &owner, upload, &request).await {
+        Ok(body) => {
+            claim.complete(store, idempotency::Answer { status: 202, body: body.clone() }).await;
+            Ok(HttpResponse::Accepted().json(body))
+        }
+        Err(e) => {
+            claim.release(store).await;
+            Err(e)
+        }
+    }
+}
+
+async fn create_jobs(
+    state: &AppState,
+    owner: &Owner,
+    upload: ingest::Upload,
+    request: &RequestContext,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Accepted().json(submitted_body(state, owner, upload, request).await?))
+}
+
+/// Store and queue an upload's jobs; the `202` answer's body.
+async fn submitted_body(
+    state: &AppState,
+    owner: &Owner,
+    upload: ingest::Upload,
+    request: &RequestContext,
+) -> Result<serde_json::Value, ApiError> {
+    let submitted = ingest::submit(state, &owner.0, upload, &request.trace).await?;
     let jobs: Vec<_> = submitted
         .jobs
         .iter()
@@ -200,7 +245,7 @@ async fn create(
             .map(|(filename, e)| json!({ "filename": filename, "error": { "code": e.code(), "message": e.to_string() } }))
             .collect();
     }
-    Ok(HttpResponse::Accepted().json(body))
+    Ok(body)
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {

@@ -39,6 +39,15 @@ pub enum ApiError {
     Spool(String),
     #[error("no such job")]
     NotFound,
+    /// `POST /api/jobs/{id}/cancel` on a job a worker has started, or a finished one.
+    #[error("the job is {0} and can no longer be cancelled; only a queued job (or one waiting to be tried again) can")]
+    NotCancellable(&'static str),
+    #[error("the Idempotency-Key header {0}; send 1 to 255 visible ASCII characters (e.g. a UUID)")]
+    BadIdempotencyKey(&'static str),
+    #[error("this Idempotency-Key was already used with a different request (other files or another recipe); use a new key for a new request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being handled; try again in {retry_after} seconds to get its answer")]
+    IdempotencyKeyInUse { retry_after: u64 },
     /// The detail (endpoint, bucket, SDK message) goes to the log, never to the client.
     #[error("storage is unavailable right now; try again in a moment")]
     Store(#[from] StoreError),
@@ -61,6 +70,10 @@ impl ApiError {
             ApiError::UploadTimeout { .. } => "upload_timeout",
             ApiError::Spool(_) => "upload_storage_unavailable",
             ApiError::NotFound => "not_found",
+            ApiError::NotCancellable(_) => "not_cancellable",
+            ApiError::BadIdempotencyKey(_) => "invalid_idempotency_key",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
             ApiError::Store(_) => "storage_unavailable",
             ApiError::Queue(_) => "queue_unavailable",
         }
@@ -112,6 +125,9 @@ impl ResponseError for ApiError {
             ApiError::Busy { .. } | ApiError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UploadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotCancellable(_) | ApiError::IdempotencyKeyInUse { .. } => StatusCode::CONFLICT,
+            ApiError::BadIdempotencyKey(_) => StatusCode::BAD_REQUEST,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(_) | ApiError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -132,7 +148,7 @@ impl ResponseError for ApiError {
             }
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Busy { retry_after } = self {
+        if let ApiError::Busy { retry_after } | ApiError::IdempotencyKeyInUse { retry_after } = self {
             response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()));
         }
         response.json(self.body())

@@ -49,6 +49,7 @@ impl From<ManageError> for ActionError {
     fn from(e: ManageError) -> Self {
         match e {
             ManageError::NotFinished(_) => ActionError::Conflict("not_finished", e.to_string()),
+            ManageError::NotCancellable(state) => ActionError::Api(ApiError::NotCancellable(state)),
             ManageError::Store(e) => ActionError::Api(ApiError::Store(e)),
             ManageError::Queue(e) => ActionError::Api(ApiError::Queue(e)),
         }

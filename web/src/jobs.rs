@@ -134,6 +134,13 @@ impl JobRecord {
                     Some(JobError { code: "failed".into(), message: "The job failed without a reason.".into() })
                 });
             }
+            // A worker found the job's cancel marker (the web app's own record says so first,
+            // unless writing it failed after the marker was written).
+            JobState::Cancelled => {
+                self.state = JobState::Cancelled;
+                self.outputs.clear();
+                self.error = None;
+            }
         }
         self.attempts = self.attempts.max(s.attempt);
         self.worker = Some(s.worker.clone());

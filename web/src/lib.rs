@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod cancel;
 pub mod consume;
 pub mod csrf;
 pub mod dead_letters;
@@ -14,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod events;
 pub mod gallery;
+pub mod idempotency;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
@@ -21,6 +23,7 @@ pub mod logos;
 pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod rate_limit;
@@ -91,6 +94,8 @@ pub struct Config {
     pub downloads: download::DownloadArgs,
     #[command(flatten)]
     pub replicas: replicas::ReplicaArgs,
+    #[command(flatten)]
+    pub idempotency: idempotency::IdempotencyArgs,
 }
 
 /// Everything a request handler can reach.
@@ -101,6 +106,7 @@ pub struct AppState {
     pub cookies: identity::CookieSettings,
     pub uploads: upload_limits::UploadLimits,
     pub downloads: download::Downloads,
+    pub idempotency: idempotency::Idempotency,
 }
 
 /// Connect, bind `config.bind`, print the URL and serve until SIGTERM/Ctrl-C.
@@ -165,6 +171,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
         uploads: upload_limits::UploadLimits::new(&config.uploads, &config.backend)
             .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
         downloads: download::Downloads::new(&config.downloads),
+        idempotency: idempotency::Idempotency::new(&config.idempotency),
     });
     let image_origin = download::redirect_origin(&config.downloads, &backend).await?;
 
@@ -201,6 +208,8 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             // Outermost: every answer is counted, refusals by the middlewares above included.
             .wrap(middleware::from_fn(metrics::middleware))
             .configure(api::routes)
+            .configure(cancel::routes)
+            .configure(openapi::routes)
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)

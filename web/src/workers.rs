@@ -500,7 +500,8 @@ impl Inner {
                     );
                 }
             }
-            JobState::Queued => {
+            // A cancelled job is no worker's any more (a worker that received it skipped it).
+            JobState::Queued | JobState::Cancelled => {
                 self.release(&rec.id);
             }
             // The attempt ended without a result, so the worker that had it no longer holds it.

@@ -2,6 +2,8 @@
 //! attack, each module's doc saying what it tries:
 //! - `trust`: forged statuses and job messages straight onto the shared queues, security
 //!   headers on every response, outages reported without internal details;
+//! - `clients` (issue 16): retried uploads with an `Idempotency-Key`, cancelled jobs that no
+//!   worker may render, the OpenAPI document against the real responses;
 //! - `browser`: cross-site requests, forged and foreign cookies, ops sign-in;
 //! - `files`: hostile files and junk messages straight onto the queue, past the web app;
 //! - `limits`: amplification, and jobs past their time or memory limit;
@@ -17,6 +19,7 @@ use darkroom_e2e::TestApp;
 use serde_json::Value;
 
 mod browser;
+mod clients;
 mod downloads;
 mod files;
 mod growth;

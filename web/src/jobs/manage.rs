@@ -1,8 +1,8 @@
 //! What a person (or an operator) can do to a job besides watching it: delete it with its
-//! objects, or put it back on the job queue. A child module of [`crate::jobs`] so it writes
-//! through the book's conditional writes ([`JobBook::modify`]), cache and broadcasts, like a
-//! status: a change made here on one replica never overwrites a status another replica
-//! applied meanwhile.
+//! objects, put it back on the job queue, or cancel it while it waits in the queue. A child
+//! module of [`crate::jobs`] so it writes through the book's conditional writes
+//! ([`JobBook::modify`]), cache and broadcasts, like a status: a change made here on one
+//! replica never overwrites a status another replica applied meanwhile.
 
 use chrono::Utc;
 use darkroom_core::keys;
@@ -19,6 +19,8 @@ use super::{Change, JobBook, JobRecord, TimelineEntry};
 pub enum ManageError {
     #[error("the job is still {0}; wait until it is done or failed")]
     NotFinished(&'static str),
+    #[error("the job is {0} and can no longer be cancelled; only a queued job (or one waiting to be tried again) can")]
+    NotCancellable(&'static str),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("queue: {0}")]
@@ -52,6 +54,9 @@ impl JobBook {
             self.store.delete(&key).await?;
         }
         self.store.delete(&rec.original_key).await?;
+        if rec.state == JobState::Cancelled {
+            self.store.delete(&keys::cancel_marker(&rec.id)).await?;
+        }
         self.store.delete(&keys::job_record(&rec.id)).await?;
         self.forget(&rec.id);
         let _ = self.notices.send(ChangeNotice::JobDeleted {
@@ -108,6 +113,10 @@ impl JobBook {
             Some((_, None)) => return Err(ManageError::NotFinished("done")),
             Some((rec, Some(previous))) => (rec, previous),
         };
+        // A cancelled job put back on the queue must not be skipped by the worker.
+        if previous.state == JobState::Cancelled {
+            self.store.delete(&keys::cancel_marker(id)).await?;
+        }
         let message = JobMessage {
             job_id: rec.id.clone(),
             original_key: rec.original_key.clone(),
@@ -130,6 +139,62 @@ impl JobBook {
         }
         tracing::info!(job_id = %rec.id, note, "job queued again");
         Ok(Some(rec))
+    }
+
+    /// Cancel a job that waits in the queue (`queued`, or `retrying` until its next delivery):
+    /// one read-apply-save of its record. The web app cannot delete a queue message it did not
+    /// receive, so the cancel marker ([`keys::cancel_marker`]) is written first: the worker
+    /// that receives the job finds it before reading the original, posts `cancelled` and
+    /// deletes the message, and nothing is rendered. Then the record becomes `cancelled`
+    /// (final: later statuses of the job change nothing). Cancelling a cancelled job returns it
+    /// as it is. `Ok(None)` when there is no such job; a job a worker has started
+    /// (`processing`), or a finished one, is refused.
+    pub async fn cancel(&self, id: &str, note: &str) -> Result<Option<JobRecord>, ManageError> {
+        if !keys::is_valid_id(id) {
+            return Ok(None);
+        }
+        let Some(rec) = self.get(id).await? else {
+            return Ok(None);
+        };
+        match rec.state {
+            JobState::Cancelled => return Ok(Some(rec)),
+            JobState::Queued | JobState::Retrying => {}
+            other => return Err(ManageError::NotCancellable(other.as_str())),
+        }
+        let at = Utc::now();
+        self.store.put(&keys::cancel_marker(id), bytes::Bytes::from(at.to_rfc3339()), "text/plain").await?;
+        // The record, by a conditional write: a worker's status applied meanwhile (by any
+        // replica) is seen, and a job that started in between is not cancelled.
+        let changed = self
+            .modify(id, |rec| match rec.state {
+                JobState::Cancelled => Change::Keep(Ok(())),
+                JobState::Queued | JobState::Retrying => {
+                    rec.state = JobState::Cancelled;
+                    rec.updated_at = at;
+                    rec.timeline.push(TimelineEntry {
+                        at,
+                        state: JobState::Cancelled,
+                        worker: None,
+                        attempt: rec.attempts,
+                        note: Some(note.to_string()),
+                    });
+                    Change::Write(Ok(()))
+                }
+                other => Change::Keep(Err(other)),
+            })
+            .await?;
+        match changed {
+            None => Ok(None),
+            Some((_, Err(other))) => {
+                // Started (or finished) between the read and the write: the marker is moot.
+                let _ = self.store.delete(&keys::cancel_marker(id)).await;
+                Err(ManageError::NotCancellable(other.as_str()))
+            }
+            Some((rec, Ok(()))) => {
+                tracing::info!(job_id = %rec.id, "job cancelled");
+                Ok(Some(rec))
+            }
+        }
     }
 
     /// Every job record in the store (for operators: finds the jobs the queue gave up on).
