@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod multipart_guard;
 pub mod ops;
 pub mod pages;
+pub mod preview;
 pub mod rate_limit;
 pub mod replies;
 pub mod request_context;
@@ -191,6 +192,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)
+            .configure(preview::routes)
             .configure(ops::routes)
             .configure(pages::routes)
             .configure(assets::routes)
