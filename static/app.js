@@ -536,6 +536,7 @@ const builder = {
           if (r.ok && body.key) {
             note.textContent = `uploaded: ${body.key}`;
             set(body.key, false);
+            logos.load();
           } else {
             note.className = "error logo-key";
             note.setAttribute("role", "alert");
@@ -833,6 +834,53 @@ const uploader = {
   },
 };
 
+// ---------------------------------------------------------------- logos (index page)
+
+// The caller's watermark logos (GET /api/logos), each with a two-step Delete.
+const logos = {
+  async load() {
+    const list = document.getElementById("logo-list");
+    if (!list) return;
+    let body;
+    try {
+      const r = await fetch("/api/logos", { headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      body = await r.json();
+    } catch (_) { return; }
+    list.replaceChildren(...body.logos.map((l) => this.row(l)));
+    localTimes(list);
+    document.getElementById("no-logos").hidden = body.logos.length > 0;
+  },
+
+  row(logo) {
+    const button = h("button", { type: "button", class: "small danger", "aria-label": `Delete logo ${logo.key}`, text: "Delete" });
+    const li = h("li", { class: "logo", dataset: { id: logo.id } },
+      h("code", { text: logo.key }), " ",
+      h("span", { class: "muted", text: fmtBytes(logo.bytes) }), " ",
+      logo.created_at ? h("time", { datetime: logo.created_at, text: logo.created_at }) : "", " ",
+      button);
+    button.addEventListener("click", async () => {
+      if (!button.dataset.armed) {
+        button.dataset.armed = "1";
+        button.textContent = "Really delete?";
+        setTimeout(() => { if (button.isConnected) { delete button.dataset.armed; button.textContent = "Delete"; } }, 6000);
+        return;
+      }
+      button.disabled = true;
+      const r = await fetch(`/api/logos/${encodeURIComponent(logo.id)}`, { method: "DELETE" });
+      if (r.status === 204 || r.status === 404) {
+        li.remove();
+        status(`Deleted the logo ${logo.key}.`);
+        document.getElementById("no-logos").hidden = !!document.querySelector("#logo-list li");
+      } else {
+        button.disabled = false;
+        status(`The logo could not be deleted (HTTP ${r.status}); try again.`);
+      }
+    });
+    return li;
+  },
+};
+
 // ---------------------------------------------------------------- job page
 
 function initCompare() {
@@ -930,6 +978,7 @@ function initOps() {
     uploader.init(form);
   }
   gallery.init();
+  logos.load();
   labelStates(document);
   localTimes(document);
   initJobPage();
