@@ -815,6 +815,9 @@ const uploader = {
           item.msg.replaceChildren(item.stateText, " — ", item.link);
           this.follow(job);
           gallery.update(job);
+          // The stream may have told the gallery about this job before this answer came.
+          const card = gallery.cards.get(job.id);
+          if (card && card.dataset.state !== job.state) this.follow({ id: job.id, state: card.dataset.state, updated_at: new Date(+card.dataset.updated || 0).toISOString() });
           resolve("queued");
           return;
         }
