@@ -83,8 +83,12 @@ async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, 
         let id = key[prefix.len()..].trim_end_matches(".png");
         logos.push(json!({ "id": id, "key": key, "bytes": meta.size, "created_at": meta.last_modified }));
     }
-    logos.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()).then(a["id"].as_str().cmp(&b["id"].as_str())));
-    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(json!({ "logos": logos })))
+    logos.sort_by(|a, b| {
+        b["created_at"].as_str().cmp(&a["created_at"].as_str()).then(a["id"].as_str().cmp(&b["id"].as_str()))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "logos": logos })))
 }
 
 async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -50,8 +50,13 @@ async fn thirty_jobs_come_in_pages_of_24_and_6_newest_first(kind: Kind) {
     assert_eq!(distinct.len(), 30, "no duplicate across pages");
     let newest_first: Vec<String> = uploaded.iter().rev().cloned().collect();
     assert_eq!(listed, newest_first, "every job once, newest first, no gap");
-    let created: Vec<&str> =
-        first["jobs"].as_array().unwrap().iter().chain(second["jobs"].as_array().unwrap()).map(|j| j["created_at"].as_str().unwrap()).collect();
+    let created: Vec<&str> = first["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["jobs"].as_array().unwrap())
+        .map(|j| j["created_at"].as_str().unwrap())
+        .collect();
     let times: Vec<chrono::DateTime<chrono::Utc>> = created.iter().map(|t| t.parse().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "created_at descends: {created:?}");
 
@@ -157,7 +162,11 @@ async fn cards_show_a_small_preview_of_every_job_and_a_placeholder_otherwise(kin
         assert_eq!(format, image::ImageFormat::Jpeg);
         assert!(w <= 320 && h <= 320 && w.max(h) >= 300, "a preview fits in 320×320: {w}×{h}");
         let full = job["outputs"][0]["bytes"].as_u64().unwrap();
-        assert!((bytes.len() as u64) * 10 < full, "the preview ({} B) is far smaller than the output ({full} B)", bytes.len());
+        assert!(
+            (bytes.len() as u64) * 10 < full,
+            "the preview ({} B) is far smaller than the output ({full} B)",
+            bytes.len()
+        );
         // Only the owner.
         let resp = TestApp::new_client().get(app.url(url)).send().await.unwrap();
         assert_eq!(resp.status(), 404);
