@@ -55,18 +55,32 @@ function setState(el, state) {
   el.textContent = stateLabel(state);
 }
 
+// Times in the reader's own time zone: the server writes ISO-8601 in <time datetime> with UTC
+// text (what shows without JavaScript); this rewrites the text with Intl.DateTimeFormat.
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const TIME_ONLY = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+function localTimes(root) {
+  for (const t of root.querySelectorAll("time[datetime]")) {
+    const at = new Date(t.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) continue;
+    t.title = at.toISOString();
+    t.textContent = (t.closest(".timeline") ? TIME_ONLY : DATE_TIME).format(at);
+    t.dataset.local = "1";
+  }
+}
+
 // ---------------------------------------------------------------- gallery (index page)
 
 const gallery = {
   list: null,
   cards: new Map(),
   filter: "",
+  more: null,
 
   init() {
     this.list = document.getElementById("jobs");
     if (!this.list) return;
-    // Originals the browser cannot show (HEIC, TIFF) until an output exists: say so instead
-    // of a broken image.
+    // A preview that cannot be shown (gone, offline): a placeholder instead of a broken image.
     this.list.addEventListener("error", (ev) => {
       const img = ev.target;
       if (img.tagName === "IMG" && !img.dataset.failed) {
@@ -83,14 +97,10 @@ const gallery = {
     }
     const params = new URLSearchParams(location.search);
     this.filter = params.get("state") || "";
-    for (const a of document.querySelectorAll(".filters a")) {
-      a.addEventListener("click", (ev) => {
-        ev.preventDefault();
-        this.setFilter(a.dataset.filter);
-        history.replaceState(null, "", a.dataset.filter ? `/?state=${a.dataset.filter}` : "/");
-      });
-    }
-    // With a server-side filter the page holds only some jobs: load them all, filter here.
+    // A later page (?cursor=) shows older photos only: new ones arrive on the first page.
+    this.paged = params.has("cursor");
+    this.more = document.getElementById("more");
+    if (this.more) this.more.addEventListener("click", (ev) => { ev.preventDefault(); this.loadMore(); });
     this.follow();
   },
 
@@ -101,50 +111,67 @@ const gallery = {
     es.addEventListener("resync", () => this.refresh());
   },
 
+  query(cursor) {
+    const q = new URLSearchParams();
+    if (cursor) q.set("cursor", cursor);
+    if (this.filter) q.set("state", this.filter);
+    const text = q.toString();
+    return text ? `/api/jobs?${text}` : "/api/jobs";
+  },
+
+  // The first page again (after a reconnect): what changed meanwhile, and what went.
   async refresh() {
+    if (this.paged) return;
     try {
-      const r = await fetch("/api/jobs", { headers: { accept: "application/json" } });
+      const r = await fetch(this.query(), { headers: { accept: "application/json" } });
       if (!r.ok) return;
       const body = await r.json();
       const seen = new Set();
-      for (const job of body.jobs.slice().reverse()) { seen.add(job.id); this.update(job); }
-      for (const [id, li] of this.cards) if (!seen.has(id)) { li.remove(); this.cards.delete(id); }
+      for (const job of body.jobs) { seen.add(job.id); this.update(job); }
+      // Cards within the first page's range that it no longer lists were deleted.
+      const oldest = body.next_cursor && body.jobs.length ? body.jobs[body.jobs.length - 1].id : "";
+      for (const [id, li] of this.cards) if (!seen.has(id) && id >= oldest) { li.remove(); this.cards.delete(id); }
+      this.setTotal(body.total);
       this.applyFilter();
     } catch (_) { /* offline: the stream reconnects and calls this again */ }
   },
 
-  setFilter(f) {
-    this.filter = f || "";
-    for (const a of document.querySelectorAll(".filters a")) {
-      if ((a.dataset.filter || "") === this.filter) a.setAttribute("aria-current", "page");
-      else a.removeAttribute("aria-current");
+  // "Load more": the next page, below the cards already shown.
+  async loadMore() {
+    const link = this.more;
+    if (!link || link.dataset.busy) return;
+    link.dataset.busy = "1";
+    try {
+      const r = await fetch(this.query(link.dataset.cursor), { headers: { accept: "application/json" } });
+      const body = await r.json();
+      if (!r.ok) { status((body.error && body.error.message) || `Could not load more photos (HTTP ${r.status}).`); return; }
+      for (const job of body.jobs) if (!this.cards.has(job.id)) this.update(job, { append: true });
+      if (body.next_cursor) {
+        link.dataset.cursor = body.next_cursor;
+        link.href = `/?cursor=${encodeURIComponent(body.next_cursor)}${this.filter ? `&state=${this.filter}` : ""}`;
+      } else {
+        link.parentElement.remove();
+        this.more = null;
+      }
+      status(`${body.jobs.length} more photo${body.jobs.length === 1 ? "" : "s"} shown.`);
+    } catch (_) {
+      status("Could not load more photos: the server did not answer. Try again.");
+    } finally {
+      delete link.dataset.busy;
     }
-    this.applyFilter();
+  },
+
+  setTotal(n) {
+    const c = document.querySelector('.filters a[data-filter=""] .count');
+    if (c && Number.isFinite(n)) c.textContent = n;
   },
 
   applyFilter() {
-    const counts = {};
     let shown = 0;
     for (const li of this.cards.values()) {
-      const s = li.dataset.state;
-      counts[s] = (counts[s] || 0) + 1;
-      const show = !this.filter || s === this.filter;
+      const show = !this.filter || li.dataset.state === this.filter;
       li.hidden = !show;
       if (show) shown++;
-    }
-    const nav = document.querySelector(".filters");
-    if (nav) {
-      for (const s of Object.keys(counts)) {
-        if (!nav.querySelector(`a[data-filter="${CSS.escape(s)}"]`)) {
-          const a = h("a", { href: `/?state=${s}`, dataset: { filter: s } }, `${s} `, h("span", { class: "count" }));
-          a.addEventListener("click", (ev) => { ev.preventDefault(); this.setFilter(s); history.replaceState(null, "", `/?state=${s}`); });
-          nav.append(a);
-        }
-      }
-      for (const a of nav.querySelectorAll("a")) {
-        const c = a.querySelector(".count");
-        if (c) c.textContent = a.dataset.filter ? counts[a.dataset.filter] || 0 : this.cards.size;
-      }
     }
     const empty = document.getElementById("empty");
     if (empty) {
@@ -153,28 +180,48 @@ const gallery = {
     }
   },
 
-  update(job) {
+  // Newest first: a card goes before the first older one. A job older than every card while
+  // older pages are not loaded belongs to one of those pages: no card for it here.
+  place(li, append) {
+    if (append) { this.list.append(li); return true; }
+    for (const other of this.list.children) {
+      if (other.dataset.id < li.dataset.id) { other.before(li); return true; }
+    }
+    if (this.more || this.paged) return false;
+    this.list.append(li);
+    return true;
+  },
+
+  update(job, { append = false } = {}) {
+    uploader.follow(job);
     if (!this.list) return;
     let li = this.cards.get(job.id);
     if (!li) {
       li = this.card(job);
+      if (!this.place(li, append)) return;
       this.cards.set(job.id, li);
-      this.list.prepend(li);
+      if (!append) {
+        const c = document.querySelector('.filters a[data-filter=""] .count');
+        if (c) c.textContent = (+c.textContent || 0) + 1;
+      }
     }
     this.fill(li, job);
     this.applyFilter();
   },
 
   card(job) {
+    const created = job.created_at || new Date().toISOString();
     const li = h("li", { class: "job", dataset: { id: job.id, state: job.state } },
       h("a", { class: "thumb", href: `/jobs/${job.id}`, tabindex: "-1" },
-        h("img", { src: job.original ? job.original.url : `/api/jobs/${job.id}/original`, alt: `${job.filename}, original`, loading: "lazy" })),
+        h("span", { class: "no-preview-img placeholder", role: "img", "aria-label": `${job.filename}: no preview yet`, text: job.state })),
       h("div", { class: "meta" },
         h("a", { class: "name", href: `/jobs/${job.id}`, text: job.filename }),
+        h("time", { class: "created", datetime: created, text: created }),
         h("span", { class: "state" }),
         h("span", { class: "detail" }),
         h("span", { class: "error", hidden: true }),
         h("div", { class: "actions" })));
+    localTimes(li);
     return li;
   },
 
@@ -191,10 +238,16 @@ const gallery = {
     const err = li.querySelector(".error") || li.querySelector(".meta").appendChild(h("span", { class: "error" }));
     err.hidden = !job.error;
     err.textContent = job.error ? job.error.message : "";
-    const img = li.querySelector(".thumb img");
-    if (job.outputs && job.outputs.length) {
-      if (img.getAttribute("src") !== job.outputs[0].url) { delete img.dataset.failed; img.classList.remove("no-preview-img"); img.src = job.outputs[0].url; }
-      img.alt = `${job.filename}, ${job.outputs[0].name}`;
+    // The card shows the job's small preview only (never an output or the original).
+    const thumb = li.querySelector(".thumb");
+    const img = thumb.querySelector("img");
+    if (job.preview_url) {
+      if (!img || img.getAttribute("src") !== job.preview_url) {
+        thumb.replaceChildren(h("img", { src: job.preview_url, alt: `${job.filename}, preview`, loading: "lazy" }));
+      }
+    } else if (!img) {
+      const ph = thumb.querySelector(".placeholder");
+      if (ph) ph.textContent = stateLabel(job.state);
     }
     if (was !== job.state || !li.dataset.wired) this.actions(li, job);
   },
@@ -245,6 +298,8 @@ const gallery = {
       const next = li.nextElementSibling || li.previousElementSibling;
       li.remove();
       this.cards.delete(id);
+      const count = document.querySelector('.filters a[data-filter=""] .count');
+      if (count && +count.textContent > 0) count.textContent = +count.textContent - 1;
       this.applyFilter();
       status(`Deleted ${li.querySelector(".name").textContent}.`);
       if (next) (next.querySelector(".name") || next).focus();
@@ -485,6 +540,7 @@ const builder = {
           if (r.ok && body.key) {
             note.textContent = `uploaded: ${body.key}`;
             set(body.key, false);
+            logos.load();
           } else {
             note.className = "error logo-key";
             note.setAttribute("role", "alert");
@@ -622,6 +678,19 @@ const uploader = {
     this.label();
   },
 
+  // A job this list uploaded changed (the gallery's event stream for all of this browser's
+  // jobs tells it): its entry says the job's state, not the "queued" of its upload.
+  follow(job) {
+    const item = this.items.find((i) => i.jobId === job.id);
+    if (!item || !item.stateText) return;
+    const updated = job.updated_at ? Date.parse(job.updated_at) : 0;
+    if (item.updated && updated < item.updated) return;
+    item.updated = updated;
+    item.li.dataset.jobState = job.state;
+    item.stateText.className = `job-state state-${job.state}`;
+    item.stateText.textContent = job.state;
+  },
+
   // What the client can tell before uploading; the server checks the bytes again.
   check(file) {
     if (file.size === 0) return "This file is empty.";
@@ -744,8 +813,15 @@ const uploader = {
           item.state = "queued";
           item.li.classList.add("queued");
           const job = body.jobs[0];
-          item.msg.replaceChildren("queued — ", h("a", { href: job.links.page, text: "open" }));
+          item.jobId = job.id;
+          item.link = h("a", { href: job.links.page, text: "open" });
+          item.stateText = h("span", { class: "job-state" });
+          item.msg.replaceChildren(item.stateText, " — ", item.link);
+          this.follow(job);
           gallery.update(job);
+          // The stream may have told the gallery about this job before this answer came.
+          const card = gallery.cards.get(job.id);
+          if (card && card.dataset.state !== job.state) this.follow({ id: job.id, state: card.dataset.state, updated_at: new Date(+card.dataset.updated || 0).toISOString() });
           resolve("queued");
           return;
         }
@@ -762,6 +838,53 @@ const uploader = {
       xhr.onerror = () => { item.remove.disabled = false; item.bar.hidden = true; this.fail(item, "The upload did not reach the server. Check your connection and try again."); resolve("refused"); };
       xhr.send(data);
     });
+  },
+};
+
+// ---------------------------------------------------------------- logos (index page)
+
+// The caller's watermark logos (GET /api/logos), each with a two-step Delete.
+const logos = {
+  async load() {
+    const list = document.getElementById("logo-list");
+    if (!list) return;
+    let body;
+    try {
+      const r = await fetch("/api/logos", { headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      body = await r.json();
+    } catch (_) { return; }
+    list.replaceChildren(...body.logos.map((l) => this.row(l)));
+    localTimes(list);
+    document.getElementById("no-logos").hidden = body.logos.length > 0;
+  },
+
+  row(logo) {
+    const button = h("button", { type: "button", class: "small danger", "aria-label": `Delete logo ${logo.key}`, text: "Delete" });
+    const li = h("li", { class: "logo", dataset: { id: logo.id } },
+      h("code", { text: logo.key }), " ",
+      h("span", { class: "muted", text: fmtBytes(logo.bytes) }), " ",
+      logo.created_at ? h("time", { datetime: logo.created_at, text: logo.created_at }) : "", " ",
+      button);
+    button.addEventListener("click", async () => {
+      if (!button.dataset.armed) {
+        button.dataset.armed = "1";
+        button.textContent = "Really delete?";
+        setTimeout(() => { if (button.isConnected) { delete button.dataset.armed; button.textContent = "Delete"; } }, 6000);
+        return;
+      }
+      button.disabled = true;
+      const r = await fetch(`/api/logos/${encodeURIComponent(logo.id)}`, { method: "DELETE" });
+      if (r.status === 204 || r.status === 404) {
+        li.remove();
+        status(`Deleted the logo ${logo.key}.`);
+        document.getElementById("no-logos").hidden = !!document.querySelector("#logo-list li");
+      } else {
+        button.disabled = false;
+        status(`The logo could not be deleted (HTTP ${r.status}); try again.`);
+      }
+    });
+    return li;
   },
 };
 
@@ -801,6 +924,7 @@ function initJobPage() {
       if (fresh) {
         const fresher = doc.getElementById("live");
         labelStates(fresher);
+        localTimes(fresher);
         document.getElementById("live").replaceWith(fresher);
         page.dataset.state = fresh.dataset.state;
         page.dataset.updated = Date.parse(fresh.dataset.updatedAt);
@@ -861,7 +985,9 @@ function initOps() {
     uploader.init(form);
   }
   gallery.init();
+  logos.load();
   labelStates(document);
+  localTimes(document);
   initJobPage();
   initOps();
 })();

@@ -5,6 +5,7 @@
 //! originals/{job_id}            the uploaded bytes, as uploaded
 //! outputs/{job_id}/{name}.{ext} one object per output
 //! outputs/{job_id}/manifest.json what a finished attempt stored (written after the outputs)
+//! outputs/{job_id}/preview.small.jpg the gallery card's preview (made for every job)
 //! jobs/{job_id}.json            the web app's record of the job (state, timeline)
 //! owners/{owner}/{job_id}       index: which jobs belong to which browser
 //! logos/{owner}/{id}.png        watermark logos uploaded by that browser (POST /api/logos)
@@ -29,6 +30,19 @@ pub fn output(job_id: &str, name: &str, format: Format) -> String {
 /// never an output format's extension, so it cannot collide with an output.
 pub fn output_manifest(job_id: &str) -> String {
     format!("outputs/{job_id}/manifest.json")
+}
+
+/// The name the processor gives a job's preview among the outputs it asks the engine for. A
+/// dot is never in a recipe's output names (a-z, 0-9, `-`, `_`), so it cannot collide.
+pub const PREVIEW_NAME: &str = "preview.small";
+
+/// A preview fits in this many pixels each way.
+pub const PREVIEW_SIZE: u32 = 320;
+
+/// The small preview of a job that the gallery's cards show (`GET /api/jobs/{id}/preview`):
+/// next to the outputs, so whatever deletes or expires a job's outputs takes it too.
+pub fn preview(job_id: &str) -> String {
+    output(job_id, PREVIEW_NAME, Format::Jpeg)
 }
 
 pub fn job_record(job_id: &str) -> String {

@@ -109,6 +109,11 @@ pub struct StatusMessage {
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputInfo>,
+    /// With `done`: the small preview the gallery shows, stored at
+    /// [`keys::preview`](crate::keys::preview). Optional both ways: a processor that makes none
+    /// (older, or a simulated engine) sends none, an older web app ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<OutputInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
     /// Words for the job's timeline (why a retry, or that a result was re-announced).
@@ -316,6 +321,18 @@ impl StatusMessage {
         Ok(())
     }
 
+    /// The preview of this status if it is where this job's preview must be
+    /// ([`keys::preview`](crate::keys::preview)) and as small as a preview is; `None` otherwise
+    /// (a forged status cannot point the gallery at another object).
+    pub fn checked_preview(&self) -> Option<&OutputInfo> {
+        self.preview.as_ref().filter(|p| {
+            p.key == crate::keys::preview(&self.job_id)
+                && p.format == Format::Jpeg
+                && p.width <= crate::keys::PREVIEW_SIZE
+                && p.height <= crate::keys::PREVIEW_SIZE
+        })
+    }
+
     /// The worker name and note cut to [`MAX_WORKER_CHARS`] and [`MAX_NOTE_CHARS`].
     pub fn bounded(mut self) -> Self {
         cut(&mut self.worker, MAX_WORKER_CHARS);
@@ -384,6 +401,7 @@ mod tests {
                 height: 5,
                 bytes: 99,
             }],
+            preview: None,
             error: None,
             note: Some("re-announced".into()),
             traceparent: Some(TraceParent::new_root()),
@@ -464,6 +482,7 @@ mod tests {
             worker: "w".into(),
             at: Utc::now(),
             outputs: vec![],
+            preview: None,
             error: None,
             note: None,
             traceparent: None,

@@ -110,6 +110,21 @@ test("upload two photos with a preset and one with a custom recipe; all reach do
   // All three reach done in the gallery, live (same document: no reload).
   await page.waitForFunction(() => document.querySelectorAll("#jobs .job[data-state=done]").length === 3, null, { timeout: 150_000 });
   assert.equal(await page.evaluate(() => window.__sameDocument), true, "the page was not reloaded");
+  // The upload list follows each job too (it used to stay at "queued — open").
+  await page.waitForFunction(() => {
+    const states = [...document.querySelectorAll("#chosen li.queued .job-state")].map((s) => s.textContent);
+    return states.length === 3 && states.every((s) => s === "done");
+  }, null, { timeout: 30_000 });
+  await shot(page, "03a-upload-list-done");
+  // Cards show the small previews (never an output or the original), loaded and at most 320 px.
+  await page.waitForFunction(() => [...document.querySelectorAll("#jobs .job .thumb img")].filter((i) => i.complete && i.naturalWidth > 0).length === 3, null, { timeout: 30_000 });
+  const thumbs = await page.$$eval("#jobs .job .thumb img", (imgs) => imgs.map((i) => ({ src: i.getAttribute("src"), w: i.naturalWidth, h: i.naturalHeight })));
+  for (const t of thumbs) {
+    assert.match(t.src, /^\/api\/jobs\/[0-9a-f-]+\/preview$/, JSON.stringify(thumbs));
+    assert.ok(t.w <= 320 && t.h <= 320, JSON.stringify(thumbs));
+  }
+  // Times in the browser's time zone: the page script rewrote each card's <time>.
+  assert.ok(await page.$$eval("#jobs .job time.created", (ts) => ts.length === 3 && ts.every((t) => t.dataset.local === "1" && !t.textContent.includes("UTC"))));
   for (const f of ["S01_rocket_640x427.jpg", "S02_chelsea_451x300.png", "M02_wood_2560x1920_exif.jpg"]) {
     jobs[f] = await jobIdOf(page, f);
     assert.ok(jobs[f], `a card for ${f}`);
@@ -204,17 +219,22 @@ test("gallery across reloads: filter by state, retry a failed job, delete a job"
   assert.match(await failed.locator(".error").textContent(), /damaged or incomplete/);
 
   // Filters: by a click (no reload) and by address (after a reload).
+  // (a filter is a link: the server pages through the jobs in that state)
   await page.click('.filters a[data-filter="failed"]');
+  await page.waitForURL("**/?state=failed");
+  await page.locator(`#jobs .job[data-id="${id}"]`).waitFor();
   assert.equal(await page.locator("#jobs .job:visible").count(), 1);
-  assert.match(await page.textContent('.filters a[data-filter="failed"] .count'), /^1$/);
+  assert.equal(await page.getAttribute('.filters a[data-filter="failed"]', "aria-current"), "page");
   await page.reload();
   assert.equal(new URL(page.url()).search, "?state=failed");
   await page.locator(`#jobs .job[data-id="${id}"]`).waitFor();
   assert.equal(await page.locator("#jobs .job:visible").count(), 1);
   await shot(page, "07-gallery-filtered-failed");
   await page.click('.filters a[data-filter="done"]');
+  await page.waitForURL("**/?state=done");
   assert.equal(await page.locator("#jobs .job:visible").count(), 4);
   await page.click('.filters a[data-filter=""]');
+  await page.waitForURL((u) => u.search === "");
   assert.equal(await page.locator("#jobs .job:visible").count(), 5);
 
   // Retry: queued again (with a timeline entry), processed again, fails again (same bytes).

@@ -182,6 +182,7 @@ async fn two_replicas_applying_statuses_concurrently_lose_none(kind: Kind) {
         error: None,
         note: None,
         traceparent: None,
+        preview: None,
     };
     for id in &ids {
         backend.replies.send(&status(id, JobState::Processing, LATE + 1).to_json()).await.unwrap();

@@ -129,10 +129,10 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     // count wrong (SQS calls it approximate), the job would only be rendered again into the
     // same keys.
     match if attempt > 1 { already_done(&ctx, &job).await } else { Ok(None) } {
-        Ok(Some(outputs)) => {
+        Ok(Some((outputs, preview))) => {
             tracing::info!("outputs already stored by an earlier attempt; re-announcing `done`");
             let note = "outputs were already stored by an earlier attempt; re-announced without processing again";
-            finish(&ctx, &msg, &job, JobState::Done, outputs, None, Some(note.into())).await;
+            finish(&ctx, &msg, &job, JobState::Done, (outputs, preview), None, Some(note.into())).await;
             return;
         }
         Ok(None) => {}
@@ -204,18 +204,18 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     }
 
     let (state, outputs, error) = match result {
-        Ok(outputs) => {
+        Ok(rendered) => {
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
-            (JobState::Done, outputs, None)
+            (JobState::Done, rendered, None)
         }
         Err(Failure::Permanent(e)) => {
             tracing::info!(code = %e.code, reason = %e.message, "job failed permanently");
-            (JobState::Failed, vec![], Some(e))
+            (JobState::Failed, (vec![], None), Some(e))
         }
         Err(Failure::Configuration(m)) if attempt >= ctx.max_receives => {
             // The last delivery: failed with what is wrong rather than dead-lettered as `gave_up`.
             tracing::error!(error = %m, "configuration error on the job's last delivery; failing it");
-            (JobState::Failed, vec![], Some(JobError { code: m.code().into(), message: m.to_string() }))
+            (JobState::Failed, (vec![], None), Some(JobError { code: m.code().into(), message: m.to_string() }))
         }
         Err(Failure::Configuration(m)) => {
             give_back(&ctx, &msg, &job, &m).await;
@@ -224,7 +224,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         Err(Failure::Cancelled) => {
             tracing::info!("the job was cancelled by its owner; skipped without rendering");
             let note = "cancelled by its owner before processing; skipped by the worker".to_string();
-            finish(&ctx, &msg, &job, JobState::Cancelled, vec![], None, Some(note)).await;
+            finish(&ctx, &msg, &job, JobState::Cancelled, (vec![], None), None, Some(note)).await;
             return;
         }
         Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
@@ -233,7 +233,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
                 code: "gave_up".into(),
                 message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
             };
-            (JobState::Failed, vec![], Some(e))
+            (JobState::Failed, (vec![], None), Some(e))
         }
         Err(Failure::Transient(detail) | Failure::Crash(detail)) => {
             let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(60));
@@ -261,6 +261,9 @@ enum Interrupt {
     Released,
 }
 
+/// A job's outputs and its preview (absent when the sandbox pass made none).
+type Results = (Vec<OutputInfo>, Option<OutputInfo>);
+
 /// Post the final status, then delete the message (in that order: a crash between the two
 /// redelivers the job, which re-announces or fails again; never the other way round).
 async fn finish(
@@ -268,7 +271,7 @@ async fn finish(
     msg: &Received,
     job: &JobMessage,
     state: JobState,
-    outputs: Vec<OutputInfo>,
+    (outputs, preview): Results,
     error: Option<JobError>,
     note: Option<String>,
 ) {
@@ -278,7 +281,15 @@ async fn finish(
     let sent = loop {
         let sent = ctx
             .reporter
-            .send(&job.job_id, state, msg.receive_count, outputs.clone(), error.clone(), note.clone())
+            .send_with_preview(
+                &job.job_id,
+                state,
+                msg.receive_count,
+                outputs.clone(),
+                preview.clone(),
+                error.clone(),
+                note.clone(),
+            )
             .await;
         if let Err(Some(m)) = sent.as_ref().map_err(|e| e.misconfiguration()) {
             // The reply queue is misconfigured: try again in hand (the job keeps its delivery).
@@ -359,7 +370,7 @@ async fn render_retrying(
     ctx: &Context,
     job: &JobMessage,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<OutputInfo>, Failure> {
+) -> Result<Results, Failure> {
     let mut tries = 0;
     loop {
         let error = match render(ctx, job, stop.clone()).await {
@@ -383,27 +394,25 @@ async fn render_retrying(
 }
 
 /// The outputs an earlier attempt stored, if it stored all of them (its manifest exists and
-/// names every output this job asks for).
-async fn already_done(ctx: &Context, job: &JobMessage) -> Result<Option<Vec<OutputInfo>>, StoreError> {
+/// names every output this job asks for), with the preview it made (listed in the manifest
+/// under [`keys::PREVIEW_NAME`]; a manifest from before previews has none).
+async fn already_done(ctx: &Context, job: &JobMessage) -> Result<Option<Results>, StoreError> {
     let bytes = match ctx.store.get(&keys::output_manifest(&job.job_id)).await {
         Ok(b) => b,
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Ok(outputs) = serde_json::from_slice::<Vec<OutputInfo>>(&bytes) else {
+    let Ok(mut outputs) = serde_json::from_slice::<Vec<OutputInfo>>(&bytes) else {
         tracing::warn!("unreadable output manifest; processing again");
         return Ok(None);
     };
+    let preview = outputs.iter().position(|o| o.name == keys::PREVIEW_NAME).map(|i| outputs.remove(i));
     let complete = job.outputs.len() == outputs.len()
         && job.outputs.iter().all(|spec| outputs.iter().any(|o| o.name == spec.name && o.format == spec.format));
-    Ok(complete.then_some(outputs))
+    Ok(complete.then_some((outputs, preview)))
 }
 
-async fn render(
-    ctx: &Context,
-    job: &JobMessage,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Vec<OutputInfo>, Failure> {
+async fn render(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Receiver<bool>) -> Result<Results, Failure> {
     // The original's size from its metadata first: an object over the upload limit (put there
     // by someone else than the web app) is refused without being read.
     let metrics = crate::metrics::get();
@@ -424,18 +433,19 @@ async fn render(
     // Outputs are stored while the sandbox works: their store time is counted apart.
     let storing = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let mut outputs = Vec::with_capacity(job.outputs.len());
-    // Each output is stored as soon as the sandbox hands it over.
+    let mut preview = None;
+    // Each output is stored as soon as the sandbox hands it over; the preview is one of them.
     let store_output = |r: engine::Rendered| {
-        let key = keys::output(&job.job_id, &r.name, r.format);
+        let is_preview = r.name == keys::PREVIEW_NAME;
+        let key = if is_preview { keys::preview(&job.job_id) } else { keys::output(&job.job_id, &r.name, r.format) };
         let bytes = r.bytes.len() as u64;
-        outputs.push(OutputInfo {
-            name: r.name,
-            key: key.clone(),
-            format: r.format,
-            width: r.width,
-            height: r.height,
-            bytes,
-        });
+        let info =
+            OutputInfo { name: r.name, key: key.clone(), format: r.format, width: r.width, height: r.height, bytes };
+        if is_preview {
+            preview = Some(info);
+        } else {
+            outputs.push(info);
+        }
         let store = ctx.store.clone();
         let storing = storing.clone();
         async move {
@@ -454,18 +464,21 @@ async fn render(
     };
     let _busy = metrics.busy();
     let rendering = Instant::now();
+    // The preview is one more output of the same pass: it shares the decode.
+    let specs = crate::preview::with_preview(&job.outputs);
     let rendered =
-        ctx.sandbox.render(&input, &job.outputs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;
+        ctx.sandbox.render(&input, &specs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;
     // Counted whether the work succeeded or not: a failed render took its time too.
     let stored_for = *storing.lock().unwrap();
     metrics.stage(Stage::Render, rendering.elapsed().saturating_sub(stored_for));
     rendered?;
     let t = Instant::now();
-    let manifest = serde_json::to_vec(&outputs).expect("output infos serialize");
+    let listed: Vec<&OutputInfo> = outputs.iter().chain(preview.as_ref()).collect();
+    let manifest = serde_json::to_vec(&listed).expect("output infos serialize");
     ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
     metrics.stage(Stage::Store, stored_for + t.elapsed());
     after_outputs_hook(job);
-    Ok(outputs)
+    Ok((outputs, preview))
 }
 
 /// Test hook (debug builds only): abort the whole process, like a segfault or the OOM killer,

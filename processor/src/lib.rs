@@ -15,6 +15,7 @@ pub mod job;
 pub mod metrics;
 pub mod misconfig;
 pub mod presence;
+pub mod preview;
 pub mod resources;
 pub mod sandbox;
 pub mod status;

@@ -38,6 +38,21 @@ impl Reporter {
         error: Option<JobError>,
         note: Option<String>,
     ) -> Result<(), QueueError> {
+        self.send_with_preview(job_id, state, attempt, outputs, None, error, note).await
+    }
+
+    /// [`Reporter::send`] with the job's preview (a `done` whose sandbox pass made one).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with_preview(
+        &self,
+        job_id: &str,
+        state: JobState,
+        attempt: u32,
+        outputs: Vec<OutputInfo>,
+        preview: Option<OutputInfo>,
+        error: Option<JobError>,
+        note: Option<String>,
+    ) -> Result<(), QueueError> {
         let msg = StatusMessage {
             job_id: job_id.to_string(),
             state,
@@ -45,6 +60,7 @@ impl Reporter {
             worker: self.worker.clone(),
             at: Utc::now(),
             outputs,
+            preview,
             error,
             note,
             traceparent: TRACE.try_with(|t| *t).ok(),

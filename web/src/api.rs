@@ -60,6 +60,8 @@ pub struct JobView {
     pub attempts: u32,
     pub worker: Option<String>,
     pub outputs: Vec<OutputView>,
+    /// The small image a gallery card shows (`/api/jobs/{id}/preview`), once there is one.
+    pub preview_url: Option<String>,
     pub error: Option<JobError>,
     pub original: OriginalView,
     pub timeline: Vec<TimelineEntry>,
@@ -89,6 +91,7 @@ impl From<&JobRecord> for JobView {
                     bytes: o.bytes,
                 })
                 .collect(),
+            preview_url: crate::preview::url_of(r),
             error: r.error.clone(),
             original: OriginalView {
                 url: format!("{base}/original"),
@@ -248,9 +251,21 @@ async fn submitted_body(
     Ok(body)
 }
 
-async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
-    let jobs: Vec<JobView> = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs })))
+/// `GET /api/jobs?limit=&cursor=&state=`: one page of the caller's jobs, newest first
+/// ([`crate::jobs::page`]), with `next_cursor` (`null` on the last page).
+async fn list(
+    state: web::Data<AppState>,
+    owner: Owner,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> HttpResponse {
+    match crate::jobs::page::from_query(&state.book, &owner.0, &q).await {
+        Ok(page) => {
+            let jobs: Vec<JobView> = page.jobs.iter().map(JobView::from).collect();
+            let next = page.next.as_ref().map(|c| c.encode());
+            HttpResponse::Ok().json(json!({ "jobs": jobs, "next_cursor": next, "total": page.total }))
+        }
+        Err(e) => crate::jobs::page::error_response(e),
+    }
 }
 
 pub async fn owned(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ApiError> {

@@ -61,6 +61,7 @@ fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
         worker: "dead-letter queue".into(),
         at: Utc::now(),
         outputs: vec![],
+        preview: None,
         error: Some(JobError {
             code: "gave_up".into(),
             message: format!(

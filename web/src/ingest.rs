@@ -278,6 +278,7 @@ async fn queue_one(
         original_bytes: bytes,
         requested: outputs.to_vec(),
         outputs: vec![],
+        preview: None,
         error: None,
         timeline: vec![TimelineEntry { at: now, state: JobState::Queued, worker: None, attempt: 0, note: None }],
     };

@@ -63,6 +63,10 @@ pub struct JobRecord {
     pub original_bytes: u64,
     pub requested: Vec<OutputSpec>,
     pub outputs: Vec<OutputInfo>,
+    /// The small preview the gallery shows (`GET /api/jobs/{id}/preview`); absent for a job
+    /// done before previews existed (the smallest output stands in) or one that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<OutputInfo>,
     pub error: Option<JobError>,
     pub timeline: Vec<TimelineEntry>,
 }
@@ -126,6 +130,7 @@ impl JobRecord {
             JobState::Done => {
                 self.state = JobState::Done;
                 self.outputs = s.outputs.clone();
+                self.preview = s.checked_preview().cloned();
                 self.error = None;
             }
             JobState::Failed => {
@@ -538,9 +543,11 @@ impl JobBook {
 
 // UI (issue 6): delete a job, queue it again: in jobs/manage.rs, a separate file.
 pub mod manage;
+// Issue 16: one page of an owner's jobs (cursor paging): in jobs/page.rs.
+pub mod page;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn record() -> JobRecord {
@@ -560,6 +567,7 @@ mod tests {
             original_bytes: 1,
             requested: vec![],
             outputs: vec![],
+            preview: None,
             error: None,
             timeline: vec![],
         }
@@ -573,6 +581,7 @@ mod tests {
             worker: worker.into(),
             at: Utc::now(),
             outputs: vec![],
+            preview: None,
             error: None,
             note: None,
             traceparent: None,
@@ -617,6 +626,31 @@ mod tests {
         assert!(r.apply(&done_with("outputs/j/web.png", "web")));
         assert_eq!(r.state, JobState::Done);
         assert_eq!(r.outputs[0].key, "outputs/j/web.png");
+    }
+
+    #[test]
+    fn a_done_keeps_its_preview_only_at_the_jobs_preview_key() {
+        let preview = |key: &str, size: u32| OutputInfo {
+            name: keys::PREVIEW_NAME.into(),
+            key: key.into(),
+            format: darkroom_core::engine::Format::Jpeg,
+            width: size,
+            height: size / 2,
+            bytes: 9,
+        };
+        for (key, size, kept) in [
+            (keys::preview("j"), 320, true),
+            (keys::COOKIE_KEY.to_string(), 320, false),
+            (keys::preview("other"), 320, false),
+            (keys::preview("j"), 4000, false),
+        ] {
+            let mut r = record();
+            r.requested = vec![requested("web")];
+            let mut done = done_with("outputs/j/web.png", "web");
+            done.preview = Some(preview(&key, size));
+            assert!(r.apply(&done), "the outputs apply either way");
+            assert_eq!(r.preview.is_some(), kept, "{key} {size}");
+        }
     }
 
     #[test]
@@ -704,9 +738,9 @@ mod tests {
     }
 
     /// The store, counting reads (so a test can tell a cache hit from a miss).
-    struct Counting {
+    pub(crate) struct Counting {
         inner: darkroom_core::store::fs::FsStore,
-        gets: std::sync::atomic::AtomicUsize,
+        pub(crate) gets: std::sync::atomic::AtomicUsize,
         dir: std::path::PathBuf,
     }
 
@@ -751,13 +785,13 @@ mod tests {
         }
     }
 
-    fn counting_store() -> Arc<Counting> {
+    pub(crate) fn counting_store() -> Arc<Counting> {
         let dir = std::env::temp_dir().join(format!("darkroom-book-{}", uuid::Uuid::new_v4().simple()));
         let inner = darkroom_core::store::fs::FsStore::open(&dir).unwrap();
         Arc::new(Counting { inner, gets: Default::default(), dir })
     }
 
-    fn job(n: usize, owner: &str) -> JobRecord {
+    pub(crate) fn job(n: usize, owner: &str) -> JobRecord {
         JobRecord { id: format!("job{n:05}"), owner: owner.into(), ..record() }
     }
 

@@ -26,6 +26,7 @@ pub mod multipart_guard;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod preview;
 pub mod rate_limit;
 pub mod replicas;
 pub mod replies;
@@ -213,6 +214,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)
+            .configure(preview::routes)
             .configure(ops::routes)
             .configure(pages::routes)
             .configure(assets::routes)

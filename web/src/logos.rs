@@ -3,6 +3,11 @@
 //! names (`{"op":"watermark","image":"logos/…"}`). Checked by content, not by file name: a PNG
 //! within the engine's logo limits that decodes completely.
 //!
+//! `GET /api/logos` lists the caller's logos (newest first: key, id, size, upload time) and
+//! `DELETE /api/logos/{id}` removes one (`204`; `404 logo_not_found` for an id the caller has
+//! no logo under, another browser's included). A job queued with a logo deleted afterwards
+//! fails with the engine's "logo was not provided" reason; finished jobs keep their outputs.
+//!
 //! A logo upload takes one of the upload slots and must arrive within the upload timeout, like
 //! a photo ([`crate::upload_limits`]); a logo is at most 2 MiB, so it is read into memory
 //! (stopped as soon as it passes the limit), then probed and decoded on a blocking thread.
@@ -20,7 +25,9 @@ use crate::multipart_guard::Parts;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/logos", web::post().to(upload));
+    cfg.route("/api/logos", web::post().to(upload))
+        .route("/api/logos", web::get().to(list))
+        .route("/api/logos/{id}", web::delete().to(delete));
 }
 
 async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Result<HttpResponse, ApiError> {
@@ -58,6 +65,50 @@ async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Resul
     state.backend.store.put(&key, bytes, "image/png").await?;
     tracing::info!(%key, width = probe.width, height = probe.height, "logo stored");
     Ok(HttpResponse::Created().json(json!({ "key": key, "width": probe.width, "height": probe.height })))
+}
+
+/// Most logos `GET /api/logos` lists (each costs one metadata request to the store).
+pub const MAX_LISTED: usize = 200;
+
+async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
+    let store = &state.backend.store;
+    let prefix = format!("logos/{}/", owner.0);
+    let mut keys: Vec<String> = store.list(&prefix).await?.into_iter().filter(|k| keys::is_logo_key(k)).collect();
+    keys.truncate(MAX_LISTED);
+    let stats = futures_util::future::join_all(keys.iter().map(|k| store.stat(k))).await;
+    let mut logos = Vec::with_capacity(keys.len());
+    for (key, stat) in keys.iter().zip(stats) {
+        // Gone between the listing and now (deleted meanwhile): not listed.
+        let Some(meta) = stat? else { continue };
+        let id = key[prefix.len()..].trim_end_matches(".png");
+        logos.push(json!({ "id": id, "key": key, "bytes": meta.size, "created_at": meta.last_modified }));
+    }
+    logos.sort_by(|a, b| {
+        b["created_at"].as_str().cmp(&a["created_at"].as_str()).then(a["id"].as_str().cmp(&b["id"].as_str()))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "logos": logos })))
+}
+
+async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let not_found = || {
+        HttpResponse::NotFound().json(json!({ "error": {
+            "code": "logo_not_found",
+            "message": "you have no logo with this id; GET /api/logos lists yours",
+        }}))
+    };
+    if !keys::is_valid_id(&id) {
+        return Ok(not_found());
+    }
+    // Only under the caller's own prefix: another browser's logo id is simply not found here.
+    let key = keys::logo(&owner.0, &id);
+    if state.backend.store.head(&key).await?.is_none() {
+        return Ok(not_found());
+    }
+    state.backend.store.delete(&key).await?;
+    tracing::info!(%key, "logo deleted by its owner");
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The one `logo` part: its file name and bytes, refused as soon as it passes the logo limit.

@@ -31,8 +31,12 @@ struct IndexPage {
     presets: &'static [Preset],
     jobs: Vec<JobView>,
     total: usize,
-    filters: Vec<(String, usize)>,
+    filters: Vec<String>,
     filter: String,
+    /// The link to the next (older) page, `None` on the last one.
+    next_cursor: Option<String>,
+    /// Whether this is a later page (`?cursor=`): a link back to the newest.
+    paged: bool,
     deleted: bool,
     max_size: String,
     max_bytes: u64,
@@ -88,6 +92,7 @@ fn human_size(bytes: u64) -> String {
 struct IndexQuery {
     state: Option<String>,
     deleted: Option<String>,
+    cursor: Option<String>,
 }
 
 async fn index(
@@ -95,25 +100,31 @@ async fn index(
     owner: Owner,
     q: web::Query<IndexQuery>,
 ) -> Result<impl Responder, ApiError> {
-    let all: Vec<JobView> = state.book.list(&owner.0).await?.iter().map(JobView::from).collect();
-    let mut filters: Vec<(String, usize)> = STATES.iter().map(|s| (s.to_string(), 0)).collect();
-    for j in &all {
-        let s = j.state.as_str();
-        match filters.iter_mut().find(|(name, _)| name == s) {
-            Some(f) => f.1 += 1,
-            None => filters.push((s.to_string(), 1)),
+    use crate::jobs::page::{Cursor, DEFAULT_LIMIT};
+    // One page of the gallery, newest first; older ones behind "Load more" (`?cursor=`).
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()).map(Cursor::decode).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(actix_web::Either::Right(error_response(
+                StatusCode::BAD_REQUEST,
+                "That page does not exist",
+                &e.to_string(),
+            )))
         }
-    }
-    let filter = q.state.clone().filter(|s| filters.iter().any(|(n, _)| n == s)).unwrap_or_default();
-    let total = all.len();
-    let jobs = all.into_iter().filter(|j| filter.is_empty() || j.state.as_str() == filter).collect();
+    };
+    let wanted = q.state.as_deref().and_then(|s| serde_json::from_value(serde_json::Value::String(s.into())).ok());
+    let page = state.book.page(&owner.0, cursor.as_ref(), DEFAULT_LIMIT, wanted).await?;
+    let filters: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
+    let filter = wanted.map(|s: darkroom_core::message::JobState| s.as_str().to_string()).unwrap_or_default();
     let l = &state.limits;
-    Ok(IndexPage {
+    Ok(actix_web::Either::Left(IndexPage {
         presets: PRESETS,
-        jobs,
-        total,
+        jobs: page.jobs.iter().map(JobView::from).collect(),
+        total: page.total,
         filters,
         filter,
+        next_cursor: page.next.map(|c| c.encode()),
+        paged: cursor.is_some(),
         deleted: q.deleted.is_some(),
         max_size: human_size(l.max_input_bytes),
         max_bytes: l.max_input_bytes,
@@ -123,7 +134,7 @@ async fn index(
         max_ops: MAX_OPS,
         formats: darkroom_core::engine::Format::NAMES,
         accept: ACCEPT,
-    })
+    }))
 }
 
 async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {

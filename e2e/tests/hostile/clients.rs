@@ -498,6 +498,7 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
         error: Some(darkroom_core::message::JobError { code: "corrupt_image".into(), message: "damaged".into() }),
         note: None,
         traceparent: None,
+        preview: None,
     };
     backend.replies.send(&failed.to_json()).await.unwrap();
     app.wait_for_job(&c, &a, Duration::from_secs(30), "failed", |j| j["state"] == "failed").await;

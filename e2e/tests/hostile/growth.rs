@@ -236,6 +236,7 @@ async fn invented_worker_names_leave_the_ops_registry_bounded(kind: Kind) {
                 worker: format!("invented-{id}-{n}"),
                 at: Utc::now(),
                 outputs: vec![],
+                preview: None,
                 error: None,
                 note: None,
                 traceparent: None,

@@ -12,6 +12,8 @@
 //!   Retry-After; trickled bodies and request heads are cut off;
 //! - `downloads`: ranges past the end, foreign owners asking for 304s and presigned URLs,
 //!   non-ASCII and path-like names, large files that must not be held in memory (issue 15).
+//! - `gallery`: cursor pages of the gallery with forged cursors refused, cards that load only
+//!   small previews, logos listed and deleted by their owner only (issue 16).
 
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ mod browser;
 mod clients;
 mod downloads;
 mod files;
+mod gallery;
 mod growth;
 mod limits;
 mod trust;

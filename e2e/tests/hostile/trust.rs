@@ -27,6 +27,7 @@ async fn a_forged_done_cannot_point_a_job_at_another_key(kind: Kind) {
             worker: "forger".into(),
             at: Utc::now(),
             outputs: vec![OutputInfo { name: "web".into(), key, format: Format::Png, width: 1, height: 1, bytes: 64 }],
+            preview: None,
             error: None,
             note: None,
             traceparent: None,

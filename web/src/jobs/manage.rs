@@ -97,6 +97,7 @@ impl JobBook {
                 rec.worker = None;
                 rec.error = None;
                 rec.outputs.clear();
+                rec.preview = None;
                 rec.updated_at = now;
                 rec.timeline.push(TimelineEntry {
                     at: now,
