@@ -20,7 +20,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// States the gallery filters by (any other state a job shows up with is added).
-const STATES: &[&str] = &["queued", "processing", "retrying", "done", "failed"];
+const STATES: &[&str] = &["queued", "processing", "retrying", "done", "failed", "cancelled"];
 
 /// File types the upload page offers (the server checks the bytes, whatever the name).
 pub const ACCEPT: &str = "image/jpeg,image/png,image/webp,image/gif,image/tiff,image/bmp,image/heic,image/heif,.jpg,.jpeg,.png,.webp,.gif,.tif,.tiff,.bmp,.heic,.heif";

@@ -461,6 +461,8 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
     assert_eq!(spec.check("/api/jobs", "post", foreign.send().await.unwrap()).await.0, 403);
 
     spec.check("/api/jobs", "get", get("/api/jobs".into()).await.unwrap()).await;
+    spec.check("/api/jobs", "get", get("/api/jobs?limit=1".into()).await.unwrap()).await;
+    assert_eq!(spec.check("/api/jobs", "get", get("/api/jobs?cursor=%21%21".into()).await.unwrap()).await.0, 400);
     spec.check("/api/jobs/{id}", "get", get(format!("/api/jobs/{a}")).await.unwrap()).await;
     assert_eq!(spec.check("/api/jobs/{id}", "get", get("/api/jobs/no-such-job".into()).await.unwrap()).await.0, 404);
     assert_eq!(
@@ -546,6 +548,16 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
             .0,
         200
     );
+    let preview = format!("/api/jobs/{b}/preview");
+    assert_eq!(spec.check("/api/jobs/{id}/preview", "get", get(preview.clone()).await.unwrap()).await.0, 200);
+    assert_eq!(
+        spec.check("/api/jobs/{id}/preview", "head", c.head(app.url(&preview)).send().await.unwrap()).await.0,
+        200
+    );
+    assert_eq!(
+        spec.check("/api/jobs/{id}/preview", "get", get("/api/jobs/no-such-job/preview".into()).await.unwrap()).await.0,
+        404
+    );
     assert_eq!(
         spec.check("/api/jobs/{id}/cancel", "post", post(format!("/api/jobs/{b}/cancel")).await.unwrap()).await.0,
         409
@@ -571,6 +583,12 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
     };
     assert_eq!(spec.check("/api/logos", "post", logo("S03_camera_512x512_gray.png").await.unwrap()).await.0, 201);
     assert_eq!(spec.check("/api/logos", "post", logo("S01_rocket_640x427.jpg").await.unwrap()).await.0, 415);
+    let (status, _, listed) = spec.check("/api/logos", "get", get("/api/logos".into()).await.unwrap()).await;
+    assert_eq!(status, 200);
+    let id = listed["logos"][0]["id"].as_str().expect("the logo is listed").to_string();
+    let delete = |id: String| c.delete(app.url(&format!("/api/logos/{id}"))).send();
+    assert_eq!(spec.check("/api/logos/{id}", "delete", delete(id.clone()).await.unwrap()).await.0, 204);
+    assert_eq!(spec.check("/api/logos/{id}", "delete", delete(id).await.unwrap()).await.0, 404);
 
     // Every documented operation was driven and answered (not 404/405 every time).
     let seen = spec.seen.lock().unwrap();
