@@ -94,6 +94,21 @@ impl S3Store {
         S3Store { client, bucket: bucket.into() }
     }
 
+    /// The whole object read into memory (records, manifests: small objects) and its ETag.
+    async fn get_whole(&self, key: &str) -> Result<(Bytes, Option<String>), StoreError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&self.bucket, key, e))?;
+        let etag = out.e_tag().map(str::to_string);
+        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
+        Ok((data.into_bytes(), etag))
+    }
+
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
@@ -171,19 +186,11 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_versioned(&self, key: &str) -> Result<(Bytes, Version), StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(&self.bucket, key, e))?;
-        let etag = out.e_tag().map(str::to_string).ok_or_else(|| {
+        let (data, etag) = self.get_whole(key).await?;
+        let etag = etag.ok_or_else(|| {
             StoreError::Rejected(format!("`{key}` came without an ETag: no conditional write possible"))
         })?;
-        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
-        Ok((data.into_bytes(), Version(etag)))
+        Ok((data, Version(etag)))
     }
 
     async fn put_if(
@@ -212,16 +219,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(&self.bucket, key, e))?;
-        let data = out.body.collect().await.map_err(|e| StoreError::Unavailable(format!("reading `{key}`: {e}")))?;
-        Ok(data.into_bytes())
+        Ok(self.get_whole(key).await?.0)
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
