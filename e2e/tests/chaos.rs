@@ -54,10 +54,18 @@ async fn submit(app: &TestApp, client: &reqwest::Client, n: usize) -> Vec<String
     ids
 }
 
-/// Every job of this client, by id.
+/// Every job of this client, by id (every page of `GET /api/jobs`).
 async fn jobs(app: &TestApp, client: &reqwest::Client) -> HashMap<String, Value> {
-    let body: Value = client.get(app.url("/api/jobs")).send().await.unwrap().json().await.unwrap();
-    body["jobs"].as_array().unwrap().iter().map(|j| (j["id"].as_str().unwrap().to_string(), j.clone())).collect()
+    let mut all = HashMap::new();
+    let mut url = app.url("/api/jobs?limit=100");
+    loop {
+        let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        all.extend(body["jobs"].as_array().unwrap().iter().map(|j| (j["id"].as_str().unwrap().to_string(), j.clone())));
+        match body["next_cursor"].as_str() {
+            Some(cursor) => url = app.url(&format!("/api/jobs?limit=100&cursor={cursor}")),
+            None => return all,
+        }
+    }
 }
 
 fn is_final(job: &Value) -> bool {
