@@ -15,8 +15,9 @@
 //!
 //! Several replicas may run it at once: a round starts only for the replica that holds the
 //! lease ([`LEASE_KEY`]), taken and renewed by the store's conditional write
-//! ([`ObjectStore::put_if`]) and valid for one interval, so one replica sweeps per round and
-//! another takes over one interval after the holder dies. Every delete tolerates a key that is
+//! ([`ObjectStore::put_if`]) and valid for two intervals (the holder renews it every round),
+//! so one replica sweeps per round and another takes over within two intervals after the
+//! holder dies. Every delete tolerates a key that is
 //! already gone (the owner deleting the same job, a lease that ran out mid-round), and each
 //! deleted job is announced as a change notice ([`ChangeNotice::JobDeleted`], like a delete by
 //! its owner) so the other replicas drop it from their caches.
@@ -202,7 +203,7 @@ impl Sweeper {
         }
     }
 
-    /// Take (or renew) the lease for one interval. `false` when another replica holds it.
+    /// Take (or renew) the lease for two intervals. `false` when another replica holds it.
     async fn take_lease(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let seen = match self.store.get_versioned(LEASE_KEY).await {
             Ok((bytes, version)) => {
@@ -216,7 +217,9 @@ impl Sweeper {
             Err(StoreError::NotFound(_)) => None,
             Err(e) => return Err(e),
         };
-        let until = now + chrono::Duration::from_std(self.interval).expect("at most a day");
+        // Two intervals: the holder renews it every interval (it keeps the lease), and a
+        // replica that dies leaves it to the others after at most two.
+        let until = now + chrono::Duration::from_std(self.interval * 2).expect("at most two days");
         let lease = Lease { holder: self.holder.clone(), until };
         let body = Bytes::from(serde_json::to_vec(&lease).expect("leases serialize"));
         match self.store.put_if(LEASE_KEY, body, "application/json", seen.as_ref()).await {
