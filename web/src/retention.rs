@@ -47,7 +47,7 @@ use crate::jobs::{JobBook, JobRecord};
 use crate::metrics::{self, Round, Swept};
 
 /// The lease object: who sweeps now, and until when.
-pub const LEASE_KEY: &str = "system/retention/lease.json";
+pub const LEASE_KEY: &str = keys::RETENTION_LEASE;
 
 /// How long data is kept: `DARKROOM_RETENTION` (`30d`, `12h`, `90m`, `45s`; `off`: forever).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
