@@ -40,18 +40,21 @@ EXPECTED = {
         # GET/HEAD: originals and outputs (downloads, zip), job records, logos (HEAD before a
         # job that uses one), revoked ops sessions, Idempotency-Key records.
         # The replicas' registry (system/replicas/): read, written, reaped (docs/scaling.md).
+        # The retention sweeper's lease (system/retention/): read and conditionally written.
         *{("s3:GetObject", f"Bucket/{p}*")
           for p in ("originals/", "outputs/", "jobs/", "logos/", "system/ops-revoked/", "system/replicas/",
-                    "idempotency/")},
+                    "system/retention/", "idempotency/")},
         # PUT: uploads, job records (conditional writes are PutObject too), the owner index,
         # logos, ops sign-outs, the replica registry entry, cancel markers, Idempotency-Key records.
         *{("s3:PutObject", f"Bucket/{p}*")
           for p in ("originals/", "jobs/", "owners/", "logos/", "system/ops-revoked/", "system/replicas/",
-                    "cancelled/", "idempotency/")},
-        # DELETE /api/jobs/{id}: original, outputs, record, index entry, cancel marker; a stopped
-        # replica's entry; a released Idempotency-Key claim.
+                    "system/retention/", "cancelled/", "idempotency/")},
+        # DELETE /api/jobs/{id} and the retention sweeper: original, outputs, record, index entry,
+        # cancel marker; DELETE /api/logos/{id} and unused logos past the retention; a stopped
+        # replica's entry; a released or expired Idempotency-Key record.
         *{("s3:DeleteObject", f"Bucket/{p}*")
-          for p in ("originals/", "outputs/", "jobs/", "owners/", "system/replicas/", "cancelled/", "idempotency/")},
+          for p in ("originals/", "outputs/", "jobs/", "owners/", "logos/", "system/replicas/", "cancelled/",
+                    "idempotency/")},
         # Each replica's inbox for change notices (<stack>-replica-*): created at start, sent to
         # by the others, received from, deleted at a clean stop or reaped after the grace period.
         *{(a, "ReplicaInboxes") for a in ("sqs:CreateQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes",
@@ -195,11 +198,20 @@ def check(template, problems):
     for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
         if pab.get(k) is not True:
             problems.append(f"Bucket: PublicAccessBlockConfiguration.{k} is not true")
-    prefixes = {r.get("Prefix") for r in bucket.get("LifecycleConfiguration", {}).get("Rules", [])
-                if r.get("ExpirationInDays") == {"Ref": "RetentionDays"}}
-    for prefix in ("originals/", "outputs/"):
+    # The sweeper (DARKROOM_RETENTION = RetentionDays) deletes whole jobs; lifecycle rules are a
+    # later backstop on every prefix of a job, never on logos/ or system/.
+    rules = bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+    prefixes = {r.get("Prefix") for r in rules if r.get("ExpirationInDays") == {"Ref": "LifecycleBackstopDays"}}
+    for prefix in ("originals/", "outputs/", "jobs/", "owners/", "cancelled/"):
         if prefix not in prefixes:
-            problems.append(f"Bucket: no lifecycle rule expiring {prefix} after RetentionDays")
+            problems.append(f"Bucket: no lifecycle rule expiring {prefix} after LifecycleBackstopDays")
+    for r in rules:
+        if str(r.get("Prefix", "")).startswith(("logos/", "system/")) or ("ExpirationInDays" in r and not r.get("Prefix")):
+            problems.append(f"Bucket: lifecycle rule {r.get('Id')} would expire logos in use or the web app's own objects")
+    web_env = {e["Name"]: e.get("Value") for c in props("WebTaskDefinition")["ContainerDefinitions"]
+               for e in c.get("Environment", []) if "Name" in e}
+    if web_env.get("DARKROOM_RETENTION") != {"Fn::Sub": "${RetentionDays}d"}:
+        problems.append("WebTaskDefinition: DARKROOM_RETENTION must be ${RetentionDays}d (the sweeper)")
     tls = [st for st in statements(props("BucketPolicy")["PolicyDocument"])
            if st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
     if not tls:

@@ -13,6 +13,7 @@
 //! idempotency/{owner}/{sha256(key)}.json what the first POST /api/jobs with that Idempotency-Key answered
 //! system/...                    the web app's own settings (e.g. its cookie key)
 //! system/scaling/{supervisor}.json what a one-machine supervisor decided (the ops page shows it)
+//! system/retention/lease.json   which web app replica runs the retention sweep, until when
 //! ```
 
 use darkroom_engine::Format;
@@ -70,6 +71,9 @@ pub fn idempotency(owner: &str, key_hash: &str) -> String {
 }
 
 pub const COOKIE_KEY: &str = "system/cookie-key";
+
+/// The retention sweeper's lease (`DARKROOM_RETENTION`): one web app replica sweeps per round.
+pub const RETENTION_LEASE: &str = "system/retention/lease.json";
 
 /// Where supervisors (`darkroom-processor supervise`) report their scaling decisions.
 pub const SCALING_PREFIX: &str = "system/scaling/";

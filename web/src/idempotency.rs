@@ -169,6 +169,16 @@ fn object(owner: &str, key: &str) -> String {
     keys::idempotency(owner, &hex(&Sha256::digest(key.as_bytes())))
 }
 
+/// May the record stored at an `idempotency/` key go (the retention sweeper asks)? Yes once it
+/// has expired at `now` ([`Idempotency::begin`] treats the key as new then), or when it cannot
+/// be read at all (`begin` treats that as new too).
+pub fn is_expired_record(bytes: &[u8], now: DateTime<Utc>) -> bool {
+    match serde_json::from_slice::<Record>(bytes) {
+        Ok(r) => r.expires_at <= now,
+        Err(_) => true,
+    }
+}
+
 /// Releases the in-process claim on a key when the check-and-claim is over.
 struct Claiming<'a>(&'a Idempotency, String);
 

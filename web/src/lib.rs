@@ -31,6 +31,7 @@ pub mod rate_limit;
 pub mod replicas;
 pub mod replies;
 pub mod request_context;
+pub mod retention;
 pub mod security_headers;
 pub mod spool;
 pub mod telemetry;
@@ -97,6 +98,8 @@ pub struct Config {
     pub replicas: replicas::ReplicaArgs,
     #[command(flatten)]
     pub idempotency: idempotency::IdempotencyArgs,
+    #[command(flatten)]
+    pub retention: retention::RetentionArgs,
 }
 
 /// Everything a request handler can reach.
@@ -180,6 +183,9 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let registry = ops_state.registry.clone();
     let ops = web::Data::new(ops_state);
     let registry_task = tokio::spawn(registry.clone().run(book.clone(), stop_rx.clone()));
+    let sweeper =
+        retention::Sweeper::new(&config.retention, backend.store.clone(), book.clone(), fanout.replica().to_string())
+            .map(|s| tokio::spawn(s.run(stop_rx.clone())));
     let fanout_task = replicas::start(fanout, book.clone(), registry.clone(), stop_rx.clone());
     let consumer = tokio::spawn(replies::run(
         backend.replies.clone() as Arc<dyn JobQueue>,
@@ -243,6 +249,9 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), registry_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), fanout_task).await;
+    if let Some(sweeper) = sweeper {
+        let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;
+    }
     tracing::info!("web app stopped");
     result.map_err(Into::into)
 }

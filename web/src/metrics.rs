@@ -130,6 +130,42 @@ struct QueueLabels {
     queue: Queue,
 }
 
+/// What a retention sweep removes ([`crate::retention`]).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Swept {
+    /// Whole jobs (each several keys).
+    jobs,
+    /// Unused logos.
+    logos,
+    /// Expired `Idempotency-Key` records.
+    idempotency_records,
+    /// Object keys deleted in all (a job's, a logo, a record).
+    keys,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SweptLabels {
+    kind: Swept,
+}
+
+/// How a retention round on this replica went.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Round {
+    /// This replica held the lease and swept.
+    swept,
+    /// Another replica holds the lease: nothing done.
+    skipped,
+    /// The round stopped on a store error (tried again next round).
+    failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoundLabels {
+    outcome: Round,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabels {
     state: WorkerState,
@@ -156,6 +192,8 @@ pub struct Metrics {
     record_conflicts: Counter,
     notices_sent: Counter,
     notices_received: Counter,
+    retention_removed: Family<SweptLabels, Counter>,
+    retention_rounds: Family<RoundLabels, Counter>,
     sse_clients: Gauge,
     queue_visible: Family<QueueLabels, Gauge>,
     queue_in_flight: Family<QueueLabels, Gauge>,
@@ -183,6 +221,8 @@ impl Metrics {
             record_conflicts: Counter::default(),
             notices_sent: Counter::default(),
             notices_received: Counter::default(),
+            retention_removed: Family::default(),
+            retention_rounds: Family::default(),
             sse_clients: Gauge::default(),
             queue_visible: Family::default(),
             queue_in_flight: Family::default(),
@@ -229,6 +269,16 @@ impl Metrics {
             "change_notices_received",
             "Change notices received from other web app replicas",
             m.notices_received.clone(),
+        );
+        registry.register(
+            "retention_removed",
+            "What the retention sweeper (DARKROOM_RETENTION) deleted on this replica: whole jobs, unused logos, expired idempotency records, and object keys in all",
+            m.retention_removed.clone(),
+        );
+        registry.register(
+            "retention_rounds",
+            "Retention rounds on this replica: swept (it held the lease), skipped (another replica did), failed",
+            m.retention_rounds.clone(),
         );
         registry.register("sse_clients", "Event streams (server-sent events) open now", m.sse_clients.clone());
         registry.register(
@@ -298,6 +348,16 @@ impl Metrics {
     /// `n` change notices came from other replicas.
     pub fn notices_received(&self, n: u64) {
         self.notices_received.inc_by(n);
+    }
+
+    /// A retention sweep removed `n` of `what`.
+    pub fn retention_removed(&self, what: Swept, n: u64) {
+        self.retention_removed.get_or_create(&SweptLabels { kind: what }).inc_by(n);
+    }
+
+    /// A retention round ended as `outcome`.
+    pub fn retention_round(&self, outcome: Round) {
+        self.retention_rounds.get_or_create(&RoundLabels { outcome }).inc();
     }
 
     /// The workers gauges, from the ops page's registry.

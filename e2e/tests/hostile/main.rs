@@ -12,6 +12,8 @@
 //!   Retry-After; trickled bodies and request heads are cut off;
 //! - `downloads`: ranges past the end, foreign owners asking for 304s and presigned URLs,
 //!   non-ASCII and path-like names, large files that must not be held in memory (issue 15).
+//! - `retention` (issue 16): aged jobs, unused old logos and expired idempotency records
+//!   swept by `DARKROOM_RETENTION` with nothing else touched; two sweeping replicas at once.
 //! - `gallery`: cursor pages of the gallery with forged cursors refused, cards that load only
 //!   small previews, logos listed and deleted by their owner only (issue 16).
 
@@ -27,6 +29,7 @@ mod files;
 mod gallery;
 mod growth;
 mod limits;
+mod retention;
 mod trust;
 mod uploads;
 

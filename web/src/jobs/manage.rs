@@ -4,7 +4,7 @@
 //! ([`JobBook::modify`]), cache and broadcasts, like a status: a change made here on one
 //! replica never overwrites a status another replica applied meanwhile.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use darkroom_core::keys;
 use darkroom_core::message::{JobMessage, JobState};
 use darkroom_core::queue::{JobQueue, QueueError};
@@ -43,29 +43,62 @@ impl JobBook {
         if !rec.state.is_final() {
             return Err(ManageError::NotFinished(rec.state.as_str()));
         }
-        // The gallery entry first (the job disappears at once), the record last (a failure
-        // half-way leaves a record, so the delete can be tried again).
+        self.remove(&rec).await?;
+        tracing::info!(job_id = %rec.id, "job deleted with its objects");
+        Ok(Some(rec))
+    }
+
+    /// Delete job `id` if, as stored now, it is [`crate::retention::is_expired`] at `cutoff`
+    /// (final, and last changed before `cutoff`): the retention sweeper's delete. The record is
+    /// read again here, not taken from the sweeper's listing, so a job put back on the queue
+    /// meanwhile is kept. `Ok(None)` when it is gone or not expired; else how many keys went.
+    pub async fn delete_expired(&self, id: &str, cutoff: DateTime<Utc>) -> Result<Option<usize>, ManageError> {
+        if !keys::is_valid_id(id) {
+            return Ok(None);
+        }
+        let Some(rec) = self.read(id).await? else {
+            self.forget(id);
+            return Ok(None);
+        };
+        if !crate::retention::is_expired(&rec, cutoff) {
+            return Ok(None);
+        }
+        let removed = self.remove(&rec).await?;
+        tracing::debug!(job_id = %rec.id, keys = removed, "expired job deleted with its objects");
+        Ok(Some(removed))
+    }
+
+    /// Remove every object of a final job, tell the other replicas, and return how many keys
+    /// were deleted (a key already missing counts too: deletes tolerate it, so two sweepers or
+    /// a sweeper and the owner may meet here). The gallery entry first (the job disappears at
+    /// once), the record last (a failure half-way leaves a record, so the delete can be tried
+    /// again).
+    async fn remove(&self, rec: &JobRecord) -> Result<usize, StoreError> {
         self.store.delete(&keys::owner_index(&rec.owner, &rec.id)).await?;
         let mut keys_to_go: Vec<String> = rec.outputs.iter().map(|o| o.key.clone()).collect();
+        // The listing catches the preview, the manifest and outputs of an earlier attempt.
         keys_to_go.extend(self.store.list(&format!("outputs/{}/", rec.id)).await?);
         keys_to_go.sort();
         keys_to_go.dedup();
+        let mut removed = 1; // the owner index entry
         for key in keys_to_go {
             self.store.delete(&key).await?;
+            removed += 1;
         }
         self.store.delete(&rec.original_key).await?;
-        if rec.state == JobState::Cancelled {
-            self.store.delete(&keys::cancel_marker(&rec.id)).await?;
-        }
+        removed += 1;
+        // Also for a job that is not cancelled: a cancel that lost its race leaves its marker.
+        self.store.delete(&keys::cancel_marker(&rec.id)).await?;
+        removed += 1;
         self.store.delete(&keys::job_record(&rec.id)).await?;
+        removed += 1;
         self.forget(&rec.id);
         let _ = self.notices.send(ChangeNotice::JobDeleted {
             job_id: rec.id.clone(),
             owner: rec.owner.clone(),
             from: String::new(),
         });
-        tracing::info!(job_id = %rec.id, "job deleted with its objects");
-        Ok(Some(rec))
+        Ok(removed)
     }
 
     /// Put a job back on the job queue: the record goes back to `queued` (attempts start over,
