@@ -44,6 +44,14 @@ async fn thirty_jobs_come_in_pages_of_24_and_6_newest_first(kind: Kind) {
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["jobs"].as_array().unwrap().len(), 6);
     assert!(second["next_cursor"].is_null(), "the last page has no next_cursor: {}", second["next_cursor"]);
+    // The second page as a client sees it (shown with --nocapture), one line per job.
+    println!(
+        "{kind:?}: GET /api/jobs?cursor={cursor} → total {}, next_cursor {}",
+        second["total"], second["next_cursor"]
+    );
+    for j in second["jobs"].as_array().unwrap() {
+        println!("  {} {} {} {} {}", j["id"], j["state"], j["created_at"], j["filename"], j["preview_url"]);
+    }
 
     let listed: Vec<String> = ids(&first).into_iter().chain(ids(&second)).collect();
     let distinct: HashSet<&String> = listed.iter().collect();
