@@ -550,7 +550,8 @@ pub mod page;
 pub(crate) mod tests {
     use super::*;
 
-    fn record() -> JobRecord {
+    /// A queued job `j` of owner `o` (other modules' tests change what they need).
+    pub(crate) fn record() -> JobRecord {
         JobRecord {
             id: "j".into(),
             owner: "o".into(),

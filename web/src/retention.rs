@@ -417,24 +417,12 @@ mod tests {
 
     fn record(state: JobState, updated_at: DateTime<Utc>) -> JobRecord {
         JobRecord {
-            id: "j".into(),
-            owner: "o".into(),
-            filename: "a.jpg".into(),
             state,
             created_at: updated_at - chrono::Duration::hours(1),
             updated_at,
             attempts: 1,
-            worker: None,
             original_key: keys::original("j"),
-            original_type: "image/jpeg".into(),
-            original_width: 1,
-            original_height: 1,
-            original_bytes: 1,
-            requested: vec![],
-            outputs: vec![],
-            preview: None,
-            error: None,
-            timeline: vec![],
+            ..crate::jobs::tests::record()
         }
     }
 
