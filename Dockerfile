@@ -25,6 +25,7 @@ WORKDIR /src
 # 1. Dependencies only, in their own layer: the manifests and empty stand-ins for our own
 #    crates. A source edit leaves this layer (the AWS SDK, actix, image codecs) as it is.
 COPY Cargo.toml Cargo.lock ./
+COPY protocol/Cargo.toml protocol/
 COPY core/Cargo.toml core/
 COPY engine/Cargo.toml engine/
 COPY web/Cargo.toml web/
@@ -33,17 +34,18 @@ COPY e2e/Cargo.toml e2e/
 COPY bench/Cargo.toml bench/
 COPY bench/engine/Cargo.toml bench/engine/
 RUN set -eu; \
-    for crate in core engine web processor e2e; do mkdir -p "$crate/src"; : > "$crate/src/lib.rs"; done; \
+    for crate in protocol core engine web processor e2e; do mkdir -p "$crate/src"; : > "$crate/src/lib.rs"; done; \
     mkdir -p core/src/bin bench/src bench/engine/src; \
     for main in core/src/bin/darkroom-ctl.rs web/src/main.rs processor/src/main.rs \
                 bench/src/queue_bench.rs bench/engine/src/main.rs; do echo 'fn main() {}' > "$main"; done; \
     cargo build --release --locked -p darkroom-web -p darkroom-processor -p darkroom-core --bins; \
-    rm -rf core/src engine/src web/src processor/src \
+    rm -rf protocol/src core/src engine/src web/src processor/src \
            target/release/.fingerprint/darkroom-* target/release/build/darkroom-* \
            target/release/deps/darkroom_* target/release/deps/libdarkroom_* target/release/darkroom-*
 
 # 2. Our code: only what the three binaries are built from, so an edit to docs, tests or
 #    scripts rebuilds nothing.
+COPY protocol protocol
 COPY core core
 COPY engine engine
 COPY web web

@@ -11,15 +11,12 @@ pub mod aws;
 #[cfg(feature = "backends")]
 pub mod config;
 pub mod fanout;
-pub mod keys;
-pub mod message;
 pub mod misconfig;
 pub mod queue;
-pub mod recipe;
 pub mod scaling;
 pub mod store;
 pub mod telemetry;
-pub mod trace;
 pub mod worker_id;
 
 pub use darkroom_engine as engine;
+pub use darkroom_protocol::{keys, message, recipe, trace};

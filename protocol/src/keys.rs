@@ -78,7 +78,7 @@ pub const RETENTION_LEASE: &str = "system/retention/lease.json";
 /// Where supervisors (`darkroom-processor supervise`) report their scaling decisions.
 pub const SCALING_PREFIX: &str = "system/scaling/";
 
-/// The report of one supervisor ([`crate::scaling::ScalingReport`]).
+/// The report of one supervisor (`darkroom_core::scaling::ScalingReport`).
 pub fn scaling_report(supervisor: &str) -> String {
     format!("{SCALING_PREFIX}{supervisor}.json")
 }
