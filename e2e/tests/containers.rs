@@ -243,8 +243,17 @@ async fn job_in_flight(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_scales_survives_kills_and_drains() {
     let app = Compose::new();
+    the_image_is_small_stripped_and_complete(&app);
+    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    up_with_three_processors(&app, &client).await;
+    a_killed_processor_s_job_finishes_on_another(&app, &client).await;
+    an_operator_s_docker_kill_stays_down(&app, &client).await;
+    scaling_down_drains_the_stopped_processors(&app, &client).await;
+    app.compose(&["down", "-t", "5"]);
+}
 
-    // --- the image ---------------------------------------------------------------------------
+/// The image: small, runs as a user, has a healthcheck and every library, binaries stripped.
+fn the_image_is_small_stripped_and_complete(app: &Compose) {
     let started = Instant::now();
     app.compose(&["build", "--quiet"]);
     eprintln!("image built in {:.0} s", started.elapsed().as_secs_f64());
@@ -287,10 +296,11 @@ async fn compose_scales_survives_kills_and_drains() {
     let sections = ok(Command::new("readelf").arg("-S").arg(&copy));
     let _ = std::fs::remove_file(&copy);
     assert!(!sections.contains(".symtab") && !sections.contains(".debug_"), "binaries are stripped");
+}
 
-    // --- up, three processors ----------------------------------------------------------------
+/// Up with three processors; the ops page behind the env file's token; restart policy and memory limits.
+async fn up_with_three_processors(app: &Compose, client: &reqwest::Client) {
     app.compose(&["up", "-d", "--scale", "processor=3"]);
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
     wait_until(Duration::from_secs(120), "web app healthy", async || {
         let r = client.get(app.url("/healthz")).send().await.ok()?;
         r.status().is_success().then_some(())
@@ -319,17 +329,19 @@ async fn compose_scales_survives_kills_and_drains() {
         assert_eq!(inspect(c, "{{.HostConfig.RestartPolicy.Name}}"), "unless-stopped");
         assert_ne!(inspect(c, "{{.HostConfig.Memory}}"), "0", "processor has a memory limit");
     }
+}
 
-    // --- crash: SIGKILL to the main process of the processor holding a job -------------------
-    // The killed container comes back within a second or so and competes for the job with the
-    // others once its visibility timeout ends; a round in which the restarted container itself
-    // wins the job back is a recovery too, but this test wants to see another container finish
-    // it, so it crashes again (at most six rounds; each loses with odds of about one in three).
+/// Crash: SIGKILL to the main process of the processor holding a job.
+/// The killed container comes back within a second or so and competes for the job with the
+/// others once its visibility timeout ends; a round in which the restarted container itself
+/// wins the job back is a recovery too, but this test wants to see another container finish
+/// it, so it crashes again (at most six rounds; each loses with odds of about one in three).
+async fn a_killed_processor_s_job_finishes_on_another(app: &Compose, client: &reqwest::Client) {
     let mut seen_another = false;
     for round in 1..=6 {
-        let ids = upload(&app, &client, &PHOTOS[..3]).await;
+        let ids = upload(app, client, &PHOTOS[..3]).await;
         let running = app.processors(false);
-        let (victim_job, victim_worker, victim) = job_in_flight(&app, &client, &ids, &running).await;
+        let (victim_job, victim_worker, victim) = job_in_flight(app, client, &ids, &running).await;
         let pid = inspect(&victim, "{{.State.Pid}}");
         let restarts_before: u32 = inspect(&victim, "{{.RestartCount}}").parse().unwrap();
         ok(Command::new("kill").args(["-KILL", &pid]));
@@ -337,7 +349,7 @@ async fn compose_scales_survives_kills_and_drains() {
             "round {round}: SIGKILL to pid {pid}: worker {victim_worker} in container {} during job {victim_job}",
             &victim[..12]
         );
-        let jobs = all_done(&app, &client, &ids, Duration::from_secs(240)).await;
+        let jobs = all_done(app, client, &ids, Duration::from_secs(240)).await;
         let killed = jobs.iter().find(|j| j["id"] == victim_job.as_str()).unwrap();
         let timeline = killed["timeline"].as_array().unwrap();
         eprintln!("timeline of {victim_job}:");
@@ -372,18 +384,22 @@ async fn compose_scales_survives_kills_and_drains() {
     assert!(seen_another, "in six crashes, another container never finished the killed job");
     let processors = app.processors(false);
     assert_eq!(processors.len(), 3, "all three processors run again");
+}
 
-    // --- an operator's docker kill: stays down, nothing lost ----------------------------------
-    let ids = upload(&app, &client, &PHOTOS).await;
+/// An operator's docker kill: stays down, nothing lost.
+async fn an_operator_s_docker_kill_stays_down(app: &Compose, client: &reqwest::Client) {
+    let ids = upload(app, client, &PHOTOS).await;
     let running = app.processors(false);
-    let (_, stopped_worker, stopped) = job_in_flight(&app, &client, &ids, &running).await;
+    let (_, stopped_worker, stopped) = job_in_flight(app, client, &ids, &running).await;
     docker(&["kill", &stopped]);
     eprintln!("docker kill {} (worker {stopped_worker})", &stopped[..12]);
-    all_done(&app, &client, &ids, Duration::from_secs(240)).await;
+    all_done(app, client, &ids, Duration::from_secs(240)).await;
     assert_eq!(inspect(&stopped, "{{.State.Running}}"), "false", "an operator's docker kill stays down");
     assert_eq!(app.processors(false).len(), 2);
+}
 
-    // --- scale down to one: the stopped containers drain --------------------------------------
+/// Scale down to one: the stopped containers drain.
+async fn scaling_down_drains_the_stopped_processors(app: &Compose, client: &reqwest::Client) {
     app.compose(&["up", "-d", "--scale", "processor=3"]); // start the killed one again: three
     let three = wait_until(Duration::from_secs(120), "three processors running", async || {
         let p = app.processors(false);
@@ -391,12 +407,12 @@ async fn compose_scales_survives_kills_and_drains() {
     })
     .await;
     let batch: Vec<&str> = PHOTOS.iter().chain(PHOTOS.iter()).copied().collect();
-    let ids = upload(&app, &client, &batch).await;
+    let ids = upload(app, client, &batch).await;
     // Wait until at least two containers hold jobs, so whichever two go, one was busy.
     wait_until(Duration::from_secs(120), "two processors busy", async || {
         let mut busy = std::collections::HashSet::new();
         for id in &ids {
-            let j = job(&app, &client, id).await;
+            let j = job(app, client, id).await;
             if j["state"] == "processing" {
                 busy.insert(container_of(j["worker"].as_str()?, &three)?);
             }
@@ -426,7 +442,7 @@ async fn compose_scales_survives_kills_and_drains() {
         drained.push(c.clone());
     }
     assert_eq!(drained.len(), 2);
-    let jobs = all_done(&app, &client, &ids, Duration::from_secs(240)).await;
+    let jobs = all_done(app, client, &ids, Duration::from_secs(240)).await;
     for j in &jobs {
         let lost = j["timeline"]
             .as_array()
@@ -443,7 +459,6 @@ async fn compose_scales_survives_kills_and_drains() {
         jobs.len()
     );
     assert!(drained_by > 0, "the stopped containers finished the jobs they held");
-    app.compose(&["down", "-t", "5"]);
 }
 
 trait WaitOutput {

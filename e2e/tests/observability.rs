@@ -82,6 +82,77 @@ const BATCH: [&str; 4] = [
 ];
 const FAILS: &str = "M03_storm_1920x1280_exif.jpg";
 
+/// The processor's counters once every job of the batch is over (it counts a job right after
+/// posting its final status: poll briefly for the last).
+async fn check_processor_metrics(c: &reqwest::Client, processor_metrics: &str) {
+    let n = BATCH.len() as f64;
+    let done = n - 1.0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let p = loop {
+        let p = scrape(c, processor_metrics).await;
+        let counted = p.samples.get("darkroom_processor_jobs_done_total").copied().unwrap_or(0.0)
+            + p.samples.get("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}").copied().unwrap_or(0.0);
+        if counted == n || Instant::now() >= deadline {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    p.assert_type("darkroom_processor_jobs_received", "counter");
+    p.assert_type("darkroom_processor_jobs_done", "counter");
+    p.assert_type("darkroom_processor_jobs_failed", "counter");
+    p.assert_type("darkroom_processor_jobs_retried", "counter");
+    p.assert_type("darkroom_processor_queue_wait_seconds", "histogram");
+    p.assert_type("darkroom_processor_stage_duration_seconds", "histogram");
+    p.assert_type("darkroom_processor_job_slots", "gauge");
+    p.assert_type("darkroom_processor_job_slots_busy", "gauge");
+    p.assert_type("darkroom_processor_visibility_extensions", "counter");
+    assert_eq!(p.value("darkroom_processor_jobs_received_total"), n);
+    assert_eq!(p.value("darkroom_processor_jobs_done_total"), done);
+    assert_eq!(p.value("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}"), 1.0);
+    assert_eq!(p.value("darkroom_processor_queue_wait_seconds_count"), n);
+    assert!(p.value("darkroom_processor_queue_wait_seconds_sum") > 0.0);
+    // The failed job has no store time: it failed in the sandbox, before any output.
+    for (stage, jobs) in [("download", n), ("render", n), ("store", done), ("status", n)] {
+        let count = p.value(&format!("darkroom_processor_stage_duration_seconds_count{{stage=\"{stage}\"}}"));
+        assert_eq!(count, jobs, "{stage} times");
+    }
+    assert!(p.value("darkroom_processor_stage_duration_seconds_sum{stage=\"render\"}") > 0.0);
+    assert_eq!(p.value("darkroom_processor_job_slots"), 2.0, "DARKROOM_CONCURRENCY of the test processors");
+    assert_eq!(p.value("darkroom_processor_job_slots_busy"), 0.0, "every job is over");
+    assert_eq!(p.value("darkroom_processor_jobs_retried_total{reason=\"error\"}"), 0.0);
+}
+
+/// The web app's counters once every job of the batch is over.
+async fn check_web_metrics(c: &reqwest::Client, web_metrics: &str) -> Scrape {
+    let n = BATCH.len() as f64;
+    let done = n - 1.0;
+    let w = scrape(c, web_metrics).await;
+    w.assert_type("darkroom_web_http_requests", "counter");
+    w.assert_type("darkroom_web_http_request_duration_seconds", "histogram");
+    w.assert_type("darkroom_web_jobs_submitted", "counter");
+    w.assert_type("darkroom_web_statuses_applied", "counter");
+    w.assert_type("darkroom_web_sse_clients", "gauge");
+    w.assert_type("darkroom_web_queue_messages_visible", "gauge");
+    w.assert_type("darkroom_web_queue_messages_in_flight", "gauge");
+    w.assert_type("darkroom_web_queue_up", "gauge");
+    assert_eq!(w.value("darkroom_web_jobs_submitted_total"), n);
+    assert_eq!(w.value("darkroom_web_http_requests_total{method=\"POST\",route=\"/api/jobs\",status=\"202\"}"), 1.0);
+    assert_eq!(
+        w.value("darkroom_web_http_requests_total{method=\"GET\",route=\"/api/jobs/{id}/events\",status=\"200\"}"),
+        n,
+        "one event stream per job, counted by its route pattern"
+    );
+    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"done\"}"), done);
+    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"failed\"}"), 1.0);
+    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"processing\"}"), n);
+    for queue in ["jobs", "replies", "dead_letters"] {
+        assert_eq!(w.value(&format!("darkroom_web_queue_up{{queue=\"{queue}\"}}")), 1.0);
+        w.value(&format!("darkroom_web_queue_messages_visible{{queue=\"{queue}\"}}"));
+        w.value(&format!("darkroom_web_queue_messages_in_flight{{queue=\"{queue}\"}}"));
+    }
+    w
+}
+
 async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
     let mut app = TestApp::new(kind, &[]);
     app.start_web();
@@ -118,67 +189,8 @@ async fn a_batch_is_counted_on_both_metrics_endpoints(kind: Kind) {
         assert_eq!(last["state"], expect, "{file}: {last}");
     }
 
-    // The processor counts a job right after posting its final status: poll briefly for the last.
-    let n = BATCH.len() as f64;
-    let done = n - 1.0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let p = loop {
-        let p = scrape(c, &processor_metrics).await;
-        let counted = p.samples.get("darkroom_processor_jobs_done_total").copied().unwrap_or(0.0)
-            + p.samples.get("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}").copied().unwrap_or(0.0);
-        if counted == n || Instant::now() >= deadline {
-            break p;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    p.assert_type("darkroom_processor_jobs_received", "counter");
-    p.assert_type("darkroom_processor_jobs_done", "counter");
-    p.assert_type("darkroom_processor_jobs_failed", "counter");
-    p.assert_type("darkroom_processor_jobs_retried", "counter");
-    p.assert_type("darkroom_processor_queue_wait_seconds", "histogram");
-    p.assert_type("darkroom_processor_stage_duration_seconds", "histogram");
-    p.assert_type("darkroom_processor_job_slots", "gauge");
-    p.assert_type("darkroom_processor_job_slots_busy", "gauge");
-    p.assert_type("darkroom_processor_visibility_extensions", "counter");
-    assert_eq!(p.value("darkroom_processor_jobs_received_total"), n);
-    assert_eq!(p.value("darkroom_processor_jobs_done_total"), done);
-    assert_eq!(p.value("darkroom_processor_jobs_failed_total{code=\"too_many_pixels\"}"), 1.0);
-    assert_eq!(p.value("darkroom_processor_queue_wait_seconds_count"), n);
-    assert!(p.value("darkroom_processor_queue_wait_seconds_sum") > 0.0);
-    // The failed job has no store time: it failed in the sandbox, before any output.
-    for (stage, jobs) in [("download", n), ("render", n), ("store", done), ("status", n)] {
-        let count = p.value(&format!("darkroom_processor_stage_duration_seconds_count{{stage=\"{stage}\"}}"));
-        assert_eq!(count, jobs, "{stage} times");
-    }
-    assert!(p.value("darkroom_processor_stage_duration_seconds_sum{stage=\"render\"}") > 0.0);
-    assert_eq!(p.value("darkroom_processor_job_slots"), 2.0, "DARKROOM_CONCURRENCY of the test processors");
-    assert_eq!(p.value("darkroom_processor_job_slots_busy"), 0.0, "every job is over");
-    assert_eq!(p.value("darkroom_processor_jobs_retried_total{reason=\"error\"}"), 0.0);
-
-    let w = scrape(c, &web_metrics).await;
-    w.assert_type("darkroom_web_http_requests", "counter");
-    w.assert_type("darkroom_web_http_request_duration_seconds", "histogram");
-    w.assert_type("darkroom_web_jobs_submitted", "counter");
-    w.assert_type("darkroom_web_statuses_applied", "counter");
-    w.assert_type("darkroom_web_sse_clients", "gauge");
-    w.assert_type("darkroom_web_queue_messages_visible", "gauge");
-    w.assert_type("darkroom_web_queue_messages_in_flight", "gauge");
-    w.assert_type("darkroom_web_queue_up", "gauge");
-    assert_eq!(w.value("darkroom_web_jobs_submitted_total"), n);
-    assert_eq!(w.value("darkroom_web_http_requests_total{method=\"POST\",route=\"/api/jobs\",status=\"202\"}"), 1.0);
-    assert_eq!(
-        w.value("darkroom_web_http_requests_total{method=\"GET\",route=\"/api/jobs/{id}/events\",status=\"200\"}"),
-        n,
-        "one event stream per job, counted by its route pattern"
-    );
-    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"done\"}"), done);
-    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"failed\"}"), 1.0);
-    assert_eq!(w.value("darkroom_web_statuses_applied_total{state=\"processing\"}"), n);
-    for queue in ["jobs", "replies", "dead_letters"] {
-        assert_eq!(w.value(&format!("darkroom_web_queue_up{{queue=\"{queue}\"}}")), 1.0);
-        w.value(&format!("darkroom_web_queue_messages_visible{{queue=\"{queue}\"}}"));
-        w.value(&format!("darkroom_web_queue_messages_in_flight{{queue=\"{queue}\"}}"));
-    }
+    check_processor_metrics(c, &processor_metrics).await;
+    let w = check_web_metrics(c, &web_metrics).await;
     w.value("darkroom_web_sse_clients");
     for id in &ids {
         assert!(!w.text.contains(id.as_str()), "a job id in the web app's labels:\n{}", w.text);

@@ -16,16 +16,14 @@ async fn fetch(client: &reqwest::Client, app: &TestApp, path: &str) -> reqwest::
     client.get(app.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
-/// Upload, wait for done, download every output and check it.
-async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
-    let app = TestApp::spawn(kind, 2).await;
-    let c = &app.client;
+/// An expected output: name, format, width, height.
+type Expected = (&'static str, ImageFormat, u32, u32);
+/// One request of the test: the files, the recipe, and what each file's job must make.
+type Case = (&'static [&'static str], String, Vec<Expected>);
 
-    let health = fetch(c, &app, "/healthz").await;
-    assert_eq!(health.status(), 200);
-
-    // Three photos, one preset each request, plus a custom recipe with two outputs.
-    let cases: Vec<(&[&str], String, Vec<(&str, ImageFormat, u32, u32)>)> = vec![
+/// Three photos, one preset each request, plus a custom recipe with two outputs.
+fn cases() -> Vec<Case> {
+    vec![
         (
             &["M03_storm_1920x1280_exif.jpg", "D01_friends_orient6_3088x2056.jpg"],
             r#"{"preset":"thumbnail"}"#.into(),
@@ -46,10 +44,14 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
                 ("card", ImageFormat::WebP, 400, 400),
             ],
         ),
-    ];
+    ]
+}
 
+/// Upload every case; each answer lists one queued job per file. Returns (job id, file, expected outputs).
+async fn submit(app: &TestApp, cases: &[Case]) -> Vec<(String, &'static str, Vec<Expected>)> {
+    let c = &app.client;
     let mut submitted = Vec::new();
-    for (files, recipe, expect) in &cases {
+    for (files, recipe, expect) in cases {
         let resp = app.upload(c, files, Some(recipe)).await;
         assert_eq!(resp.status(), 202, "upload {files:?}");
         let body: Value = resp.json().await.unwrap();
@@ -62,45 +64,65 @@ async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
             submitted.push((job["id"].as_str().unwrap().to_string(), *file, expect.clone()));
         }
     }
+    submitted
+}
 
+/// Follow one job to done: one attempt, the states in order.
+async fn follow_to_done(app: &TestApp, id: &str, file: &str) {
+    let events = app.follow(&app.client, id).await;
+    let last = events.last().unwrap();
+    if last["state"] != "done" {
+        app.dump_logs();
+    }
+    assert_eq!(last["state"], "done", "{file}: {last}");
+    let timeline: Vec<_> = last["timeline"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+    assert_eq!(timeline, vec!["queued", "processing", "done"], "{file}");
+    assert!(last["worker"].as_str().unwrap().starts_with("worker-"), "{last}");
+    assert_eq!(last["attempts"], 1);
+    assert!(states(&events).iter().all(|s| ["queued", "processing", "done"].contains(&s.as_str())));
+}
+
+/// Download every output of a done job and check its type, size and pixels; then the original.
+async fn check_outputs(app: &TestApp, id: &str, file: &str, expect: &[Expected]) {
+    let c = &app.client;
+    let job: Value = fetch(c, app, &format!("/api/jobs/{id}")).await.json().await.unwrap();
+    let outputs = job["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), expect.len(), "{file}");
+    for (out, (name, format, w, h)) in outputs.iter().zip(expect) {
+        assert_eq!(out["name"], *name);
+        // D01 is a portrait once auto-oriented.
+        let (w, h) = if file.starts_with("D01") { (266, 400) } else { (*w, *h) };
+        assert_eq!(
+            (out["width"].as_u64().unwrap(), out["height"].as_u64().unwrap()),
+            (w as u64, h as u64),
+            "{file} {name}"
+        );
+        let resp = fetch(c, app, out["url"].as_str().unwrap()).await;
+        assert_eq!(resp.status(), 200);
+        let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+        assert_eq!(ct, format.to_mime_type(), "{file} {name}");
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, out["bytes"].as_u64().unwrap());
+        assert_eq!(decode(&bytes), (*format, w, h), "{file} {name}");
+    }
+    // The original comes back byte for byte, with its type.
+    let resp = fetch(c, app, &format!("/api/jobs/{id}/original")).await;
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("image/"));
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), std::fs::read(corpus(file)).unwrap().as_slice());
+}
+
+/// Upload, wait for done, download every output and check it.
+async fn presets_and_custom_recipes_reach_done_with_valid_outputs(kind: Kind) {
+    let app = TestApp::spawn(kind, 2).await;
+    let c = &app.client;
+
+    let health = fetch(c, &app, "/healthz").await;
+    assert_eq!(health.status(), 200);
+
+    let submitted = submit(&app, &cases()).await;
     for (id, file, expect) in &submitted {
-        let events = app.follow(c, id).await;
-        let last = events.last().unwrap();
-        if last["state"] != "done" {
-            app.dump_logs();
-        }
-        assert_eq!(last["state"], "done", "{file}: {last}");
-        let timeline: Vec<_> =
-            last["timeline"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
-        assert_eq!(timeline, vec!["queued", "processing", "done"], "{file}");
-        assert!(last["worker"].as_str().unwrap().starts_with("worker-"), "{last}");
-        assert_eq!(last["attempts"], 1);
-        assert!(states(&events).iter().all(|s| ["queued", "processing", "done"].contains(&s.as_str())));
-
-        let job: Value = fetch(c, &app, &format!("/api/jobs/{id}")).await.json().await.unwrap();
-        let outputs = job["outputs"].as_array().unwrap();
-        assert_eq!(outputs.len(), expect.len(), "{file}");
-        for (out, (name, format, w, h)) in outputs.iter().zip(expect) {
-            assert_eq!(out["name"], *name);
-            // D01 is a portrait once auto-oriented.
-            let (w, h) = if file.starts_with("D01") { (266, 400) } else { (*w, *h) };
-            assert_eq!(
-                (out["width"].as_u64().unwrap(), out["height"].as_u64().unwrap()),
-                (w as u64, h as u64),
-                "{file} {name}"
-            );
-            let resp = fetch(c, &app, out["url"].as_str().unwrap()).await;
-            assert_eq!(resp.status(), 200);
-            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-            assert_eq!(ct, format.to_mime_type(), "{file} {name}");
-            let bytes = resp.bytes().await.unwrap();
-            assert_eq!(bytes.len() as u64, out["bytes"].as_u64().unwrap());
-            assert_eq!(decode(&bytes), (*format, w, h), "{file} {name}");
-        }
-        // The original comes back byte for byte, with its type.
-        let resp = fetch(c, &app, &format!("/api/jobs/{id}/original")).await;
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("image/"));
-        assert_eq!(resp.bytes().await.unwrap().as_ref(), std::fs::read(corpus(file)).unwrap().as_slice());
+        follow_to_done(&app, id, file).await;
+        check_outputs(&app, id, file, expect).await;
     }
 
     // The list has every job, newest first.
