@@ -60,14 +60,9 @@ async fn job_count(app: &TestApp, client: &reqwest::Client) -> usize {
     body["jobs"].as_array().unwrap().len()
 }
 
-async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
-    let app = TestApp::spawn(kind, 1).await;
-    let client = TestApp::new_client();
-    let me = app.base_url.clone();
-    assert_eq!(job_count(&app, &client).await, 0); // (the identity cookie)
-
-    // Upload: from another site by Origin, by Sec-Fetch-Site, from a sibling subdomain, from a
-    // sandboxed frame (Origin: null).
+/// Uploads from another site are refused: by Origin, by Sec-Fetch-Site, from a sibling
+/// subdomain, from a sandboxed frame (Origin: null), and through the no-JavaScript form.
+async fn cross_site_uploads_are_refused(app: &TestApp, client: &reqwest::Client) {
     for (header, value) in
         [("origin", EVIL), ("sec-fetch-site", "cross-site"), ("sec-fetch-site", "same-site"), ("origin", "null")]
     {
@@ -92,12 +87,15 @@ async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
     assert_eq!(resp.status(), 403);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(resp.text().await.unwrap().contains("request from another site"));
-    assert_eq!(job_count(&app, &client).await, 0, "nothing was queued");
+    assert_eq!(job_count(app, client).await, 0, "nothing was queued");
+}
 
-    // The same upload from this site's page (as a browser sends it) works, and so does curl.
+/// The same upload from this site's page (as a browser sends it) works, and so does curl, and
+/// so does the host a proxy forwards. Returns the first job's id, followed to done.
+async fn same_site_uploads_work(app: &TestApp, client: &reqwest::Client, me: &str) -> String {
     let resp = client
         .post(app.url("/api/jobs"))
-        .header("origin", &me)
+        .header("origin", me)
         .header("sec-fetch-site", "same-origin")
         .multipart(photo_form("S01_rocket_640x427.jpg"))
         .send()
@@ -119,7 +117,11 @@ async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
     assert_eq!(resp.status(), 202, "the host a proxy forwards");
     assert_eq!(app.follow(&client, &id).await.last().unwrap()["state"], "done");
 
-    // Delete (API and form) and retry from another site: refused, the job stays.
+    id
+}
+
+/// Delete (API and form) and retry from another site: refused, the job stays.
+async fn cross_site_deletes_and_retries_are_refused(app: &TestApp, client: &reqwest::Client, id: &str) {
     let resp = client.delete(app.url(&format!("/api/jobs/{id}"))).header("origin", EVIL).send().await.unwrap();
     refused_json(resp, "DELETE").await;
     let resp = client.post(app.url(&format!("/api/jobs/{id}/retry"))).header("origin", EVIL).send().await.unwrap();
@@ -133,13 +135,16 @@ async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
         .unwrap();
     assert_eq!(resp.status(), 403, "delete form");
     assert_eq!(app.job(&client, &id).await["state"], "done", "the job is still there");
+}
 
+/// A logo is refused from another site and stored from this one; a delete from this site works.
+async fn same_site_logo_and_delete_work(app: &TestApp, client: &reqwest::Client, me: &str, id: &str) {
     // Logo: refused from another site, stored from this one.
     let resp = client.post(app.url("/api/logos")).header("origin", EVIL).multipart(logo_form()).send().await.unwrap();
     refused_json(resp, "logo").await;
     let resp = client
         .post(app.url("/api/logos"))
-        .header("origin", &me)
+        .header("origin", me)
         .header("sec-fetch-site", "same-origin")
         .multipart(logo_form())
         .send()
@@ -150,13 +155,25 @@ async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
     // Delete from this site's page works.
     let resp = client
         .delete(app.url(&format!("/api/jobs/{id}")))
-        .header("origin", &me)
+        .header("origin", me)
         .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 204, "same-origin delete");
     assert_eq!(client.get(app.url(&format!("/api/jobs/{id}"))).send().await.unwrap().status(), 404);
+}
+
+async fn cross_site_changes_are_refused_and_same_origin_ones_work(kind: Kind) {
+    let app = TestApp::spawn(kind, 1).await;
+    let client = TestApp::new_client();
+    let me = app.base_url.clone();
+    assert_eq!(job_count(&app, &client).await, 0); // (the identity cookie)
+
+    cross_site_uploads_are_refused(&app, &client).await;
+    let id = same_site_uploads_work(&app, &client, &me).await;
+    cross_site_deletes_and_retries_are_refused(&app, &client, &id).await;
+    same_site_logo_and_delete_work(&app, &client, &me, &id).await;
 }
 
 /// Sign in to the ops page with the form.

@@ -64,6 +64,77 @@ async fn get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> r
     req.send().await.unwrap()
 }
 
+/// Revalidation and ranges of the original: 304 for its tag, exact bytes for each range, 416
+/// past the end, the whole file when If-Range names another tag.
+async fn the_original_revalidates_and_serves_ranges(client: &reqwest::Client, url: &str, etag: &str, photo: &[u8]) {
+    let size = photo.len();
+    let resp = get(client, url, &[("if-none-match", etag)]).await;
+    assert_eq!(resp.status(), 304, "unchanged: not sent again");
+    assert_eq!(header(resp.headers(), "etag"), etag);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = get(client, url, &[("if-none-match", "\"something-else\"")]).await;
+    assert_eq!(resp.status(), 200, "another tag: the bytes");
+    assert_eq!(resp.bytes().await.unwrap().len(), size);
+
+    // Ranges: exact bytes.
+    for (range, first, last) in
+        [("bytes=10-19", 10, 19), ("bytes=-5", size - 5, size - 1), ("bytes=1000-", 1000, size - 1)]
+    {
+        let resp = get(client, url, &[("range", range)]).await;
+        assert_eq!(resp.status(), 206, "{range}");
+        assert_eq!(header(resp.headers(), "content-range"), format!("bytes {first}-{last}/{size}"), "{range}");
+        assert_eq!(header(resp.headers(), "etag"), etag);
+        assert!(resp.bytes().await.unwrap() == photo[first..=last], "{range}: exact bytes");
+    }
+    let resp = get(client, url, &[("range", &format!("bytes={size}-"))]).await;
+    assert_eq!(resp.status(), 416, "past the end");
+    assert_eq!(header(resp.headers(), "content-range"), format!("bytes */{size}"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "range_not_satisfiable", "{body}");
+    let resp = get(client, url, &[("range", "bytes=0-9"), ("if-range", "\"stale\"")]).await;
+    assert_eq!(resp.status(), 200, "If-Range with another tag: the whole file");
+    assert_eq!(resp.bytes().await.unwrap().len(), size);
+}
+
+/// Outputs stream like the original, named after the photo; the zip opens with a zip library,
+/// the outputs under their UTF-8 names.
+async fn outputs_and_the_zip_carry_the_photo_s_name(app: &TestApp, client: &reqwest::Client, id: &str) {
+    let job = app.job(&client, &id).await;
+    let mut outputs = std::collections::HashMap::new();
+    for o in job["outputs"].as_array().unwrap() {
+        let resp = get(client, &app.url(o["url"].as_str().unwrap()), &[]).await;
+        assert_eq!(resp.status(), 200, "{o}");
+        let name = filename_star(resp.headers());
+        let etag = header(resp.headers(), "etag").to_string();
+        let data = resp.bytes().await.unwrap();
+        assert_eq!(data.len() as u64, o["bytes"].as_u64().unwrap(), "{o}");
+        let tail = get(client, &app.url(o["url"].as_str().unwrap()), &[("range", "bytes=-100")]).await;
+        assert_eq!(tail.status(), 206);
+        assert!(tail.bytes().await.unwrap() == data[data.len() - 100..]);
+        let again = get(client, &app.url(o["url"].as_str().unwrap()), &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status(), 304);
+        outputs.insert(name, data);
+    }
+    let mut names: Vec<_> = outputs.keys().cloned().collect();
+    names.sort();
+    assert_eq!(names, ["façade 東京-thumb.jpg", "façade 東京-web.png"]);
+
+    // The zip: opens with a zip library, the outputs under their UTF-8 names.
+    let resp = get(client, &app.url(&format!("/api/jobs/{id}/outputs.zip")), &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(filename_star(resp.headers()), "façade 東京-outputs.zip");
+    let archive = resp.bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).expect("the zip opens");
+    assert_eq!(zip.len(), 2);
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("reads, CRC checked");
+        let expected = outputs.get(f.name()).unwrap_or_else(|| panic!("unexpected entry {:?}", f.name()));
+        assert!(&data == expected, "{}: the output's bytes", f.name());
+    }
+}
+
 async fn originals_and_outputs_stream_with_etags_ranges_and_their_names(kind: Kind) {
     let app = TestApp::spawn(kind, 1).await;
     let client = TestApp::new_client();
@@ -97,69 +168,8 @@ async fn originals_and_outputs_stream_with_etags_ranges_and_their_names(kind: Ki
     assert_eq!(resp.headers()[ACCEPT_RANGES], "bytes");
     assert!(resp.bytes().await.unwrap().is_empty());
 
-    // Revalidation.
-    let resp = get(&client, &url, &[("if-none-match", &etag)]).await;
-    assert_eq!(resp.status(), 304, "unchanged: not sent again");
-    assert_eq!(header(resp.headers(), "etag"), etag);
-    assert!(resp.bytes().await.unwrap().is_empty());
-    let resp = get(&client, &url, &[("if-none-match", "\"something-else\"")]).await;
-    assert_eq!(resp.status(), 200, "another tag: the bytes");
-    assert_eq!(resp.bytes().await.unwrap().len(), size);
-
-    // Ranges: exact bytes.
-    for (range, first, last) in
-        [("bytes=10-19", 10, 19), ("bytes=-5", size - 5, size - 1), ("bytes=1000-", 1000, size - 1)]
-    {
-        let resp = get(&client, &url, &[("range", range)]).await;
-        assert_eq!(resp.status(), 206, "{range}");
-        assert_eq!(header(resp.headers(), "content-range"), format!("bytes {first}-{last}/{size}"), "{range}");
-        assert_eq!(header(resp.headers(), "etag"), etag);
-        assert!(resp.bytes().await.unwrap() == photo[first..=last], "{range}: exact bytes");
-    }
-    let resp = get(&client, &url, &[("range", &format!("bytes={size}-"))]).await;
-    assert_eq!(resp.status(), 416, "past the end");
-    assert_eq!(header(resp.headers(), "content-range"), format!("bytes */{size}"));
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "range_not_satisfiable", "{body}");
-    let resp = get(&client, &url, &[("range", "bytes=0-9"), ("if-range", "\"stale\"")]).await;
-    assert_eq!(resp.status(), 200, "If-Range with another tag: the whole file");
-    assert_eq!(resp.bytes().await.unwrap().len(), size);
-
-    // Outputs: the same, named after the photo.
-    let job = app.job(&client, &id).await;
-    let mut outputs = std::collections::HashMap::new();
-    for o in job["outputs"].as_array().unwrap() {
-        let resp = get(&client, &app.url(o["url"].as_str().unwrap()), &[]).await;
-        assert_eq!(resp.status(), 200, "{o}");
-        let name = filename_star(resp.headers());
-        let etag = header(resp.headers(), "etag").to_string();
-        let data = resp.bytes().await.unwrap();
-        assert_eq!(data.len() as u64, o["bytes"].as_u64().unwrap(), "{o}");
-        let tail = get(&client, &app.url(o["url"].as_str().unwrap()), &[("range", "bytes=-100")]).await;
-        assert_eq!(tail.status(), 206);
-        assert!(tail.bytes().await.unwrap() == data[data.len() - 100..]);
-        let again = get(&client, &app.url(o["url"].as_str().unwrap()), &[("if-none-match", &etag)]).await;
-        assert_eq!(again.status(), 304);
-        outputs.insert(name, data);
-    }
-    let mut names: Vec<_> = outputs.keys().cloned().collect();
-    names.sort();
-    assert_eq!(names, ["façade 東京-thumb.jpg", "façade 東京-web.png"]);
-
-    // The zip: opens with a zip library, the outputs under their UTF-8 names.
-    let resp = get(&client, &app.url(&format!("/api/jobs/{id}/outputs.zip")), &[]).await;
-    assert_eq!(resp.status(), 200);
-    assert_eq!(filename_star(resp.headers()), "façade 東京-outputs.zip");
-    let archive = resp.bytes().await.unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).expect("the zip opens");
-    assert_eq!(zip.len(), 2);
-    for i in 0..zip.len() {
-        let mut f = zip.by_index(i).unwrap();
-        let mut data = Vec::new();
-        f.read_to_end(&mut data).expect("reads, CRC checked");
-        let expected = outputs.get(f.name()).unwrap_or_else(|| panic!("unexpected entry {:?}", f.name()));
-        assert!(&data == expected, "{}: the output's bytes", f.name());
-    }
+    the_original_revalidates_and_serves_ranges(&client, &url, &etag, &photo).await;
+    outputs_and_the_zip_carry_the_photo_s_name(&app, &client, &id).await;
 
     // Someone else's browser: nothing.
     let other = TestApp::new_client();
