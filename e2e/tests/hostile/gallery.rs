@@ -21,6 +21,65 @@ fn ids(page: &Value) -> Vec<String> {
     page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap().to_string()).collect()
 }
 
+/// Smaller pages walk the same order: every job, newest first.
+async fn pages_of_seven_walk_the_same_order(app: &TestApp, client: &reqwest::Client, newest_first: &[String]) {
+    let mut walked = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(c) => format!("/api/jobs?limit=7&cursor={c}"),
+            None => "/api/jobs?limit=7".into(),
+        };
+        let (status, page) = get_json(app, client, &path).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["jobs"].as_array().unwrap().len() <= 7);
+        walked.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => next = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(walked, newest_first);
+}
+
+/// Refused: forged cursors, limits out of range, unknown states: 400 with the field at fault.
+async fn bad_cursors_limits_and_states_are_refused(app: &TestApp, client: &reqwest::Client) {
+    for (query, code) in [
+        ("cursor=not-a-cursor", "invalid_cursor"),
+        ("cursor=ajE6Li4veA", "invalid_cursor"), // base64 of "j1:../x"
+        ("limit=0", "invalid_limit"),
+        ("limit=101", "invalid_limit"),
+        ("limit=many", "invalid_limit"),
+        ("state=exploded", "invalid_state"),
+    ] {
+        let (status, body) = get_json(app, client, &format!("/api/jobs?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    let (status, all) = get_json(app, client, "/api/jobs?limit=100").await;
+    assert_eq!((status, all["jobs"].as_array().unwrap().len()), (200, 30));
+}
+
+/// The HTML gallery pages the same way, with a "Load more" link that works without JS.
+async fn the_html_gallery_pages_too(app: &TestApp, client: &reqwest::Client, cursor: &str, uploaded: &[String]) {
+    let html = client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let cards = |html: &str| html.matches(r#"<li class="job" data-id=""#).count();
+    assert_eq!(cards(&html), 24, "the first page of the gallery");
+    let more = format!(r#"href="/?cursor={cursor}""#);
+    assert!(html.contains(&more), "a Load more link to the next page");
+    let older = client.get(app.url(&format!("/?cursor={cursor}"))).send().await.unwrap().text().await.unwrap();
+    assert_eq!(cards(&older), 6, "the second page of the gallery");
+    assert!(!older.contains(r#"id="more""#), "no Load more on the last page");
+    for id in &uploaded[..6] {
+        assert!(older.contains(&format!(r#"data-id="{id}""#)), "the oldest jobs are on the second page");
+    }
+    let resp = client.get(app.url("/?cursor=garbage")).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    // Times are ISO-8601 for the page script, in UTC text without it.
+    assert!(html.contains(r#"<time class="created" datetime=""#) && html.contains(" UTC</time>"), "created times");
+}
+
 async fn thirty_jobs_come_in_pages_of_24_and_6_newest_first(kind: Kind) {
     // No processor: paging is about the records, and queued jobs are records too.
     let app = TestApp::spawn(kind, 0).await;
@@ -68,64 +127,15 @@ async fn thirty_jobs_come_in_pages_of_24_and_6_newest_first(kind: Kind) {
     let times: Vec<chrono::DateTime<chrono::Utc>> = created.iter().map(|t| t.parse().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "created_at descends: {created:?}");
 
-    // Smaller pages walk the same order.
-    let mut walked = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let path = match &next {
-            Some(c) => format!("/api/jobs?limit=7&cursor={c}"),
-            None => "/api/jobs?limit=7".into(),
-        };
-        let (status, page) = get_json(&app, &client, &path).await;
-        assert_eq!(status, 200, "{page}");
-        assert!(page["jobs"].as_array().unwrap().len() <= 7);
-        walked.extend(ids(&page));
-        match page["next_cursor"].as_str() {
-            Some(c) => next = Some(c.to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(walked, newest_first);
-
-    // Refused: forged cursors, limits out of range, unknown states: 400 with the field at fault.
-    for (query, code) in [
-        ("cursor=not-a-cursor", "invalid_cursor"),
-        ("cursor=ajE6Li4veA", "invalid_cursor"), // base64 of "j1:../x"
-        ("limit=0", "invalid_limit"),
-        ("limit=101", "invalid_limit"),
-        ("limit=many", "invalid_limit"),
-        ("state=exploded", "invalid_state"),
-    ] {
-        let (status, body) = get_json(&app, &client, &format!("/api/jobs?{query}")).await;
-        assert_eq!(status, 400, "{query}: {body}");
-        assert_eq!(body["error"]["code"], code, "{query}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    }
-    let (status, all) = get_json(&app, &client, "/api/jobs?limit=100").await;
-    assert_eq!((status, all["jobs"].as_array().unwrap().len()), (200, 30));
-
+    pages_of_seven_walk_the_same_order(&app, &client, &newest_first).await;
+    bad_cursors_limits_and_states_are_refused(&app, &client).await;
     // Another browser with this browser's cursor sees none of its jobs.
     let stranger = TestApp::new_client();
     let (status, theirs) = get_json(&app, &stranger, &format!("/api/jobs?cursor={cursor}")).await;
     assert_eq!(status, 200);
     assert_eq!(theirs["jobs"], serde_json::json!([]), "{theirs}");
 
-    // The HTML gallery pages the same way, with a "Load more" link that works without JS.
-    let html = client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
-    let cards = |html: &str| html.matches(r#"<li class="job" data-id=""#).count();
-    assert_eq!(cards(&html), 24, "the first page of the gallery");
-    let more = format!(r#"href="/?cursor={cursor}""#);
-    assert!(html.contains(&more), "a Load more link to the next page");
-    let older = client.get(app.url(&format!("/?cursor={cursor}"))).send().await.unwrap().text().await.unwrap();
-    assert_eq!(cards(&older), 6, "the second page of the gallery");
-    assert!(!older.contains(r#"id="more""#), "no Load more on the last page");
-    for id in &uploaded[..6] {
-        assert!(older.contains(&format!(r#"data-id="{id}""#)), "the oldest jobs are on the second page");
-    }
-    let resp = client.get(app.url("/?cursor=garbage")).send().await.unwrap();
-    assert_eq!(resp.status(), 400);
-    // Times are ISO-8601 for the page script, in UTC text without it.
-    assert!(html.contains(r#"<time class="created" datetime=""#) && html.contains(" UTC</time>"), "created times");
+    the_html_gallery_pages_too(&app, &client, &cursor, &uploaded).await;
 }
 
 async fn cards_show_a_small_preview_of_every_job_and_a_placeholder_otherwise(kind: Kind) {
