@@ -111,6 +111,47 @@ async fn until_gone(store: &dyn ObjectStore, gone: &[String], limit: Duration, l
 /// How old the "old" logo must be: the sweeping replica's retention.
 const LOGO_RETENTION_S: u64 = 15;
 
+/// The sweeper logs one line per round and counts what it removed.
+async fn the_sweeper_logs_and_counts_its_round(log: &str, base_url: &str) {
+    assert!(log.contains("retention sweep: 4 jobs, 1 logos, "), "one line per round:\n{log}");
+    assert!(!log.contains("retention sweep stopped"), "{log}");
+    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"jobs\"}").await, 4);
+    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"logos\"}").await, 1);
+    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"idempotency_records\"}").await, 1);
+}
+
+/// Through HTTP on both web apps: the swept jobs answer 404 and leave the gallery; the other
+/// web app hears of it by a change notice (its cache would keep them for 10 minutes).
+async fn swept_jobs_leave_both_web_apps(
+    client: &reqwest::Client,
+    bases: [&str; 2],
+    gone_ids: &[String],
+    kept_ids: &[&String],
+) {
+    for base in bases {
+        for id in gone_ids {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let status = client.get(format!("{base}/api/jobs/{id}")).send().await.unwrap().status();
+                if status == 404 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{base}: {id} still answers {status}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let page: Value = client.get(format!("{base}/api/jobs?limit=100")).send().await.unwrap().json().await.unwrap();
+        let listed: BTreeSet<&str> =
+            page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+        let expected: BTreeSet<&str> = kept_ids.iter().map(|s| s.as_str()).collect();
+        assert_eq!(listed, expected, "{base}: the gallery lists the kept jobs only");
+        let html = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+        for id in gone_ids {
+            assert!(!html.contains(id.as_str()), "{base}: {id} is still on the gallery page");
+        }
+    }
+}
+
 async fn aged_jobs_and_unused_logos_go_and_nothing_else_is_touched(kind: Kind) {
     // A long cache: only the sweeper's change notices can make this web app forget a job.
     let app = TestApp::spawn_with_env(kind, true, 1, &[("DARKROOM_JOB_CACHE_TTL", "600000")]).await;
@@ -184,40 +225,8 @@ async fn aged_jobs_and_unused_logos_go_and_nothing_else_is_touched(kind: Kind) {
     for key in &kept {
         assert!(after.contains(key), "{key} was swept; left: {after:?}");
     }
-    let log = sweeper.proc.log_text();
-    assert!(log.contains("retention sweep: 4 jobs, 1 logos, "), "one line per round:\n{log}");
-    assert!(!log.contains("retention sweep stopped"), "{log}");
-    assert_eq!(counter(&sweeper.base_url, "darkroom_web_retention_removed_total{kind=\"jobs\"}").await, 4);
-    assert_eq!(counter(&sweeper.base_url, "darkroom_web_retention_removed_total{kind=\"logos\"}").await, 1);
-    assert_eq!(
-        counter(&sweeper.base_url, "darkroom_web_retention_removed_total{kind=\"idempotency_records\"}").await,
-        1
-    );
-
-    // Through HTTP on both web apps: the swept jobs answer 404 and leave the gallery; the other
-    // web app hears of it by a change notice (its cache would keep them for 10 minutes).
-    for base in [app.base_url.as_str(), sweeper.base_url.as_str()] {
-        for id in &gone_ids {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let status = client.get(format!("{base}/api/jobs/{id}")).send().await.unwrap().status();
-                if status == 404 {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{base}: {id} still answers {status}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let page: Value = client.get(format!("{base}/api/jobs?limit=100")).send().await.unwrap().json().await.unwrap();
-        let listed: BTreeSet<&str> =
-            page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
-        let expected: BTreeSet<&str> = kept_ids.iter().map(|s| s.as_str()).collect();
-        assert_eq!(listed, expected, "{base}: the gallery lists the kept jobs only");
-        let html = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
-        for id in &gone_ids {
-            assert!(!html.contains(id.as_str()), "{base}: {id} is still on the gallery page");
-        }
-    }
+    the_sweeper_logs_and_counts_its_round(&sweeper.proc.log_text(), &sweeper.base_url).await;
+    swept_jobs_leave_both_web_apps(&client, [&app.base_url, &sweeper.base_url], &gone_ids, &kept_ids).await;
     let job = sweeper.job(&client, &fresh[1]).await;
     assert_eq!(job["state"], "done", "fresh jobs are whole: {job}");
     let resp = client.get(format!("{}/api/jobs/{}/preview", sweeper.base_url, fresh[1])).send().await.unwrap();
