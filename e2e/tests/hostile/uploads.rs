@@ -217,6 +217,62 @@ async fn a_normal_upload_still_works(app: &TestApp, to_done: bool) {
     }
 }
 
+/// A megabyte of part header lines: refused at 16 KiB, with its own code.
+async fn a_megabyte_of_part_headers_is_refused(app: &TestApp) {
+    let lines: String = (0..10_000).map(|i| format!("X-Pad-{i:05}: {}\r\n", "a".repeat(90))).collect();
+    let raw = Raw::post(
+        app,
+        "/api/jobs",
+        vec![
+            text(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n")),
+            text(&lines),
+            text("\r\nx"),
+            end(),
+        ],
+        None,
+    )
+    .await;
+    let a = raw.answer(Duration::from_secs(30)).await;
+    assert_eq!((a.status, a.code()), (400, "part_headers_too_large"), "{a:?}");
+    assert!(a.elapsed < Duration::from_secs(10), "refused quickly: {a:?}");
+}
+
+/// A client that goes away in the middle of a file: its spooled file goes too.
+async fn a_client_that_hangs_up_leaves_no_spooled_file(app: &TestApp, spool: &Path) {
+    let raw = Raw::post(
+        app,
+        "/api/jobs",
+        vec![part("recipe", None), text(RECIPE), text("\r\n"), part("file", Some("half.jpg")), Seg::Fill(1, 4 * MIB)],
+        Some(8 * MIB),
+    )
+    .await;
+    spool_holds(spool, 1, "a file being uploaded").await;
+    raw.hang_up();
+    spool_holds(spool, 0, "after the client hung up").await;
+}
+
+/// A large photo within the limit is taken: to disk, probed from its first MiB, stored from
+/// the file, all in small memory.
+async fn a_large_photo_within_the_limit_is_stored_whole(app: &TestApp) {
+    let photo = std::fs::read(darkroom_e2e::corpus("S01_rocket_640x427.jpg")).unwrap();
+    let segs = vec![
+        part("recipe", None),
+        text(RECIPE),
+        text("\r\n"),
+        part("file", Some("large.jpg")),
+        Seg::Data(photo.clone()),
+        Seg::Fill(0, 40 * MIB),
+        end(),
+    ];
+    let a = Raw::post(app, "/api/jobs", segs, None).await.answer(Duration::from_secs(120)).await;
+    assert_eq!(a.status, 202, "{a:?}");
+    let id = a.body["jobs"][0]["id"].as_str().unwrap();
+    let stored = app.backend().await.store.get(&darkroom_core::keys::original(id)).await.unwrap();
+    assert_eq!(stored.len(), photo.len() + 40 * MIB, "stored whole");
+    assert!(stored.starts_with(&photo) && stored[photo.len()..].iter().all(|b| *b == 0), "stored as sent");
+    drop(stored);
+}
+
 async fn oversized_parts_are_refused_in_small_memory(kind: Kind) {
     let (mut app, spool) = app_with(kind, 1, &[]).await;
     let web = || app.web.as_ref().unwrap();
@@ -255,55 +311,9 @@ async fn oversized_parts_are_refused_in_small_memory(kind: Kind) {
     assert_eq!(spooled(&spool), 0, "the refused file is not left on disk");
     let after_file = web().peak_rss_kib();
 
-    // A megabyte of part header lines: refused at 16 KiB, with its own code.
-    let lines: String = (0..10_000).map(|i| format!("X-Pad-{i:05}: {}\r\n", "a".repeat(90))).collect();
-    let raw = Raw::post(
-        &app,
-        "/api/jobs",
-        vec![
-            text(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n")),
-            text(&lines),
-            text("\r\nx"),
-            end(),
-        ],
-        None,
-    )
-    .await;
-    let a = raw.answer(Duration::from_secs(30)).await;
-    assert_eq!((a.status, a.code()), (400, "part_headers_too_large"), "{a:?}");
-    assert!(a.elapsed < Duration::from_secs(10), "refused quickly: {a:?}");
-
-    // A client that goes away in the middle of a file: its spooled file goes too.
-    let raw = Raw::post(
-        &app,
-        "/api/jobs",
-        vec![part("recipe", None), text(RECIPE), text("\r\n"), part("file", Some("half.jpg")), Seg::Fill(1, 4 * MIB)],
-        Some(8 * MIB),
-    )
-    .await;
-    spool_holds(&spool, 1, "a file being uploaded").await;
-    raw.hang_up();
-    spool_holds(&spool, 0, "after the client hung up").await;
-
-    // A large photo within the limit is taken: to disk, probed from its first MiB, stored from
-    // the file, all in small memory.
-    let photo = std::fs::read(darkroom_e2e::corpus("S01_rocket_640x427.jpg")).unwrap();
-    let segs = vec![
-        part("recipe", None),
-        text(RECIPE),
-        text("\r\n"),
-        part("file", Some("large.jpg")),
-        Seg::Data(photo.clone()),
-        Seg::Fill(0, 40 * MIB),
-        end(),
-    ];
-    let a = Raw::post(&app, "/api/jobs", segs, None).await.answer(Duration::from_secs(120)).await;
-    assert_eq!(a.status, 202, "{a:?}");
-    let id = a.body["jobs"][0]["id"].as_str().unwrap();
-    let stored = app.backend().await.store.get(&darkroom_core::keys::original(id)).await.unwrap();
-    assert_eq!(stored.len(), photo.len() + 40 * MIB, "stored whole");
-    assert!(stored.starts_with(&photo) && stored[photo.len()..].iter().all(|b| *b == 0), "stored as sent");
-    drop(stored);
+    a_megabyte_of_part_headers_is_refused(&app).await;
+    a_client_that_hangs_up_leaves_no_spooled_file(&app, &spool).await;
+    a_large_photo_within_the_limit_is_stored_whole(&app).await;
     let after_large = web().peak_rss_kib();
 
     a_normal_upload_still_works(&app, true).await;
