@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use darkroom_core::config::Backend;
 use darkroom_e2e::{corpus, procfs, Kind, TestApp};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -471,6 +472,74 @@ fn print_table(rows: &[Row], engine: &BTreeMap<String, f64>) {
     }
 }
 
+/// Every processor ready before the clock starts (the warning it logs once connected).
+async fn wait_until_simulating(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !app.processors.iter().all(|p| p.log_text().contains("SIMULATION")) {
+        assert!(Instant::now() < deadline, "processors did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each job's original (the processor checks `originals/{job_id}`), stored before the clock starts.
+async fn store_placeholder_originals(b: &Backend, ids: &[String]) {
+    futures_util::stream::iter(ids.iter().map(|id| {
+        let store = b.store.clone();
+        let key = darkroom_core::keys::original(id);
+        async move { store.put(&key, bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap() }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<()>>()
+    .await;
+}
+
+/// Send one job per id straight to the job queue (in batches of 10, from a task) and read the
+/// reply queue, as the web app would, until every job is done.
+async fn send_and_await_done(b: &Backend, ids: &[String], spec: &darkroom_core::engine::OutputSpec) {
+    use darkroom_core::message::{JobMessage, JobState, Reply};
+    let t = Instant::now();
+    let jobs = ids.len();
+    let bodies: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            JobMessage {
+                job_id: id.clone(),
+                original_key: darkroom_core::keys::original(id),
+                outputs: vec![spec.clone()],
+                submitted_at: chrono::Utc::now(),
+                traceparent: None,
+            }
+            .to_json()
+        })
+        .collect();
+    let sender = {
+        let jobs_q = b.jobs.clone();
+        tokio::spawn(async move {
+            for chunk in bodies.chunks(10) {
+                let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                jobs_q.send_batch(&refs).await.expect("send jobs");
+            }
+        })
+    };
+    let mut done = 0;
+    while done < jobs {
+        assert!(t.elapsed() < Duration::from_secs(600), "simulation step stalled at {done}/{jobs}");
+        let got = b.replies.receive(10, Duration::from_secs(2)).await.expect("receive replies");
+        let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
+        for m in &got {
+            if let Ok(Reply::Status(s)) = Reply::from_json(&m.body) {
+                if s.state == JobState::Done {
+                    done += 1;
+                }
+            }
+        }
+        if !receipts.is_empty() {
+            b.replies.delete_batch(&receipts).await.expect("delete replies");
+        }
+    }
+    sender.await.unwrap();
+}
+
 /// The capacity simulation: for each backend, processors are added step by step (1, 2, 4, …)
 /// on one queue; each step sends jobs straight to the job queue and reads the statuses back
 /// itself (as the web app would), so the web tier is out of the picture. With the engine a
@@ -478,7 +547,6 @@ fn print_table(rows: &[Row], engine: &BTreeMap<String, f64>) {
 /// this machine's two cores, which every processor's queue and store calls share) stops it.
 async fn simulate(args: &Args) {
     use darkroom_core::engine::{Format, OutputSpec};
-    use darkroom_core::message::{JobMessage, JobState, Reply};
     println!();
     println!(
         "Capacity simulation: engine replaced by a {} ms wait, {} slots per processor, jobs sent straight to the job queue",
@@ -504,70 +572,18 @@ async fn simulate(args: &Args) {
             while app.processors.len() < p {
                 app.start_processor();
             }
-            // Every processor ready before the clock starts (the warning it logs once connected).
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !app.processors.iter().all(|p| p.log_text().contains("SIMULATION")) {
-                assert!(Instant::now() < deadline, "processors did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            wait_until_simulating(&app).await;
             let ideal = (p * args.sim_concurrency) as f64 * 1000.0 / args.sim_cost_ms as f64;
             let jobs = ((ideal * args.sim_seconds) as usize).clamp(20, args.sim_max_jobs);
             let pids: Vec<u32> = app.processors.iter().map(|p| p.child.id()).collect();
             let queue_pid = app.site.moto.as_ref().map(|m| m.pid());
             let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
-            // Each job's original (the processor checks `originals/{job_id}`), stored before
-            // the clock starts.
             let ids: Vec<String> = (0..jobs).map(|i| format!("sim-{round}-{i}")).collect();
-            futures_util::stream::iter(ids.iter().map(|id| {
-                let store = b.store.clone();
-                let key = darkroom_core::keys::original(id);
-                async move { store.put(&key, bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap() }
-            }))
-            .buffer_unordered(16)
-            .collect::<Vec<()>>()
-            .await;
+            store_placeholder_originals(&b, &ids).await;
             let (p0, q0, g0) = (cpu(&pids), queue_pid.map(cpu_seconds).unwrap_or(0.0), generator_cpu());
             let t = Instant::now();
-            let bodies: Vec<String> = ids
-                .iter()
-                .map(|id| {
-                    JobMessage {
-                        job_id: id.clone(),
-                        original_key: darkroom_core::keys::original(id),
-                        outputs: vec![spec.clone()],
-                        submitted_at: chrono::Utc::now(),
-                        traceparent: None,
-                    }
-                    .to_json()
-                })
-                .collect();
-            let sender = {
-                let jobs_q = b.jobs.clone();
-                tokio::spawn(async move {
-                    for chunk in bodies.chunks(10) {
-                        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                        jobs_q.send_batch(&refs).await.expect("send jobs");
-                    }
-                })
-            };
-            let mut done = 0;
-            while done < jobs {
-                assert!(t.elapsed() < Duration::from_secs(600), "simulation step stalled at {done}/{jobs}");
-                let got = b.replies.receive(10, Duration::from_secs(2)).await.expect("receive replies");
-                let receipts: Vec<&str> = got.iter().map(|m| m.receipt.as_str()).collect();
-                for m in &got {
-                    if let Ok(Reply::Status(s)) = Reply::from_json(&m.body) {
-                        if s.state == JobState::Done {
-                            done += 1;
-                        }
-                    }
-                }
-                if !receipts.is_empty() {
-                    b.replies.delete_batch(&receipts).await.expect("delete replies");
-                }
-            }
+            send_and_await_done(&b, &ids, &spec).await;
             let wall = t.elapsed().as_secs_f64();
-            sender.await.unwrap();
             let n = jobs as f64;
             println!(
                 "| {backend} | {p} | {} | {jobs} | {ideal:.0} | {:.1} | {:.0} % | {:.2} / {:.2} / {:.2} |",

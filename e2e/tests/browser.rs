@@ -19,7 +19,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use tokio::sync::Mutex;
 
 use darkroom_e2e::{corpus, root, Kind, TestApp};
 use serde_json::{json, Value};
@@ -27,8 +27,9 @@ use serde_json::{json, Value};
 /// The admin token the ops page is configured with in these tests.
 const ADMIN_TOKEN: &str = "browser-test-admin-token";
 
-/// One browser test at a time: each runs Chromium and several processes on a small machine.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// One browser test at a time: each runs Chromium and several processes on a small machine (an
+/// async lock: held across the awaits of the whole test, and released if the test panics).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 fn browser_dir() -> PathBuf {
     root().join("e2e/browser")
@@ -170,7 +171,7 @@ async fn app_with(processors: usize, env: &[(&str, &str)]) -> TestApp {
 /// file, delete and retry, another browser's isolation, the no-JavaScript path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_chromium() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     // Small limits, so the page's own checks can be seen refusing corpus photos.
     let mut app = app_with(2, &[("DARKROOM_MAX_UPLOAD_BYTES", "3000000"), ("DARKROOM_MAX_PIXELS", "10000000")]).await;
     run_script(&mut app, "pages.mjs").await;
@@ -180,7 +181,7 @@ async fn pages_in_chromium() {
 /// another worker, live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_page_in_chromium() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     // No processor at first: the script starts them (one that dies on its job, then a sound one).
     let mut app = app_with(0, &[("DARKROOM_VISIBILITY_TIMEOUT", "3"), ("DARKROOM_MAX_RECEIVES", "3")]).await;
     run_script(&mut app, "ops.mjs").await;

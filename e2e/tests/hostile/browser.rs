@@ -104,7 +104,7 @@ async fn same_site_uploads_work(app: &TestApp, client: &reqwest::Client, me: &st
     assert_eq!(resp.status(), 202, "same-origin upload");
     let body: Value = resp.json().await.unwrap();
     let id = body["jobs"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(app.upload(&client, &["S02_chelsea_451x300.png"], Some(RECIPE)).await.status(), 202, "no headers");
+    assert_eq!(app.upload(client, &["S02_chelsea_451x300.png"], Some(RECIPE)).await.status(), 202, "no headers");
     // Behind a proxy that says which host the browser asked for.
     let resp = client
         .post(app.url("/api/jobs"))
@@ -115,7 +115,7 @@ async fn same_site_uploads_work(app: &TestApp, client: &reqwest::Client, me: &st
         .await
         .unwrap();
     assert_eq!(resp.status(), 202, "the host a proxy forwards");
-    assert_eq!(app.follow(&client, &id).await.last().unwrap()["state"], "done");
+    assert_eq!(app.follow(client, &id).await.last().unwrap()["state"], "done");
 
     id
 }
@@ -134,7 +134,7 @@ async fn cross_site_deletes_and_retries_are_refused(app: &TestApp, client: &reqw
         .await
         .unwrap();
     assert_eq!(resp.status(), 403, "delete form");
-    assert_eq!(app.job(&client, &id).await["state"], "done", "the job is still there");
+    assert_eq!(app.job(client, id).await["state"], "done", "the job is still there");
 }
 
 /// A logo is refused from another site and stored from this one; a delete from this site works.

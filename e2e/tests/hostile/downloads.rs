@@ -99,7 +99,7 @@ async fn the_original_revalidates_and_serves_ranges(client: &reqwest::Client, ur
 /// Outputs stream like the original, named after the photo; the zip opens with a zip library,
 /// the outputs under their UTF-8 names.
 async fn outputs_and_the_zip_carry_the_photo_s_name(app: &TestApp, client: &reqwest::Client, id: &str) {
-    let job = app.job(&client, &id).await;
+    let job = app.job(client, id).await;
     let mut outputs = std::collections::HashMap::new();
     for o in job["outputs"].as_array().unwrap() {
         let resp = get(client, &app.url(o["url"].as_str().unwrap()), &[]).await;

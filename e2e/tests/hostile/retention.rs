@@ -115,9 +115,9 @@ const LOGO_RETENTION_S: u64 = 15;
 async fn the_sweeper_logs_and_counts_its_round(log: &str, base_url: &str) {
     assert!(log.contains("retention sweep: 4 jobs, 1 logos, "), "one line per round:\n{log}");
     assert!(!log.contains("retention sweep stopped"), "{log}");
-    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"jobs\"}").await, 4);
-    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"logos\"}").await, 1);
-    assert_eq!(counter(&base_url, "darkroom_web_retention_removed_total{kind=\"idempotency_records\"}").await, 1);
+    assert_eq!(counter(base_url, "darkroom_web_retention_removed_total{kind=\"jobs\"}").await, 4);
+    assert_eq!(counter(base_url, "darkroom_web_retention_removed_total{kind=\"logos\"}").await, 1);
+    assert_eq!(counter(base_url, "darkroom_web_retention_removed_total{kind=\"idempotency_records\"}").await, 1);
 }
 
 /// Through HTTP on both web apps: the swept jobs answer 404 and leave the gallery; the other
