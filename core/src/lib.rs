@@ -10,6 +10,8 @@
 pub mod aws;
 #[cfg(feature = "backends")]
 pub mod config;
+#[cfg(feature = "backends")]
+pub mod exit;
 pub mod fanout;
 pub mod misconfig;
 pub mod queue;

@@ -7,7 +7,7 @@
 //! so retrying it would only burn a job's deliveries until `gave_up`. The store and queue
 //! backends classify the service's answers into [`Misconfiguration`]; the processor gives the
 //! job back to a correctly configured worker and exits after repeated ones; every binary
-//! prints one line for it at exit ([`report_exit`]), never a backtrace.
+//! prints one line for it at exit ([`report_exit`](crate::exit::report_exit), in [`exit`](crate::exit)), never a backtrace.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -141,48 +141,8 @@ impl fmt::Display for Misconfiguration {
 
 impl std::error::Error for Misconfiguration {}
 
-/// The first configuration error in `error`'s chain, looking through the store, queue and
-/// connection errors that carry one.
-pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a Misconfiguration> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(m) = e.downcast_ref::<Misconfiguration>() {
-            return Some(m);
-        }
-        if let Some(crate::store::StoreError::Misconfigured(m)) = e.downcast_ref() {
-            return Some(m);
-        }
-        if let Some(crate::queue::QueueError::Misconfigured(m)) = e.downcast_ref() {
-            return Some(m);
-        }
-        #[cfg(feature = "backends")]
-        if let Some(m) = e.downcast_ref::<crate::config::ConnectError>().and_then(|c| c.misconfiguration()) {
-            return Some(m);
-        }
-        next = e.source();
-    }
-    None
-}
-
 /// Exit status of a process stopped by a configuration error (sysexits' EX_CONFIG).
 pub const EXIT_CONFIGURATION: u8 = 78;
-
-/// What a binary prints and returns when `run` ended with `error`: a configuration error is
-/// one line (`Error: configuration error: …`) and exit status 78, without the debug dump or
-/// the backtrace anyhow would add under RUST_BACKTRACE; anything else as before (`{:?}`, 1).
-#[cfg(feature = "backends")]
-pub fn report_exit(error: &anyhow::Error) -> std::process::ExitCode {
-    match find(error.as_ref()) {
-        Some(m) => {
-            eprintln!("Error: {m}");
-            std::process::ExitCode::from(EXIT_CONFIGURATION)
-        }
-        None => {
-            eprintln!("Error: {error:?}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -202,14 +162,5 @@ mod tests {
             "configuration error: no AWS credentials found; credentials are looked for in: AWS_ACCESS_KEY_ID"
         ));
         assert!(!none.to_string().contains('\n'));
-    }
-
-    #[test]
-    fn is_found_through_store_and_queue_errors() {
-        let m = Misconfiguration::new(Resource::Queue("q".into()), Problem::AccessDenied, "AccessDenied");
-        let e = anyhow::Error::new(crate::queue::QueueError::Misconfigured(m.clone())).context("while starting");
-        assert_eq!(find(e.as_ref()), Some(&m));
-        let other = anyhow::anyhow!("something else");
-        assert_eq!(find(other.as_ref()), None);
     }
 }

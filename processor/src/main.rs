@@ -42,6 +42,6 @@ fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A configuration error is one line (exit status 78), never a backtrace.
-        Err(e) => darkroom_core::misconfig::report_exit(&e),
+        Err(e) => darkroom_core::exit::report_exit(&e),
     }
 }

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
             ExitCode::from(darkroom_core::misconfig::EXIT_CONFIGURATION)
         }
         // A configuration error is one line (exit status 78), never a backtrace.
-        Err(e) => darkroom_core::misconfig::report_exit(&e),
+        Err(e) => darkroom_core::exit::report_exit(&e),
     }
 }
 

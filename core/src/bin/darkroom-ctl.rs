@@ -74,7 +74,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // A configuration error is one line (exit status 78), never a backtrace.
-        Err(e) => darkroom_core::misconfig::report_exit(&e),
+        Err(e) => darkroom_core::exit::report_exit(&e),
     }
 }
 
