@@ -2,13 +2,15 @@
 //!
 //! [`worker`] runs the receive loop (back-pressure by a semaphore: it never holds more
 //! messages than it has free slots), [`job`] handles one job from claim check to final
-//! status, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
+//! status, [`failure`] says what each way a job can fail means for it (and its error code),
+//! [`resources`] fetches the logos a recipe names, [`heartbeat`] keeps a job's message hidden while it runs, and [`status`] posts
 //! to the reply queue; [`presence`] tells the reply queue that this worker runs (for the ops
 //! page); [`health`] answers liveness and readiness probes and serves the
 //! Prometheus [`metrics`]; [`misconfig`] decides what configuration errors do.
 //! [`supervisor`] is `darkroom-processor supervise`, which runs processors on one machine
 //! and scales them on the queue's backlog.
 
+pub mod failure;
 pub mod health;
 pub mod heartbeat;
 pub mod job;
