@@ -22,10 +22,10 @@ use darkroom_core::queue::{JobQueue, QueueError, Received};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::config::Config;
 use crate::health::Health;
 use crate::job::{self, Context};
 use crate::status::Reporter;
-use crate::Config;
 
 /// How long releasing unfinished jobs may take after the grace period (queue calls only).
 const RELEASE_TIME: Duration = Duration::from_secs(10);
