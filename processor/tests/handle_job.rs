@@ -16,6 +16,7 @@ use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs};
 use darkroom_core::keys;
 use darkroom_core::message::{JobState, StatusMessage};
+use darkroom_core::misconfig::{Misconfiguration, Problem, Resource};
 use darkroom_core::queue::Received;
 use darkroom_core::store::{ObjectInfo, ObjectStore, StoreError};
 use darkroom_processor::job::{self, Context};
@@ -180,20 +181,42 @@ impl Builder {
     }
 }
 
-/// A store whose reads of originals fail as an unreachable store's do, while `down` is set.
-#[derive(Default)]
+/// A store whose reads of originals fail, as [`Fault`] says, while `down` is set.
 struct Faulty {
     inner: std::sync::OnceLock<Arc<dyn ObjectStore>>,
+    fault: Fault,
     down: AtomicBool,
 }
 
+/// How [`Faulty`] fails.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// As a store that does not answer (worth another attempt).
+    Unavailable,
+    /// As a bucket this processor may not read (only the operator can fix it).
+    AccessDenied,
+}
+
 impl Faulty {
+    fn failing(fault: Fault) -> Arc<Faulty> {
+        Arc::new(Faulty { inner: Default::default(), fault, down: AtomicBool::new(true) })
+    }
     fn down() -> Arc<Faulty> {
-        Arc::new(Faulty { inner: Default::default(), down: AtomicBool::new(true) })
+        Faulty::failing(Fault::Unavailable)
     }
     fn store(&self) -> &dyn ObjectStore {
         &**self.inner.get().expect("attached by the builder")
     }
+    fn error(&self) -> StoreError {
+        match self.fault {
+            Fault::Unavailable => StoreError::Unavailable("test: the store does not answer".into()),
+            Fault::AccessDenied => StoreError::Misconfigured(access_denied()),
+        }
+    }
+}
+
+fn access_denied() -> Misconfiguration {
+    Misconfiguration::new(Resource::Bucket("darkroom".into()), Problem::AccessDenied, "test: no s3:GetObject")
 }
 
 #[async_trait]
@@ -206,7 +229,7 @@ impl ObjectStore for Faulty {
     }
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         if key.starts_with("originals/") && self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("test: the store does not answer".into()));
+            return Err(self.error());
         }
         self.store().get(key).await
     }
@@ -398,5 +421,44 @@ async fn a_redelivered_job_whose_outputs_are_stored_is_reannounced_without_rende
     assert_eq!((last.state, last.attempt), (JobState::Done, 2), "{last:?}");
     assert_eq!(last.outputs, first.outputs);
     assert!(last.note.as_deref().is_some_and(|n| n.contains("already stored")), "{last:?}");
+    assert_eq!(w.messages_left().await, 0);
+}
+
+#[tokio::test]
+async fn a_processor_with_configuration_errors_in_a_row_gives_the_job_back_at_once() {
+    let w = TestWorker::builder("given-back").faulty_store(Faulty::failing(Fault::AccessDenied)).build();
+    // Two configuration errors in a row already: the job's is the one that trips the guard,
+    // so it is given back without pausing to try again in hand.
+    w.ctx.guard.record(&access_denied());
+    w.ctx.guard.record(&access_denied());
+    w.submit("denied-1", PHOTO).await;
+    w.handle_next().await;
+
+    let statuses = w.statuses().await;
+    let given_back = statuses.last().unwrap();
+    assert_eq!(given_back.state, JobState::Retrying, "not failed: another processor may be configured right");
+    assert!(given_back.note.as_deref().is_some_and(|n| n.contains("given back to the queue")), "{given_back:?}");
+    assert!(w.ctx.guard.tripped().is_some(), "the processor stops taking jobs");
+    // Visible again now, for another processor, not after the 30 s visibility timeout.
+    let again = w.receive(Duration::from_secs(3)).await;
+    assert_eq!(again.receive_count, 2);
+}
+
+#[tokio::test]
+async fn a_configuration_error_on_the_last_delivery_fails_the_job_with_what_is_wrong() {
+    let w = TestWorker::builder("misconfigured-last")
+        .max_receives(1)
+        .faulty_store(Faulty::failing(Fault::AccessDenied))
+        .build();
+    w.ctx.guard.record(&access_denied());
+    w.ctx.guard.record(&access_denied());
+    w.submit("denied-2", PHOTO).await;
+    w.handle_next().await;
+
+    let statuses = w.statuses().await;
+    let failed = statuses.last().unwrap();
+    assert_eq!(failed.state, JobState::Failed, "{statuses:?}");
+    assert_eq!(code(failed), "configuration", "not dead-lettered as gave_up");
+    assert!(failed.error.as_ref().unwrap().message.contains("darkroom"), "names the bucket: {failed:?}");
     assert_eq!(w.messages_left().await, 0);
 }
