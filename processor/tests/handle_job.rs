@@ -48,12 +48,13 @@ struct Builder {
     name: &'static str,
     max_receives: u32,
     render_slots: usize,
+    visibility_secs: u32,
     faulty: Option<Arc<Faulty>>,
 }
 
 impl TestWorker {
     fn builder(name: &'static str) -> Builder {
-        Builder { name, max_receives: 3, render_slots: 1, faulty: None }
+        Builder { name, max_receives: 3, render_slots: 1, visibility_secs: 30, faulty: None }
     }
 
     /// Store `original` as the job's photo and queue a job for one small JPEG output.
@@ -138,6 +139,13 @@ impl Builder {
         self
     }
 
+    /// The job queue's visibility timeout (`DARKROOM_VISIBILITY_TIMEOUT`); the heartbeat
+    /// extends it every third of it.
+    fn visibility_secs(mut self, secs: u32) -> Self {
+        self.visibility_secs = secs;
+        self
+    }
+
     /// Put [`Faulty`] between the job and the store.
     fn faulty_store(mut self, faulty: Arc<Faulty>) -> Self {
         self.faulty = Some(faulty);
@@ -151,7 +159,7 @@ impl Builder {
         let args = BackendArgs {
             data_dir: dir.0.clone(),
             max_receives: self.max_receives,
-            visibility_timeout: 30,
+            visibility_timeout: self.visibility_secs,
             ..config.backend.clone()
         };
         let backend = args.connect_embedded().unwrap();
@@ -461,4 +469,39 @@ async fn a_configuration_error_on_the_last_delivery_fails_the_job_with_what_is_w
     assert_eq!(code(failed), "configuration", "not dead-lettered as gave_up");
     assert!(failed.error.as_ref().unwrap().message.contains("darkroom"), "names the bucket: {failed:?}");
     assert_eq!(w.messages_left().await, 0);
+}
+
+#[tokio::test]
+async fn a_job_whose_message_another_worker_took_stops_and_publishes_nothing_more() {
+    // A short visibility timeout, so the heartbeat extends it every third of a second; no
+    // render slot, so the job is still waiting when its message goes to another worker.
+    let w = TestWorker::builder("lost").render_slots(0).visibility_secs(1).build();
+    w.submit("lost-1", PHOTO).await;
+    let msg = w.receive(Duration::from_secs(5)).await;
+    let handling = tokio::spawn(job::handle(w.ctx.clone(), msg.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while w.states().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no `processing`");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another worker receives the message (as after a pause longer than the timeout): the
+    // first one's receipt is stale, its next extension fails.
+    // (Again if the heartbeat hid the message between the two calls.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let taken = loop {
+        assert!(tokio::time::Instant::now() < deadline, "could not take the message");
+        w.backend.jobs.change_visibility(&msg.receipt, Duration::ZERO).await.unwrap();
+        if let Some(m) = w.backend.jobs.receive(1, Duration::ZERO).await.unwrap().pop() {
+            break m;
+        }
+    };
+    assert_eq!(taken.receive_count, 2);
+    tokio::time::timeout(Duration::from_secs(10), handling)
+        .await
+        .expect("the job stops when it loses its message")
+        .unwrap();
+
+    let states = w.states().await;
+    assert_eq!(states, [JobState::Processing], "nothing after `processing`: the job is the other worker's now");
+    assert!(w.outputs_stored("lost-1").await.is_empty());
 }
