@@ -3,20 +3,29 @@
 //! Order matters for "never lose a job": post `processing`, render, store every output, post
 //! the final status, and only then delete the message. A crash anywhere before the delete
 //! leaves the message to reappear for another worker.
+//!
+//! The steps, each a function below, in the order a job meets them: [`handle`] reads the
+//! message; `reannounce` finds what an earlier attempt stored; `attempt` posts `processing`
+//! and runs the `work` under the visibility heartbeat and the release flag; the work is
+//! `check` (cancel marker, size) → `fetch` (original, logos) → `render` (in the sandbox,
+//! each output stored as it comes) → `store_manifest`; `report` turns the result into the
+//! job's final status (`finish`) or gives the job back to the queue (`retry_later`,
+//! `release_job`, `give_back`). What a failure means is decided in [`crate::failure`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use darkroom_core::engine::{self, EngineError, Limits};
+use darkroom_core::engine::{self, Limits, Resources};
 use darkroom_core::keys;
 use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_core::misconfig::Misconfiguration;
-use darkroom_core::queue::{JobQueue, Received};
+use darkroom_core::queue::{JobQueue, QueueError, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
 use darkroom_core::trace::TraceParent;
 use tracing::Instrument;
 
+use crate::failure::{self, Failure};
 use crate::heartbeat::Heartbeat;
 use crate::metrics::{RetryReason, Stage};
 use crate::misconfig::Guard;
@@ -44,57 +53,6 @@ pub struct Context {
     pub guard: Arc<Guard>,
 }
 
-/// How a job attempt ended badly.
-#[derive(Debug)]
-pub enum Failure {
-    /// The job can never succeed (bad input, over a limit): fail it now.
-    Permanent(JobError),
-    /// The store or queue was unreachable: try again later.
-    Transient(String),
-    /// The engine panicked: treat as a crash, let the queue redeliver.
-    Crash(String),
-    /// This processor is misconfigured (missing bucket, permission, credentials): give the
-    /// job back for another processor (crate::misconfig).
-    Configuration(Misconfiguration),
-    /// Its owner cancelled the job before it was rendered (its cancel marker is stored): post
-    /// `cancelled` and delete the message, making nothing.
-    Cancelled,
-}
-
-impl From<EngineError> for Failure {
-    fn from(e: EngineError) -> Self {
-        Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
-    }
-}
-
-impl From<SandboxError> for Failure {
-    fn from(e: SandboxError) -> Self {
-        match e {
-            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code, message }),
-            SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
-            e @ SandboxError::MemoryLimit(_) => {
-                Failure::Permanent(JobError { code: "memory_limit".into(), message: e.to_string() })
-            }
-            SandboxError::Crashed(detail) => Failure::Crash(format!("the image engine crashed: {detail}")),
-            SandboxError::Stopped => Failure::Transient("stopped while rendering".into()),
-            SandboxError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(key) => Failure::Permanent(JobError {
-                code: "original_missing".into(),
-                message: format!("The original photo ({key}) is no longer in storage; upload it again."),
-            }),
-            StoreError::Misconfigured(m) => Failure::Configuration(m),
-            other => Failure::Transient(other.to_string()),
-        }
-    }
-}
-
 /// Handle one received message. Never panics; never returns an error: every outcome is
 /// logged, reported or left to the queue.
 pub async fn handle(ctx: Arc<Context>, msg: Received) {
@@ -117,39 +75,81 @@ pub async fn handle(ctx: Arc<Context>, msg: Received) {
 }
 
 async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
-    let attempt = msg.receive_count;
+    let started = received(&msg, &job);
+    if reannounce(&ctx, &msg, &job).await {
+        return;
+    }
+    let Some(result) = attempt(&ctx, &msg, &job).await else { return };
+    report(&ctx, &msg, &job, result, started).await;
+}
+
+/// Count and log the delivery; returns when handling began.
+fn received(msg: &Received, job: &JobMessage) -> Instant {
     let started = Instant::now();
     // Time since the web app queued the job (on a redelivery: since it was first queued).
     let queue_wait = (chrono::Utc::now() - job.submitted_at).to_std().unwrap_or(Duration::ZERO);
-    crate::metrics::get().received(attempt, Some(queue_wait));
+    crate::metrics::get().received(msg.receive_count, Some(queue_wait));
     tracing::info!(outputs = job.outputs.len(), queue_wait_ms = queue_wait.as_millis() as u64, "job received");
+    started
+}
 
-    // Idempotency: an earlier attempt may have stored everything and died before reporting.
+/// Idempotency: an earlier attempt may have stored everything and died before reporting.
+/// Then re-announce `done` without rendering again, and return true.
+async fn reannounce(ctx: &Context, msg: &Received, job: &JobMessage) -> bool {
     // A first delivery has no earlier attempt, so it skips the store round trip; were the
     // count wrong (SQS calls it approximate), the job would only be rendered again into the
     // same keys.
-    match if attempt > 1 { already_done(&ctx, &job).await } else { Ok(None) } {
+    match if msg.receive_count > 1 { already_done(ctx, job).await } else { Ok(None) } {
         Ok(Some((outputs, preview))) => {
             tracing::info!("outputs already stored by an earlier attempt; re-announcing `done`");
             let note = "outputs were already stored by an earlier attempt; re-announced without processing again";
-            finish(&ctx, &msg, &job, JobState::Done, (outputs, preview), None, Some(note.into())).await;
-            return;
+            finish(ctx, msg, job, JobState::Done, (outputs, preview), None, Some(note.into())).await;
+            true
         }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not check for earlier outputs; processing"),
+        Ok(None) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check for earlier outputs; processing");
+            false
+        }
     }
+}
 
+/// Post `processing` and do the [`work`] while the heartbeat keeps the message hidden. `None`
+/// when the attempt was interrupted and has been dealt with: its message lost (nothing is
+/// published) or released at shutdown ([`release_job`]).
+async fn attempt(ctx: &Context, msg: &Received, job: &JobMessage) -> Option<Result<Results, Failure>> {
     let heartbeat = Heartbeat::start(ctx.jobs.clone(), msg.receipt.clone(), ctx.visibility);
+    let (result, interrupted) = watched(ctx, msg, job, &heartbeat).await;
+    match interrupted {
+        Some(Interrupt::Lost) => {
+            tracing::warn!("lost the job's message while working; stopped the work and publishing nothing");
+            return None;
+        }
+        Some(Interrupt::Released) => {
+            heartbeat.stop();
+            release_job(ctx, msg, job).await;
+            return None;
+        }
+        None => {}
+    }
+    if !heartbeat.stop() {
+        tracing::warn!("lost the job's message while working; publishing nothing");
+        return None;
+    }
+    Some(result)
+}
+
+/// Run the work to its end, posting `processing` meanwhile, and stop it early when the
+/// heartbeat loses the message or the worker releases its jobs.
+async fn watched(
+    ctx: &Context,
+    msg: &Received,
+    job: &JobMessage,
+    heartbeat: &Heartbeat,
+) -> (Result<Results, Failure>, Option<Interrupt>) {
     // `processing` is posted while the work starts, not before it: its round trip to the reply
     // queue overlaps the download and the render. It is always sent before any later status.
-    let processing = async {
-        if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Processing, attempt, vec![], None, None).await {
-            if let Some(m) = e.misconfiguration() {
-                ctx.guard.record(m);
-            }
-            tracing::warn!(error = %e, "could not post `processing`; continuing");
-        }
-    };
+    let processing = post_processing(ctx, msg, job);
     tokio::pin!(processing);
     let mut posted = false;
 
@@ -157,7 +157,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     // sandbox is told to stop, and this waits until its child is gone before the slot is free.
     let mut release = ctx.release.clone();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let work = render_retrying(&ctx, &job, stopped);
+    let work = work_retrying(ctx, job, stopped);
     tokio::pin!(work);
     let mut interrupted = None;
     let result = loop {
@@ -165,7 +165,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             () = &mut processing, if !posted => {
                 posted = true;
                 // The chaos tests' "crash during a job": after `processing`, as a real one would be seen.
-                crash_hook(&job);
+                crash_hook(job);
             }
             r = &mut work => break r,
             _ = heartbeat.lost(), if interrupted.is_none() => {
@@ -184,25 +184,28 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
     };
     if !posted {
         processing.await;
-        crash_hook(&job);
+        crash_hook(job);
     }
-    match interrupted {
-        Some(Interrupt::Lost) => {
-            tracing::warn!("lost the job's message while working; stopped the work and publishing nothing");
-            return;
-        }
-        Some(Interrupt::Released) => {
-            heartbeat.stop();
-            release_job(&ctx, &msg, &job).await;
-            return;
-        }
-        None => {}
-    }
-    if !heartbeat.stop() {
-        tracing::warn!("lost the job's message while working; publishing nothing");
-        return;
-    }
+    (result, interrupted)
+}
 
+/// Post `processing`; a failure is logged (and counted when it is a configuration error), the
+/// work goes on.
+async fn post_processing(ctx: &Context, msg: &Received, job: &JobMessage) {
+    let sent = ctx.reporter.send(&job.job_id, JobState::Processing, msg.receive_count, vec![], None, None).await;
+    if let Err(e) = sent {
+        if let Some(m) = e.misconfiguration() {
+            ctx.guard.record(m);
+        }
+        tracing::warn!(error = %e, "could not post `processing`; continuing");
+    }
+}
+
+/// Act on the attempt's result: the final status for a job that is done, failed or
+/// cancelled; back to the queue for one worth another attempt.
+async fn report(ctx: &Context, msg: &Received, job: &JobMessage, result: Result<Results, Failure>, started: Instant) {
+    let attempt = msg.receive_count;
+    let last = attempt >= ctx.max_receives;
     let (state, outputs, error) = match result {
         Ok(rendered) => {
             tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "job done");
@@ -212,45 +215,40 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
             tracing::info!(code = %e.code, reason = %e.message, "job failed permanently");
             (JobState::Failed, (vec![], None), Some(e))
         }
-        Err(Failure::Configuration(m)) if attempt >= ctx.max_receives => {
+        Err(Failure::Configuration(m)) if last => {
             // The last delivery: failed with what is wrong rather than dead-lettered as `gave_up`.
             tracing::error!(error = %m, "configuration error on the job's last delivery; failing it");
-            (JobState::Failed, (vec![], None), Some(JobError { code: m.code().into(), message: m.to_string() }))
+            (JobState::Failed, (vec![], None), Some(failure::misconfigured(&m)))
         }
-        Err(Failure::Configuration(m)) => {
-            give_back(&ctx, &msg, &job, &m).await;
-            return;
-        }
+        Err(Failure::Configuration(m)) => return give_back(ctx, msg, job, &m).await,
         Err(Failure::Cancelled) => {
             tracing::info!("the job was cancelled by its owner; skipped without rendering");
             let note = "cancelled by its owner before processing; skipped by the worker".to_string();
-            finish(&ctx, &msg, &job, JobState::Cancelled, (vec![], None), None, Some(note)).await;
-            return;
+            return finish(ctx, msg, job, JobState::Cancelled, (vec![], None), None, Some(note)).await;
         }
-        Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
+        Err(Failure::Transient(detail) | Failure::Crash(detail)) if last => {
             tracing::error!(%detail, "giving up after {attempt} attempts");
-            let e = JobError {
-                code: "gave_up".into(),
-                message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
-            };
-            (JobState::Failed, (vec![], None), Some(e))
+            (JobState::Failed, (vec![], None), Some(failure::gave_up(attempt, &detail)))
         }
-        Err(Failure::Transient(detail) | Failure::Crash(detail)) => {
-            let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(60));
-            tracing::warn!(%detail, retry_in_s = backoff.as_secs(), "attempt failed; the queue will redeliver the job");
-            let note = format!("attempt {attempt} failed: {detail}; retrying in {} s", backoff.as_secs());
-            if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Retrying, attempt, vec![], None, Some(note)).await
-            {
-                tracing::warn!(error = %e, "could not post `retrying`");
-            }
-            crate::metrics::get().retried(RetryReason::Error);
-            if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, backoff).await {
-                tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout will apply");
-            }
-            return;
-        }
+        Err(Failure::Transient(detail) | Failure::Crash(detail)) => return retry_later(ctx, msg, job, &detail).await,
     };
-    finish(&ctx, &msg, &job, state, outputs, error, None).await;
+    finish(ctx, msg, job, state, outputs, error, None).await;
+}
+
+/// The attempt failed but the job may yet succeed: post `retrying` and let the queue deliver
+/// the job again after a backoff that doubles with each attempt (2 s, 4 s, … at most 60 s).
+async fn retry_later(ctx: &Context, msg: &Received, job: &JobMessage, detail: &str) {
+    let attempt = msg.receive_count;
+    let backoff = Duration::from_secs(2u64.saturating_pow(attempt).min(60));
+    tracing::warn!(%detail, retry_in_s = backoff.as_secs(), "attempt failed; the queue will redeliver the job");
+    let note = format!("attempt {attempt} failed: {detail}; retrying in {} s", backoff.as_secs());
+    if let Err(e) = ctx.reporter.send(&job.job_id, JobState::Retrying, attempt, vec![], None, Some(note)).await {
+        tracing::warn!(error = %e, "could not post `retrying`");
+    }
+    crate::metrics::get().retried(RetryReason::Error);
+    if let Err(e) = ctx.jobs.change_visibility(&msg.receipt, backoff).await {
+        tracing::warn!(error = %e, "could not set the retry delay; the visibility timeout will apply");
+    }
 }
 
 /// Why a job's work was stopped before it ended.
@@ -271,35 +269,13 @@ async fn finish(
     msg: &Received,
     job: &JobMessage,
     state: JobState,
-    (outputs, preview): Results,
+    results: Results,
     error: Option<JobError>,
     note: Option<String>,
 ) {
     let code = error.as_ref().map(|e| e.code.clone());
     let posting = Instant::now();
-    let mut tries = 0;
-    let sent = loop {
-        let sent = ctx
-            .reporter
-            .send_with_preview(
-                &job.job_id,
-                state,
-                msg.receive_count,
-                outputs.clone(),
-                preview.clone(),
-                error.clone(),
-                note.clone(),
-            )
-            .await;
-        if let Err(Some(m)) = sent.as_ref().map_err(|e| e.misconfiguration()) {
-            // The reply queue is misconfigured: try again in hand (the job keeps its delivery).
-            tries += 1;
-            if !ctx.guard.record(m) && tries < crate::misconfig::LIMIT as u32 && ctx.guard.pause(tries).await {
-                continue;
-            }
-        }
-        break sent;
-    };
+    let sent = post_final(ctx, msg, job, state, results, error, note).await;
     let metrics = crate::metrics::get();
     metrics.stage(Stage::Status, posting.elapsed());
     if let Err(e) = sent {
@@ -324,6 +300,41 @@ async fn finish(
     }
     if let Err(e) = ctx.jobs.delete(&msg.receipt).await {
         tracing::warn!(error = %e, "could not delete the job message; it may be redelivered (it will re-announce its result)");
+    }
+}
+
+/// Send the final status; a misconfigured reply queue is tried again in hand (the job keeps
+/// its delivery) until the guard trips or [`LIMIT`](crate::misconfig::LIMIT) tries.
+async fn post_final(
+    ctx: &Context,
+    msg: &Received,
+    job: &JobMessage,
+    state: JobState,
+    (outputs, preview): Results,
+    error: Option<JobError>,
+    note: Option<String>,
+) -> Result<(), QueueError> {
+    let mut tries = 0;
+    loop {
+        let sent = ctx
+            .reporter
+            .send_with_preview(
+                &job.job_id,
+                state,
+                msg.receive_count,
+                outputs.clone(),
+                preview.clone(),
+                error.clone(),
+                note.clone(),
+            )
+            .await;
+        if let Err(Some(m)) = sent.as_ref().map_err(|e| e.misconfiguration()) {
+            tries += 1;
+            if !ctx.guard.record(m) && tries < crate::misconfig::LIMIT as u32 && ctx.guard.pause(tries).await {
+                continue;
+            }
+        }
+        return sent;
     }
 }
 
@@ -364,16 +375,16 @@ async fn give_back(ctx: &Context, msg: &Received, job: &JobMessage, error: &Misc
     }
 }
 
-/// [`render`], tried again in hand after a configuration error (the job keeps its delivery)
+/// [`work`], tried again in hand after a configuration error (the job keeps its delivery)
 /// until it happened [`LIMIT`](crate::misconfig::LIMIT) times or the guard trips.
-async fn render_retrying(
+async fn work_retrying(
     ctx: &Context,
     job: &JobMessage,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Results, Failure> {
     let mut tries = 0;
     loop {
-        let error = match render(ctx, job, stop.clone()).await {
+        let error = match work(ctx, job, stop.clone()).await {
             Err(Failure::Configuration(m)) => m,
             other => return other,
         };
@@ -412,11 +423,25 @@ async fn already_done(ctx: &Context, job: &JobMessage) -> Result<Option<Results>
     Ok(complete.then_some((outputs, preview)))
 }
 
-async fn render(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Receiver<bool>) -> Result<Results, Failure> {
-    // The original's size from its metadata first: an object over the upload limit (put there
-    // by someone else than the web app) is refused without being read.
+/// The work of one attempt: check → fetch → render (storing each output) → store the manifest.
+async fn work(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Receiver<bool>) -> Result<Results, Failure> {
     let metrics = crate::metrics::get();
     let downloading = Instant::now();
+    check(ctx, job).await?;
+    let (input, resources) = fetch(ctx, job).await?;
+    metrics.stage(Stage::Download, downloading.elapsed());
+    let (results, stored_for) = render(ctx, job, &input, &resources, stop).await?;
+    let t = Instant::now();
+    store_manifest(ctx, job, &results).await?;
+    metrics.stage(Stage::Store, stored_for + t.elapsed());
+    after_outputs_hook(job);
+    Ok(results)
+}
+
+/// Before anything is read: is the job cancelled, and is its original within the upload limit?
+async fn check(ctx: &Context, job: &JobMessage) -> Result<(), Failure> {
+    // The original's size from its metadata first: an object over the upload limit (put there
+    // by someone else than the web app) is refused without being read.
     // The cancel marker is asked for at the same time as the original's size, so checking
     // it adds no round trip; a cancelled job stops here, before anything is read or rendered.
     let marker = keys::cancel_marker(&job.job_id);
@@ -427,9 +452,27 @@ async fn render(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Recei
     if let Some(info) = info? {
         ctx.limits.check_bytes(info.size as usize)?;
     }
+    Ok(())
+}
+
+/// Download the original and the objects its recipe refers to (crate::resources).
+async fn fetch(ctx: &Context, job: &JobMessage) -> Result<(Bytes, Resources), Failure> {
     let input = ctx.store.get(&job.original_key).await?;
     let resources = crate::resources::fetch(&*ctx.store, &job.outputs).await?;
-    metrics.stage(Stage::Download, downloading.elapsed());
+    Ok((input, resources))
+}
+
+/// Render the job's outputs and its preview in the sandbox, once a render slot is free, and
+/// store each output as soon as the sandbox hands it over. Returns the outputs and how long
+/// storing them took (counted apart from the render).
+async fn render(
+    ctx: &Context,
+    job: &JobMessage,
+    input: &[u8],
+    resources: &Resources,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(Results, Duration), Failure> {
+    let metrics = crate::metrics::get();
     // Outputs are stored while the sandbox works: their store time is counted apart.
     let storing = Arc::new(std::sync::Mutex::new(Duration::ZERO));
     let mut outputs = Vec::with_capacity(job.outputs.len());
@@ -466,19 +509,21 @@ async fn render(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Recei
     let rendering = Instant::now();
     // The preview is one more output of the same pass: it shares the decode.
     let specs = crate::preview::with_preview(&job.outputs);
-    let rendered =
-        ctx.sandbox.render(&input, &specs, &ctx.limits, &resources, ctx.time_limit, stop, store_output).await;
+    let rendered = ctx.sandbox.render(input, &specs, &ctx.limits, resources, ctx.time_limit, stop, store_output).await;
     // Counted whether the work succeeded or not: a failed render took its time too.
     let stored_for = *storing.lock().unwrap();
     metrics.stage(Stage::Render, rendering.elapsed().saturating_sub(stored_for));
     rendered?;
-    let t = Instant::now();
+    Ok(((outputs, preview), stored_for))
+}
+
+/// The manifest last: its presence says every output (and the preview) is stored
+/// ([`already_done`] reads it on a redelivery).
+async fn store_manifest(ctx: &Context, job: &JobMessage, (outputs, preview): &Results) -> Result<(), Failure> {
     let listed: Vec<&OutputInfo> = outputs.iter().chain(preview.as_ref()).collect();
     let manifest = serde_json::to_vec(&listed).expect("output infos serialize");
     ctx.store.put(&keys::output_manifest(&job.job_id), Bytes::from(manifest), "application/json").await?;
-    metrics.stage(Stage::Store, stored_for + t.elapsed());
-    after_outputs_hook(job);
-    Ok((outputs, preview))
+    Ok(())
 }
 
 /// Test hook (debug builds only): abort the whole process, like a segfault or the OOM killer,

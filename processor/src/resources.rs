@@ -2,10 +2,9 @@
 //! store before the image work starts, so the engine itself never does I/O.
 
 use darkroom_core::engine::{self, OutputSpec, Resources};
-use darkroom_core::message::JobError;
 use darkroom_core::store::{ObjectStore, StoreError};
 
-use crate::job::Failure;
+use crate::failure::Failure;
 
 /// Fetch every object `outputs` refer to. A missing logo fails the job for good (it was never
 /// uploaded, or was deleted); a store that cannot be reached is worth another attempt.
@@ -16,20 +15,11 @@ pub async fn fetch(store: &dyn ObjectStore, outputs: &[OutputSpec]) -> Result<Re
             Ok(bytes) => {
                 resources.insert(key, bytes.to_vec());
             }
-            Err(StoreError::NotFound(_)) => return Err(missing(&key)),
+            Err(StoreError::NotFound(_)) => return Err(Failure::logo_missing(&key)),
             // No access to `logos/`: this processor is misconfigured (crate::misconfig).
             Err(StoreError::Misconfigured(m)) => return Err(Failure::Configuration(m)),
             Err(other) => return Err(Failure::Transient(format!("could not fetch the logo {key}: {other}"))),
         }
     }
     Ok(resources)
-}
-
-fn missing(key: &str) -> Failure {
-    Failure::Permanent(JobError {
-        code: "logo_missing".into(),
-        message: format!(
-            "The watermark logo {key} is not in storage (it was never uploaded or has been deleted). Upload the logo again and use the key POST /api/logos answers with."
-        ),
-    })
 }

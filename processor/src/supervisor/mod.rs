@@ -4,8 +4,8 @@
 //! Kubernetes or AWS (which scale the same binaries with KEDA, an Auto Scaling group or ECS,
 //! see deploy/).
 //!
-//! Every `--interval` it reads the job queue's visible and in-flight counts, asks the
-//! [`policy`] for a change, and applies it: more processors are started as child processes
+//! Every `--interval` (one `Supervisor::tick`: reap → look → scale) it reads the job queue's
+//! visible and in-flight counts, asks the [`policy`] for a change, and applies it: more processors are started as child processes
 //! (the same executable, with the arguments after `--`), fewer are stopped with SIGTERM so
 //! they drain (finish or give back their jobs) and nothing is lost. A processor that exits on
 //! its own is counted and replaced, except after a configuration error (exit status 78), which
@@ -29,6 +29,7 @@ use chrono::Utc;
 use darkroom_core::config::{BackendArgs, AWS_HELP};
 use darkroom_core::keys;
 use darkroom_core::misconfig::EXIT_CONFIGURATION;
+use darkroom_core::queue::JobQueue;
 use darkroom_core::scaling::{Decision, ScalingReport};
 use darkroom_core::store::ObjectStore;
 use tokio::process::{Child, Command};
@@ -278,18 +279,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
     let name = config.name();
     config.backend.warn_if_embedded_by_default();
     let backend = config.backend.connect(false).await.context("cannot reach the object store or the queues")?;
-    let metrics = metrics::get();
-    metrics.bounds(policy.min, policy.max);
+    metrics::get().bounds(policy.min, policy.max);
     if let Some(bind) = config.bind {
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind} (DARKROOM_SUPERVISOR_BIND)"))?;
-        tracing::info!(address = %listener.local_addr()?, "supervisor metrics at /metrics");
-        tokio::spawn(crate::health::serve(listener, |path| match path {
-            "/metrics" => ("200 OK", crate::metrics::CONTENT_TYPE, metrics::get().render()),
-            "/livez" => ("200 OK", "application/json", "{\"live\":true}".to_string()),
-            _ => ("404 Not Found", "application/json", "{\"error\":\"not_found\"}".to_string()),
-        }));
+        serve_metrics(bind).await?;
     }
     tracing::info!(
         supervisor = %name,
@@ -299,9 +291,47 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         backend = %backend.description,
         "supervising processors on the job queue's backlog"
     );
-    let mut pool = Pool::new(config.processor_args.clone())?;
-    let mut report = ScalingReport {
-        supervisor: name.clone(),
+    let mut supervisor = Supervisor {
+        pool: Pool::new(config.processor_args.clone())?,
+        report: first_report(name, &policy),
+        policy,
+        max_exits: config.max_exits.max(1),
+        last_change: None,
+        counts: (0, 0),
+    };
+    let interval = Duration::from_secs_f64(config.interval.max(0.05));
+    let result = loop {
+        if let Err(e) = supervisor.tick(&*backend.jobs).await {
+            break Err(e);
+        }
+        publish(&*backend.store, &mut supervisor.report).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
+        }
+    };
+    supervisor.stop(&*backend.store).await;
+    result
+}
+
+/// Serve the supervisor's `/metrics` and `/livez` on `bind` (DARKROOM_SUPERVISOR_BIND).
+async fn serve_metrics(bind: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (DARKROOM_SUPERVISOR_BIND)"))?;
+    tracing::info!(address = %listener.local_addr()?, "supervisor metrics at /metrics");
+    tokio::spawn(crate::health::serve(listener, |path| match path {
+        "/metrics" => ("200 OK", crate::metrics::CONTENT_TYPE, metrics::get().render()),
+        "/livez" => ("200 OK", "application/json", "{\"live\":true}".to_string()),
+        _ => ("404 Not Found", "application/json", "{\"error\":\"not_found\"}".to_string()),
+    }));
+    Ok(())
+}
+
+/// The report of a supervisor that runs nothing yet.
+fn first_report(supervisor: String, policy: &Policy) -> ScalingReport {
+    ScalingReport {
+        supervisor,
         min: policy.min,
         max: policy.max,
         target_backlog: policy.target,
@@ -312,32 +342,64 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
         updated_at: Utc::now(),
         stopped: false,
         decisions: vec![],
-    };
-    let interval = Duration::from_secs_f64(config.interval.max(0.05));
-    let mut last_change: Option<Instant> = None;
-    let mut counts = (0, 0);
-    let result = loop {
+    }
+}
+
+/// The supervisor's state between two looks at the queue.
+struct Supervisor {
+    pool: Pool,
+    report: ScalingReport,
+    policy: Policy,
+    /// Processors that may exit on their own within a minute before the supervisor stops.
+    max_exits: usize,
+    last_change: Option<Instant>,
+    /// The job queue's last known (visible, in flight) counts.
+    counts: (u64, u64),
+}
+
+impl Supervisor {
+    /// One look: reap the processors that exited → read the queue → scale. An error stops
+    /// the supervisor (a configuration error or a crash loop).
+    async fn tick(&mut self, jobs: &dyn JobQueue) -> anyhow::Result<()> {
         let now = Instant::now();
-        for _ in 0..pool.reap(now) {
-            metrics.exited();
+        self.reap(now)?;
+        let looked = self.look(jobs).await;
+        self.scale(looked, now);
+        let (pool, report) = (&self.pool, &mut self.report);
+        metrics::get().processes(pool.running.len(), pool.draining.len());
+        (report.processes, report.draining) = (pool.running.len(), pool.draining.len());
+        (report.visible, report.in_flight) = self.counts;
+        Ok(())
+    }
+
+    /// Collect exited processors; an error when one stopped on a configuration error or too
+    /// many exited on their own within a minute.
+    fn reap(&mut self, now: Instant) -> anyhow::Result<()> {
+        for _ in 0..self.pool.reap(now) {
+            metrics::get().exited();
         }
-        if let Some(pid) = pool.misconfigured {
-            break Err(anyhow::anyhow!(
+        if let Some(pid) = self.pool.misconfigured {
+            anyhow::bail!(
                 "processor {pid} stopped on a configuration error (exit status {EXIT_CONFIGURATION}; its \
                  `Error:` line above says what to fix): starting more would meet the same error, so the \
                  supervisor stops too"
-            ));
+            );
         }
-        if pool.exits.len() >= config.max_exits.max(1) {
-            break Err(anyhow::anyhow!(
+        if self.pool.exits.len() >= self.max_exits {
+            anyhow::bail!(
                 "{} processors exited on their own within a minute: stopping the supervisor instead of \
                  restarting them for ever (their output above says why)",
-                pool.exits.len()
-            ));
+                self.pool.exits.len()
+            );
         }
-        let looked = match backend.jobs.counts().await {
+        Ok(())
+    }
+
+    /// Read the job queue's counts; false when they could not be read (the last ones stay).
+    async fn look(&mut self, jobs: &dyn JobQueue) -> bool {
+        let looked = match jobs.counts().await {
             Ok(c) => {
-                counts = (c.visible, c.in_flight);
+                self.counts = (c.visible, c.in_flight);
                 true
             }
             Err(e) => {
@@ -345,56 +407,58 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> anyhow:
                 false
             }
         };
-        metrics.queue(looked.then_some(counts), policy.wanted(counts.0 + counts.1));
-        let running = pool.running.len();
+        let counts = self.counts;
+        metrics::get().queue(looked.then_some(counts), self.policy.wanted(counts.0 + counts.1));
+        looked
+    }
+
+    /// Ask the policy for a change and apply it, logged, counted and recorded in the report.
+    fn scale(&mut self, looked: bool, now: Instant) {
+        let (policy, counts) = (&self.policy, self.counts);
+        let running = self.pool.running.len();
         // With no fresh counts only the minimum is restored.
         let change = if looked {
-            policy.decide(running, counts.0, counts.1, last_change, now)
+            policy.decide(running, counts.0, counts.1, self.last_change, now)
         } else if running < policy.min {
-            policy.decide(running, 0, 0, last_change, now)
+            policy.decide(running, 0, 0, self.last_change, now)
         } else {
             None
         };
-        if let Some(change) = change {
-            apply(&mut pool, &change, running);
-            tracing::info!(
-                direction = change.direction.as_str(),
-                from = running,
-                to = change.to,
-                visible = counts.0,
-                in_flight = counts.1,
-                "scaling decision: {} {running} → {}: {}",
-                change.direction.as_str(),
-                change.to,
-                change.reason
-            );
-            metrics.decided(change.direction);
-            report.record(Decision {
-                at: Utc::now(),
-                direction: change.direction,
-                from: running,
-                to: pool.running.len(),
-                visible: counts.0,
-                in_flight: counts.1,
-                reason: change.reason,
-            });
-            last_change = Some(now);
-        }
-        metrics.processes(pool.running.len(), pool.draining.len());
-        (report.processes, report.draining) = (pool.running.len(), pool.draining.len());
-        (report.visible, report.in_flight) = counts;
-        publish(&*backend.store, &mut report).await;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break Ok(()),
-        }
-    };
-    tracing::info!(processors = pool.running.len() + pool.draining.len(), "supervisor stopping: processors drain");
-    pool.stop_all().await;
-    report.stopped = true;
-    (report.processes, report.draining) = (0, 0);
-    publish(&*backend.store, &mut report).await;
-    result
+        let Some(change) = change else { return };
+        apply(&mut self.pool, &change, running);
+        tracing::info!(
+            direction = change.direction.as_str(),
+            from = running,
+            to = change.to,
+            visible = counts.0,
+            in_flight = counts.1,
+            "scaling decision: {} {running} → {}: {}",
+            change.direction.as_str(),
+            change.to,
+            change.reason
+        );
+        metrics::get().decided(change.direction);
+        self.report.record(Decision {
+            at: Utc::now(),
+            direction: change.direction,
+            from: running,
+            to: self.pool.running.len(),
+            visible: counts.0,
+            in_flight: counts.1,
+            reason: change.reason,
+        });
+        self.last_change = Some(now);
+    }
+
+    /// Stop every processor (they drain) and publish the last report, `stopped`.
+    async fn stop(mut self, store: &dyn ObjectStore) {
+        let pool = &mut self.pool;
+        tracing::info!(processors = pool.running.len() + pool.draining.len(), "supervisor stopping: processors drain");
+        pool.stop_all().await;
+        self.report.stopped = true;
+        (self.report.processes, self.report.draining) = (0, 0);
+        publish(store, &mut self.report).await;
+    }
 }
 
 /// Start or stop processors to reach `change.to`.
