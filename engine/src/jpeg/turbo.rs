@@ -30,7 +30,9 @@ pub struct Planes {
 #[cfg(turbojpeg)]
 mod imp {
     use std::ffi::CStr;
-    use std::os::raw::{c_char, c_int, c_uchar, c_ulong};
+    #[cfg(libjpeg)]
+    use std::os::raw::c_char;
+    use std::os::raw::{c_int, c_uchar, c_ulong};
 
     use image::{DynamicImage, GrayImage, RgbImage};
 
