@@ -104,7 +104,7 @@ pub type WithProfile = (DynamicImage, Option<Vec<u8>>);
 
 /// TurboJPEG's header of a JPEG and its embedded colour profile.
 #[cfg(libjpeg)]
-type HeaderWithProfile = (crate::turbo::Header, Option<Vec<u8>>);
+type HeaderWithProfile = (crate::jpeg::turbo::Header, Option<Vec<u8>>);
 
 /// [`decode_keeping_profile`] for a job whose first edit crops the box `(x, y, w, h)` (upright
 /// coordinates, inside the image): a JPEG that needs no EXIF rotation decodes only that box
@@ -120,7 +120,7 @@ pub fn decode_region_keeping_profile(
     #[cfg(libjpeg)]
     {
         let Some((head, icc)) = upright_ycc_jpeg(bytes, limits, auto_orient)? else { return Ok(None) };
-        let Some(img) = crate::turbo::decode_region(bytes, &head, region)? else { return Ok(None) };
+        let Some(img) = crate::jpeg::turbo::decode_region(bytes, &head, region)? else { return Ok(None) };
         Ok(Some(match icc {
             Some(profile) if !keep_icc => (crate::color_management::to_srgb(img, &profile), None),
             icc => (img, icc),
@@ -133,7 +133,7 @@ pub fn decode_region_keeping_profile(
     }
 }
 
-/// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::planar`] could work on
+/// The checks [`decode_keeping_profile`] makes, for a JPEG that [`crate::jpeg::planar`] could work on
 /// as YCbCr planes: its header, and the profile to embed in the outputs when `keep_icc` (the
 /// pixels stay as they are). `Ok(None)` when it cannot: not a baseline/progressive YCbCr or
 /// grey JPEG, an EXIF orientation to apply, or a colour profile to convert to sRGB. (Every
@@ -171,7 +171,7 @@ fn upright_ycc_jpeg(
         return Ok(None);
     }
     let icc = decoder.icc_profile().ok().flatten();
-    let Some(head) = crate::turbo::header_within(bytes, limits)? else { return Ok(None) };
+    let Some(head) = crate::jpeg::turbo::header_within(bytes, limits)? else { return Ok(None) };
     if head.cmyk || (head.width, head.height) != decoder.dimensions() {
         return Ok(None);
     }
@@ -245,15 +245,15 @@ fn turbo_decode(
     need: Option<(u32, u32)>,
     swapped: bool,
 ) -> Result<Option<DynamicImage>, EngineError> {
-    let Some(head) = crate::turbo::header_within(bytes, limits)? else { return Ok(None) };
+    let Some(head) = crate::jpeg::turbo::header_within(bytes, limits)? else { return Ok(None) };
     if head.cmyk {
         return Ok(None);
     }
     let shrink = match need {
-        Some((w, h)) => crate::turbo::shrink_for(head.width, head.height, if swapped { (h, w) } else { (w, h) }),
+        Some((w, h)) => crate::jpeg::turbo::shrink_for(head.width, head.height, if swapped { (h, w) } else { (w, h) }),
         None => 1,
     };
-    crate::turbo::decode(bytes, &head, shrink).map(Some)
+    crate::jpeg::turbo::decode(bytes, &head, shrink).map(Some)
 }
 
 #[cfg(not(turbojpeg))]

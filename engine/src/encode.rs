@@ -9,6 +9,7 @@ use image::{DynamicImage, ImageEncoder, RgbImage};
 use jpeg_encoder::{ColorType as JColor, Encoder as JpegEncoder, SamplingFactor};
 use serde::{Deserialize, Serialize};
 
+pub use crate::spec::EncodeOptions;
 use crate::EngineError;
 
 /// Output formats.
@@ -61,23 +62,6 @@ pub enum Chroma {
     S422,
     #[serde(rename = "4:4:4")]
     S444,
-}
-
-/// How to write an output.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct EncodeOptions {
-    /// JPEG and lossy WebP quality 1–100.
-    pub quality: Option<u8>,
-    /// Progressive JPEG.
-    pub progressive: bool,
-    /// JPEG chroma subsampling (default 4:2:0).
-    pub chroma: Option<Chroma>,
-    /// PNG effort 0–9 (default 6).
-    pub compression_level: Option<u8>,
-    /// Lossless WebP.
-    pub lossless: bool,
-    /// AVIF encoder speed 0 (slowest, smallest) – 9 (fastest); default [`DEFAULT_AVIF_SPEED`].
-    pub speed: Option<u8>,
 }
 
 /// Default JPEG quality when a recipe gives none.
@@ -259,7 +243,7 @@ fn jpeg_pixels(img: &DynamicImage) -> Cow<'_, DynamicImage> {
 /// libjpeg-turbo when built in.
 #[cfg(turbojpeg)]
 fn encode_jpeg(img: &DynamicImage, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
-    crate::turbo::encode(img, opts, quality)
+    crate::jpeg::turbo::encode(img, opts, quality)
 }
 
 /// The pure-Rust encoder otherwise.

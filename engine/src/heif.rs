@@ -219,10 +219,14 @@ mod ffi {
 
 #[cfg(heif)]
 mod imp {
+    use std::ffi::CStr;
+    use std::marker::PhantomData;
+    use std::os::raw::{c_int, c_void};
+
+    use image::{RgbImage, RgbaImage};
+
     use super::ffi;
     use super::*;
-    use image::{RgbImage, RgbaImage};
-    use std::ffi::CStr;
 
     fn check(e: ffi::HeifError) -> Result<(), EngineError> {
         if e.code == 0 {
@@ -231,79 +235,79 @@ mod imp {
         let msg = if e.message.is_null() {
             format!("libheif error {}", e.code)
         } else {
-            // SAFETY: libheif documents `message` as a valid NUL-terminated string.
+            // SAFETY: libheif documents `message` as a valid NUL-terminated string (static, or
+            // owned by the context, which outlives this call).
             unsafe { CStr::from_ptr(e.message) }.to_string_lossy().into_owned()
         };
         Err(EngineError::Corrupt(format!("HEIF: {msg}")))
     }
 
-    /// The primary image of a parsed container; frees everything on drop.
-    struct Primary {
+    /// The primary image of a parsed container; frees everything on drop. libheif reads the
+    /// file in place (no copy), so this borrows its bytes for as long as it lives.
+    struct Primary<'a> {
         ctx: *mut ffi::Context,
         handle: *mut ffi::Handle,
+        _bytes: PhantomData<&'a [u8]>,
     }
 
-    impl Drop for Primary {
+    impl Drop for Primary<'_> {
         fn drop(&mut self) {
-            // SAFETY: both were allocated by libheif and are released exactly once here.
-            unsafe {
-                if !self.handle.is_null() {
-                    ffi::heif_image_handle_release(self.handle);
-                }
-                ffi::heif_context_free(self.ctx);
+            if !self.handle.is_null() {
+                // SAFETY: the handle came from heif_context_get_primary_image_handle and is
+                // released once, here, before its context.
+                unsafe { ffi::heif_image_handle_release(self.handle) };
             }
+            // SAFETY: the context came from heif_context_alloc (never null: `open` refuses
+            // that) and is freed once, here, after its handle.
+            unsafe { ffi::heif_context_free(self.ctx) };
         }
     }
 
     /// Parse the container with libheif's own size limit set from `limits` (it refuses, while
     /// reading, any image or grid tile whose `ispe` box declares a side over [`side_limit`]),
     /// after the brand check, and find the primary image.
-    fn open(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<Primary, EngineError> {
+    fn open<'a>(bytes: &'a [u8], limits: &Limits, codecs: Codecs) -> Result<Primary<'a>, EngineError> {
         check_brand_for(bytes, codecs)?;
-        let side = side_limit(limits) as std::os::raw::c_int;
-        // SAFETY: `bytes` outlives the context (it is dropped before we return pixels owned
-        // by Rust); pointers come from libheif and are checked before use.
-        unsafe {
-            let ctx = ffi::heif_context_alloc();
-            if ctx.is_null() {
-                return Err(EngineError::Corrupt("HEIF: out of memory".into()));
-            }
-            let mut p = Primary { ctx, handle: std::ptr::null_mut() };
-            ffi::heif_context_set_maximum_image_size_limit(ctx, side);
-            check(ffi::heif_context_read_from_memory_without_copy(
-                ctx,
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                std::ptr::null(),
-            ))?;
-            check(ffi::heif_context_get_primary_image_handle(ctx, &mut p.handle))?;
-            if p.handle.is_null() {
-                return Err(EngineError::Corrupt("HEIF: the file has no primary image".into()));
-            }
-            Ok(p)
+        let side = side_limit(limits) as c_int;
+        // SAFETY: takes nothing; returns a new context or null.
+        let ctx = unsafe { ffi::heif_context_alloc() };
+        if ctx.is_null() {
+            return Err(EngineError::Corrupt("HEIF: out of memory".into()));
         }
+        let mut p = Primary { ctx, handle: std::ptr::null_mut(), _bytes: PhantomData };
+        // SAFETY: the context is live (owned by `p`).
+        unsafe { ffi::heif_context_set_maximum_image_size_limit(ctx, side) };
+        // SAFETY: the context is live; `bytes` is readable for its length and outlives the
+        // context, which reads it without a copy (`p` borrows it for its whole life).
+        check(unsafe {
+            ffi::heif_context_read_from_memory_without_copy(ctx, bytes.as_ptr().cast(), bytes.len(), std::ptr::null())
+        })?;
+        // SAFETY: the context is live and has read the file; `p.handle` is a valid out-pointer
+        // and what libheif puts there is released by `p`.
+        check(unsafe { ffi::heif_context_get_primary_image_handle(ctx, &mut p.handle) })?;
+        if p.handle.is_null() {
+            return Err(EngineError::Corrupt("HEIF: the file has no primary image".into()));
+        }
+        Ok(p)
     }
 
-    impl Primary {
+    impl Primary<'_> {
         /// The primary image's size as displayed (after the container's crop and rotation).
         fn size(&self) -> (u32, u32) {
-            // SAFETY: the handle is valid while `self` lives.
-            let (w, h) = unsafe {
-                (ffi::heif_image_handle_get_width(self.handle), ffi::heif_image_handle_get_height(self.handle))
-            };
+            // SAFETY: the handle is valid (not null, checked in `open`) while `self` lives.
+            let w = unsafe { ffi::heif_image_handle_get_width(self.handle) };
+            // SAFETY: as above.
+            let h = unsafe { ffi::heif_image_handle_get_height(self.handle) };
             (w.max(0) as u32, h.max(0) as u32)
         }
 
         /// Both sizes the header gives checked against `limits`: the coded size (`ispe`, what
         /// the decoder allocates before any crop) and the displayed one.
         fn check(&self, limits: &Limits) -> Result<(u32, u32), EngineError> {
-            // SAFETY: the handle is valid while `self` lives.
-            let (iw, ih) = unsafe {
-                (
-                    ffi::heif_image_handle_get_ispe_width(self.handle),
-                    ffi::heif_image_handle_get_ispe_height(self.handle),
-                )
-            };
+            // SAFETY: the handle is valid (not null, checked in `open`) while `self` lives.
+            let iw = unsafe { ffi::heif_image_handle_get_ispe_width(self.handle) };
+            // SAFETY: as above.
+            let ih = unsafe { ffi::heif_image_handle_get_ispe_height(self.handle) };
             // A grid or overlay may have no ispe of its own (0): its tiles were checked by
             // libheif's side limit and the canvas is the displayed size below.
             if iw > 0 && ih > 0 {
@@ -312,6 +316,73 @@ mod imp {
             let (w, h) = self.size();
             limits.check_dimensions(w, h)?;
             Ok((w, h))
+        }
+
+        fn has_alpha(&self) -> bool {
+            // SAFETY: the handle is valid (not null, checked in `open`) while `self` lives.
+            unsafe { ffi::heif_image_handle_has_alpha_channel(self.handle) != 0 }
+        }
+
+        /// Decode to interleaved 8-bit RGB, or RGBA when `alpha`.
+        fn decode(&self, alpha: bool) -> Result<HeifImage, EngineError> {
+            let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
+            let mut img = HeifImage(std::ptr::null_mut());
+            // SAFETY: the handle is valid while `self` lives; `img.0` is a valid out-pointer and
+            // what libheif puts there is released by `img`.
+            check(unsafe {
+                ffi::heif_decode_image(self.handle, &mut img.0, ffi::COLORSPACE_RGB, chroma, std::ptr::null())
+            })?;
+            if img.0.is_null() {
+                return Err(EngineError::Corrupt("HEIF: the decoder returned no image".into()));
+            }
+            Ok(img)
+        }
+    }
+
+    /// A decoded image (null until the decoder fills it in), released on drop.
+    struct HeifImage(*mut ffi::Image);
+
+    impl Drop for HeifImage {
+        fn drop(&mut self) {
+            if !self.0.is_null() {
+                // SAFETY: libheif made it; released once, here.
+                unsafe { ffi::heif_image_release(self.0) };
+            }
+        }
+    }
+
+    impl HeifImage {
+        /// The size of its interleaved plane.
+        fn size(&self) -> (usize, usize) {
+            // SAFETY: the image is live (not null: `Primary::decode` checks) while `self` lives.
+            let w = unsafe { ffi::heif_image_get_width(self.0, ffi::CHANNEL_INTERLEAVED) };
+            // SAFETY: as above.
+            let h = unsafe { ffi::heif_image_get_height(self.0, ffi::CHANNEL_INTERLEAVED) };
+            (w.max(0) as usize, h.max(0) as usize)
+        }
+
+        /// Its `w` × `h` pixels of `bpp` bytes, rows packed.
+        fn pixels(&self, w: usize, h: usize, bpp: usize) -> Result<Vec<u8>, EngineError> {
+            let mut stride: c_int = 0;
+            // SAFETY: the image is live while `self` lives; `stride` is a valid out-pointer.
+            let plane = unsafe { ffi::heif_image_get_plane_readonly(self.0, ffi::CHANNEL_INTERLEAVED, &mut stride) };
+            let row = w * bpp;
+            if plane.is_null() || stride < 0 || (stride as usize) < row {
+                return Err(EngineError::Corrupt("HEIF: the decoder returned no pixels".into()));
+            }
+            if h == 0 || row == 0 {
+                return Ok(Vec::new());
+            }
+            let stride = stride as usize;
+            // SAFETY: the plane has `h` rows of `stride` bytes (libheif's layout for the size
+            // `size` reports, checked to be `w` × `h` by the caller), so this many are readable;
+            // it lives as long as the image, which outlives the slice (borrowed from `self`).
+            let all = unsafe { std::slice::from_raw_parts(plane, stride * (h - 1) + row) };
+            let mut pixels = Vec::with_capacity(row * h);
+            for line in all.chunks(stride) {
+                pixels.extend_from_slice(&line[..row]);
+            }
+            Ok(pixels)
         }
     }
 
@@ -330,47 +401,25 @@ mod imp {
     fn decode_for(bytes: &[u8], limits: &Limits, codecs: Codecs) -> Result<DynamicImage, EngineError> {
         let p = open(bytes, limits, codecs)?;
         let (hw, hh) = p.check(limits)?;
-        // SAFETY: handle valid while `p` lives; the image is released below; the plane is
-        // read within its stride × height before release.
-        unsafe {
-            let alpha = ffi::heif_image_handle_has_alpha_channel(p.handle) != 0;
-            let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
-            let mut img = std::ptr::null_mut();
-            check(ffi::heif_decode_image(p.handle, &mut img, ffi::COLORSPACE_RGB, chroma, std::ptr::null()))?;
-            if img.is_null() {
-                return Err(EngineError::Corrupt("HEIF: the decoder returned no image".into()));
-            }
-            let w = ffi::heif_image_get_width(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
-            let h = ffi::heif_image_get_height(img, ffi::CHANNEL_INTERLEAVED).max(0) as usize;
-            // The codec's own bitstream (an HEVC or AV1 sequence header) says how big the
-            // picture is, and nothing in libheif 1.15 holds it to the container's header, which
-            // is what the limits were checked on: a mismatch is a lie in the file.
-            if (w, h) != (hw as usize, hh as usize) {
-                ffi::heif_image_release(img);
-                return Err(EngineError::Corrupt(format!(
-                    "HEIF: the image decodes to {w}×{h} pixels but its header says {hw}×{hh}"
-                )));
-            }
-            let mut stride = 0;
-            let plane = ffi::heif_image_get_plane_readonly(img, ffi::CHANNEL_INTERLEAVED, &mut stride);
-            let bpp = if alpha { 4 } else { 3 };
-            if plane.is_null() || stride < 0 || (stride as usize) < w * bpp {
-                ffi::heif_image_release(img);
-                return Err(EngineError::Corrupt("HEIF: the decoder returned no pixels".into()));
-            }
-            let mut pixels = Vec::with_capacity(w * h * bpp);
-            for row in 0..h {
-                let start = plane.add(row * stride as usize);
-                pixels.extend_from_slice(std::slice::from_raw_parts(start, w * bpp));
-            }
-            ffi::heif_image_release(img);
-            let (w, h) = (w as u32, h as u32);
-            Ok(if alpha {
-                DynamicImage::ImageRgba8(RgbaImage::from_raw(w, h, pixels).expect("sized above"))
-            } else {
-                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).expect("sized above"))
-            })
+        let alpha = p.has_alpha();
+        let img = p.decode(alpha)?;
+        let (w, h) = img.size();
+        // The codec's own bitstream (an HEVC or AV1 sequence header) says how big the picture
+        // is, and nothing in libheif 1.15 holds it to the container's header, which is what the
+        // limits were checked on: a mismatch is a lie in the file.
+        if (w, h) != (hw as usize, hh as usize) {
+            return Err(EngineError::Corrupt(format!(
+                "HEIF: the image decodes to {w}×{h} pixels but its header says {hw}×{hh}"
+            )));
         }
+        let pixels = img.pixels(w, h, if alpha { 4 } else { 3 })?;
+        drop(img);
+        let (w, h) = (w as u32, h as u32);
+        Ok(if alpha {
+            DynamicImage::ImageRgba8(RgbaImage::from_raw(w, h, pixels).expect("sized above"))
+        } else {
+            DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).expect("sized above"))
+        })
     }
 
     /// Frees what libheif allocated for one encode, whatever path returns.
@@ -382,107 +431,178 @@ mod imp {
 
     impl Drop for Encoding {
         fn drop(&mut self) {
-            // SAFETY: each pointer is null or was allocated by libheif and is released once here.
-            unsafe {
-                if !self.image.is_null() {
-                    ffi::heif_image_release(self.image);
-                }
-                if !self.encoder.is_null() {
-                    ffi::heif_encoder_release(self.encoder);
-                }
-                if !self.ctx.is_null() {
-                    ffi::heif_context_free(self.ctx);
-                }
+            if !self.image.is_null() {
+                // SAFETY: libheif made it (heif_image_create); released once, here.
+                unsafe { ffi::heif_image_release(self.image) };
+            }
+            if !self.encoder.is_null() {
+                // SAFETY: libheif made it (heif_context_get_encoder_for_format); released once,
+                // here, before its context.
+                unsafe { ffi::heif_encoder_release(self.encoder) };
+            }
+            if !self.ctx.is_null() {
+                // SAFETY: libheif made it (heif_context_alloc); freed once, here, last.
+                unsafe { ffi::heif_context_free(self.ctx) };
             }
         }
     }
 
+    /// libheif's `write` callback: append what it writes to the `Vec<u8>` in `userdata`.
+    ///
+    /// # Safety
+    /// `userdata` is a `*mut Vec<u8>` that nothing else uses during the call, and `data` points
+    /// to `size` readable bytes (libheif's contract for heif_writer).
     unsafe extern "C" fn write_to_vec(
         _ctx: *mut ffi::Context,
-        data: *const std::os::raw::c_void,
+        data: *const c_void,
         size: usize,
-        userdata: *mut std::os::raw::c_void,
+        userdata: *mut c_void,
     ) -> ffi::HeifError {
-        // SAFETY: `userdata` is the `Vec<u8>` passed to heif_context_write below and `data`
-        // points to `size` bytes for the duration of this call.
-        let out = &mut *(userdata as *mut Vec<u8>);
-        out.extend_from_slice(std::slice::from_raw_parts(data as *const u8, size));
+        // SAFETY: `userdata` is the `Vec<u8>` `Encoding::write` passes to heif_context_write,
+        // which calls this only during that call, while nothing else touches the Vec.
+        let out = unsafe { &mut *userdata.cast::<Vec<u8>>() };
+        if size > 0 {
+            // SAFETY: libheif passes `size` readable bytes at `data`, valid during this call.
+            out.extend_from_slice(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size) });
+        }
         ffi::HeifError { code: 0, subcode: 0, message: c"Success".as_ptr() }
     }
 
-    pub fn encode_avif(img: &DynamicImage, quality: u8, speed: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
-        let fail = |detail: String| EngineError::Encode { format: "avif", detail };
-        let check = |e: ffi::HeifError| {
-            self::check(e).map_err(|e| match e {
-                EngineError::Corrupt(m) => fail(m),
-                other => other,
-            })
-        };
-        let (w, h) = (img.width(), img.height());
-        if w > 65_536 || h > 65_536 {
-            return Err(fail("AVIF is limited to 65536 pixels per side".into()));
-        }
-        let alpha = img.color().has_alpha();
-        let pixels = if alpha { img.to_rgba8().into_raw() } else { img.to_rgb8().into_raw() };
-        let bpp = if alpha { 4 } else { 3 };
-        // SAFETY: every pointer comes from libheif, is checked before use and freed by
-        // `Encoding`; the plane is written within its stride × height.
-        unsafe {
-            let mut e =
-                Encoding { ctx: ffi::heif_context_alloc(), encoder: std::ptr::null_mut(), image: std::ptr::null_mut() };
+    /// A libheif error while encoding, as an AVIF encode error.
+    fn encode_check(e: ffi::HeifError) -> Result<(), EngineError> {
+        check(e).map_err(|e| match e {
+            EngineError::Corrupt(detail) => avif_error(detail),
+            other => other,
+        })
+    }
+
+    fn avif_error(detail: String) -> EngineError {
+        EngineError::Encode { format: "avif", detail }
+    }
+
+    impl Encoding {
+        /// A context with libheif's AV1 encoder set to `quality` and `speed`.
+        fn av1(quality: u8, speed: u8) -> Result<Encoding, EngineError> {
+            // SAFETY: takes nothing; returns a new context or null (checked below).
+            let ctx = unsafe { ffi::heif_context_alloc() };
+            let mut e = Encoding { ctx, encoder: std::ptr::null_mut(), image: std::ptr::null_mut() };
             if e.ctx.is_null() {
-                return Err(fail("out of memory".into()));
+                return Err(avif_error("out of memory".into()));
             }
-            if ffi::heif_context_get_encoder_for_format(e.ctx, ffi::COMPRESSION_AV1, &mut e.encoder).code != 0
-                || e.encoder.is_null()
-            {
-                return Err(fail(
+            // SAFETY: the context is live; `e.encoder` is a valid out-pointer and what libheif
+            // puts there is released by `e`.
+            let found =
+                unsafe { ffi::heif_context_get_encoder_for_format(e.ctx, ffi::COMPRESSION_AV1, &mut e.encoder) };
+            if found.code != 0 || e.encoder.is_null() {
+                return Err(avif_error(
                     "this server's libheif has no AV1 encoder (it needs libaom, rav1e or SVT-AV1)".into(),
                 ));
             }
-            check(ffi::heif_encoder_set_lossy_quality(e.encoder, quality.clamp(1, 100) as i32))?;
+            // SAFETY: the encoder is live (not null, above).
+            encode_check(unsafe { ffi::heif_encoder_set_lossy_quality(e.encoder, quality.clamp(1, 100) as c_int) })?;
             // libaom's "speed" (cpu-used) is 0–9; other encoders may not know it, which is fine.
-            let _ = ffi::heif_encoder_set_parameter_integer(e.encoder, c"speed".as_ptr(), speed.min(9) as i32);
+            // SAFETY: the encoder is live; the name is a NUL-terminated literal.
+            let _ =
+                unsafe { ffi::heif_encoder_set_parameter_integer(e.encoder, c"speed".as_ptr(), speed.min(9) as c_int) };
+            Ok(e)
+        }
+
+        /// Create the image to encode, `w` × `h` interleaved RGB(A), and copy `pixels` (rows of
+        /// `w` × `bpp` bytes, packed) into it.
+        fn fill(&mut self, w: u32, h: u32, alpha: bool, pixels: &[u8]) -> Result<(), EngineError> {
             let chroma = if alpha { ffi::CHROMA_RGBA } else { ffi::CHROMA_RGB };
-            check(ffi::heif_image_create(w as i32, h as i32, ffi::COLORSPACE_RGB, chroma, &mut e.image))?;
-            check(ffi::heif_image_add_plane(e.image, ffi::CHANNEL_INTERLEAVED, w as i32, h as i32, 8))?;
-            let mut stride = 0;
-            let plane = ffi::heif_image_get_plane(e.image, ffi::CHANNEL_INTERLEAVED, &mut stride);
-            let row = w as usize * bpp;
-            if plane.is_null() || (stride as usize) < row {
-                return Err(fail("libheif gave no pixel buffer".into()));
+            // SAFETY: `self.image` is a valid out-pointer and what libheif puts there is
+            // released by `self`.
+            encode_check(unsafe {
+                ffi::heif_image_create(w as c_int, h as c_int, ffi::COLORSPACE_RGB, chroma, &mut self.image)
+            })?;
+            // SAFETY: the image is live (created above: libheif returns an error otherwise).
+            encode_check(unsafe {
+                ffi::heif_image_add_plane(self.image, ffi::CHANNEL_INTERLEAVED, w as c_int, h as c_int, 8)
+            })?;
+            let mut stride: c_int = 0;
+            // SAFETY: the image is live; `stride` is a valid out-pointer.
+            let plane = unsafe { ffi::heif_image_get_plane(self.image, ffi::CHANNEL_INTERLEAVED, &mut stride) };
+            let row = w as usize * if alpha { 4 } else { 3 };
+            if plane.is_null() || stride < 0 || (stride as usize) < row {
+                return Err(avif_error("libheif gave no pixel buffer".into()));
             }
-            for (y, src) in pixels.chunks_exact(row).enumerate() {
-                std::ptr::copy_nonoverlapping(src.as_ptr(), plane.add(y * stride as usize), row);
+            if h == 0 || row == 0 {
+                return Ok(());
             }
-            if let Some(profile) = icc {
-                check(ffi::heif_image_set_raw_color_profile(
-                    e.image,
+            let stride = stride as usize;
+            // SAFETY: the plane libheif added has `h` rows of `stride` bytes, so this many are
+            // writable; nothing else uses it until the encode, after this borrow ends.
+            let dst = unsafe { std::slice::from_raw_parts_mut(plane, stride * (h as usize - 1) + row) };
+            for (src, line) in pixels.chunks_exact(row).zip(dst.chunks_mut(stride)) {
+                line[..row].copy_from_slice(src);
+            }
+            Ok(())
+        }
+
+        /// Embed `profile` as the image's ICC profile.
+        fn set_profile(&mut self, profile: &[u8]) -> Result<(), EngineError> {
+            // SAFETY: the image is live (made by `fill`); libheif copies `profile`, readable
+            // for its length, and the fourcc is a NUL-terminated literal.
+            encode_check(unsafe {
+                ffi::heif_image_set_raw_color_profile(
+                    self.image,
                     c"prof".as_ptr(),
                     profile.as_ptr().cast(),
                     profile.len(),
-                ))?;
-            }
-            check(ffi::heif_context_encode_image(e.ctx, e.image, e.encoder, std::ptr::null(), std::ptr::null_mut()))?;
+                )
+            })
+        }
+
+        /// Encode the image and write the file.
+        fn write(&mut self) -> Result<Vec<u8>, EngineError> {
+            // SAFETY: context, image and encoder are live; no handle is asked for (null).
+            encode_check(unsafe {
+                ffi::heif_context_encode_image(
+                    self.ctx,
+                    self.image,
+                    self.encoder,
+                    std::ptr::null(),
+                    std::ptr::null_mut(),
+                )
+            })?;
             let mut out: Vec<u8> = Vec::new();
             let mut writer = ffi::Writer { writer_api_version: 1, write: write_to_vec };
-            check(ffi::heif_context_write(e.ctx, &mut writer, (&mut out as *mut Vec<u8>).cast()))?;
+            // SAFETY: the context is live; `writer` and `out` outlive the call, and `out` is the
+            // `Vec<u8>` write_to_vec expects, used by nothing else until it returns.
+            encode_check(unsafe { ffi::heif_context_write(self.ctx, &mut writer, (&mut out as *mut Vec<u8>).cast()) })?;
             Ok(out)
         }
+    }
+
+    pub fn encode_avif(img: &DynamicImage, quality: u8, speed: u8, icc: Option<&[u8]>) -> Result<Vec<u8>, EngineError> {
+        let (w, h) = (img.width(), img.height());
+        if w > 65_536 || h > 65_536 {
+            return Err(avif_error("AVIF is limited to 65536 pixels per side".into()));
+        }
+        let alpha = img.color().has_alpha();
+        let pixels = if alpha { img.to_rgba8().into_raw() } else { img.to_rgb8().into_raw() };
+        let mut e = Encoding::av1(quality, speed)?;
+        e.fill(w, h, alpha, &pixels)?;
+        if let Some(profile) = icc {
+            e.set_profile(profile)?;
+        }
+        e.write()
     }
 
     /// The raw ICC profile of the primary image, if it has one (not an nclx description).
     pub fn icc_profile(bytes: &[u8]) -> Option<Vec<u8>> {
         let p = open(bytes, &Limits::default(), Codecs::HevcOrAv1).ok()?;
-        // SAFETY: the handle is valid while `p` lives; the buffer has the size libheif reports.
-        unsafe {
-            let size = ffi::heif_image_handle_get_raw_color_profile_size(p.handle);
-            if size == 0 {
-                return None;
-            }
-            let mut buf = vec![0u8; size];
-            (ffi::heif_image_handle_get_raw_color_profile(p.handle, buf.as_mut_ptr().cast()).code == 0).then_some(buf)
+        // SAFETY: the handle is valid (not null, checked in `open`) while `p` lives.
+        let size = unsafe { ffi::heif_image_handle_get_raw_color_profile_size(p.handle) };
+        if size == 0 {
+            return None;
         }
+        let mut buf = vec![0u8; size];
+        // SAFETY: the handle is valid while `p` lives; `buf` has the `size` bytes libheif
+        // reported for the profile it copies there.
+        let copied = unsafe { ffi::heif_image_handle_get_raw_color_profile(p.handle, buf.as_mut_ptr().cast()) };
+        (copied.code == 0).then_some(buf)
     }
 }
 

@@ -14,13 +14,14 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod heif;
+pub mod jpeg;
 pub mod limits;
 pub mod memory;
 pub mod ops;
 pub mod pipeline;
-pub mod planar;
 pub mod probe;
-pub mod turbo;
+mod shrink;
+pub mod spec;
 
 pub use capabilities::{capabilities, Capabilities};
 pub use encode::{Chroma, Format};

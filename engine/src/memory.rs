@@ -22,10 +22,12 @@ pub fn keep_freed_memory() -> bool {
         }
         const M_TRIM_THRESHOLD: c_int = -1;
         const M_MMAP_THRESHOLD: c_int = -3;
-        // SAFETY: mallopt only sets allocator parameters; both are valid for glibc.
-        unsafe {
-            mallopt(M_MMAP_THRESHOLD, KEPT_BYTES as c_int) == 1 && mallopt(M_TRIM_THRESHOLD, KEPT_BYTES as c_int) == 1
-        }
+        // SAFETY: mallopt only sets an allocator parameter; this one and its value are valid
+        // for glibc, and it may be called at any time.
+        let mmap = unsafe { mallopt(M_MMAP_THRESHOLD, KEPT_BYTES as c_int) };
+        // SAFETY: as above.
+        let trim = unsafe { mallopt(M_TRIM_THRESHOLD, KEPT_BYTES as c_int) };
+        mmap == 1 && trim == 1
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {

@@ -1,16 +1,16 @@
 //! One decode, many outputs: the engine's entry point for a job.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{decode_keeping_profile, decode_region_keeping_profile, oriented_dimensions};
-use crate::encode::{encode_with_icc, Chroma, EncodeOptions, Format, DEFAULT_AVIF_SPEED};
-use crate::ops::geometry::resize_dimensions;
+use crate::encode::{encode_with_icc, DEFAULT_AVIF_SPEED};
 use crate::ops::overlay::Logos;
-use crate::ops::Fit;
-use crate::{EngineError, Limits, Op};
+use crate::shrink::{exact_resize, needed_by_all};
+use crate::spec::EncodeOptions;
+pub use crate::spec::{Rendered, Resources};
+use crate::{Chroma, EngineError, Format, Limits, Op};
 
 /// One output a job asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,19 +103,6 @@ impl OutputSpec {
         }
     }
 }
-
-/// One encoded output.
-#[derive(Clone, Debug)]
-pub struct Rendered {
-    pub name: String,
-    pub format: Format,
-    pub width: u32,
-    pub height: u32,
-    pub bytes: Vec<u8>,
-}
-
-/// Extra images a recipe refers to by key (watermark logos), fetched by the caller: key → bytes.
-pub type Resources = HashMap<String, Vec<u8>>;
 
 /// Every resource key the outputs refer to, sorted, without duplicates.
 pub fn resource_keys(outputs: &[OutputSpec]) -> Vec<String> {
@@ -223,6 +210,18 @@ pub fn process_each(
         limits.check_job_total(0, bytes_out)?;
         sink(r)
     };
+    let logos = load_logos(outputs, resources)?;
+    // JPEG to JPEG with at most a resize: on the YCbCr planes, no RGB at all.
+    #[cfg(libjpeg)]
+    if crate::jpeg::planar::try_process(input, outputs, limits, &check, &mut sink)? {
+        return Ok(());
+    }
+    render_rgb(input, outputs, limits, &logos, &check, &mut sink)
+}
+
+/// Every watermark logo the outputs use, decoded once (within
+/// [`LOGO_LIMITS`](crate::ops::overlay::LOGO_LIMITS)) before the photo is.
+fn load_logos(outputs: &[OutputSpec], resources: &Resources) -> Result<Logos, EngineError> {
     let mut logos = Logos::default();
     for key in resource_keys(outputs) {
         let bytes = resources
@@ -230,75 +229,97 @@ pub fn process_each(
             .ok_or_else(|| EngineError::InvalidOp(format!("the watermark logo {key} was not provided")))?;
         logos.insert(&key, bytes)?;
     }
-    // JPEG to JPEG with at most a resize: on the YCbCr planes, no RGB at all.
-    #[cfg(libjpeg)]
-    if crate::planar::try_process(input, outputs, limits, &check, &mut sink)? {
-        return Ok(());
-    }
-    // Outputs that agree on orientation and colour profile share one decode.
-    let key = |o: &OutputSpec| (o.auto_orient, o.icc);
+    Ok(logos)
+}
+
+/// Outputs that agree on this share one decode: orientation and what happens to the profile.
+fn decode_key(o: &OutputSpec) -> (bool, Icc) {
+    (o.auto_orient, o.icc)
+}
+
+/// The RGB pipeline: one decode per [`decode_key`], each output edited and encoded in turn.
+fn render_rgb(
+    input: &[u8],
+    outputs: &[OutputSpec],
+    limits: &Limits,
+    logos: &Logos,
+    check: &dyn Fn() -> Result<(), EngineError>,
+    sink: &mut dyn FnMut(Rendered) -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
     let mut slots: Vec<((bool, Icc), Option<Decoded>)> = Vec::new();
     for (i, spec) in outputs.iter().enumerate() {
-        let k = key(spec);
-        let slot = match slots.iter().position(|(sk, _)| *sk == k) {
-            Some(at) => &mut slots[at].1,
+        let k = decode_key(spec);
+        let at = match slots.iter().position(|(sk, _)| *sk == k) {
+            Some(at) => at,
             None => {
-                // As small as every output sharing the decode allows.
-                let full = oriented_dimensions(input, spec.auto_orient)?;
-                let need = outputs
-                    .iter()
-                    .filter(|o| key(o) == k)
-                    .map(|o| needed_size(o, full))
-                    .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
-                let keep = spec.icc == Icc::Keep;
-                // A lone output that starts with a crop box: decode only the box.
-                let alone = outputs.iter().filter(|o| key(o) == k).count() == 1;
-                let region = if alone { crop_box(spec, full) } else { None };
-                let cropped = match region {
-                    Some(r) => decode_region_keeping_profile(input, limits, spec.auto_orient, r, keep)?,
-                    None => None,
-                };
-                let decoded = match cropped {
-                    Some((img, icc)) => Decoded { full: (img.width(), img.height()), img, icc, skip: 1 },
-                    None => {
-                        let (img, icc) = decode_keeping_profile(input, limits, spec.auto_orient, need, keep)?;
-                        Decoded { img, icc, full, skip: 0 }
-                    }
-                };
-                slots.push((k, Some(decoded)));
-                &mut slots.last_mut().expect("just pushed").1
+                slots.push((k, Some(shared_decode(input, outputs, limits, spec)?)));
+                slots.len() - 1
             }
         };
+        let slot = &mut slots[at].1;
         // The last output that needs this decode takes it; earlier ones work on a copy.
-        let last_user = outputs.iter().rposition(|o| key(o) == k) == Some(i);
-        let Decoded { mut img, icc, full, skip } =
-            if last_user { slot.take().expect("decoded above") } else { slot.clone().expect("decoded above") };
-        let mut ops = spec.ops.iter().skip(skip);
-        if (img.width(), img.height()) != full {
-            // Shrunk on load: the first op is a resize; give it the exact size it would have
-            // produced from the full image.
-            if let Some(first) = ops.next() {
-                check()?;
-                img = exact_resize(first, full).apply_with(img, limits, &logos)?;
-            }
-        }
-        for op in ops {
-            check()?;
-            img = op.apply_with(img, limits, &logos)?;
-        }
-        check()?;
-        limits.check_output(img.width(), img.height())?;
-        let icc = icc.filter(|p| crate::color_management::profile_fits(p, &img));
-        let bytes = encode_with_icc(&img, spec.format, &spec.encode_options(), icc.as_deref())?;
-        sink(Rendered {
-            name: spec.name.clone(),
-            format: spec.format,
-            width: img.width(),
-            height: img.height(),
-            bytes,
-        })?;
+        let last_user = outputs.iter().rposition(|o| decode_key(o) == k) == Some(i);
+        let decoded = if last_user { slot.take() } else { slot.clone() }.expect("decoded above");
+        sink(render(spec, decoded, limits, logos, check)?)?;
     }
     Ok(())
+}
+
+/// The decode `spec` shares with every output of the same [`decode_key`]: as small as all of
+/// them allow (shrink-on-load), or only the crop box when `spec` is alone and starts with one.
+fn shared_decode(
+    input: &[u8],
+    outputs: &[OutputSpec],
+    limits: &Limits,
+    spec: &OutputSpec,
+) -> Result<Decoded, EngineError> {
+    let k = decode_key(spec);
+    let full = oriented_dimensions(input, spec.auto_orient)?;
+    let need = needed_by_all(outputs.iter().filter(|o| decode_key(o) == k), full);
+    let keep = spec.icc == Icc::Keep;
+    // A lone output that starts with a crop box: decode only the box.
+    let alone = outputs.iter().filter(|o| decode_key(o) == k).count() == 1;
+    let region = if alone { crop_box(spec, full) } else { None };
+    let cropped = match region {
+        Some(r) => decode_region_keeping_profile(input, limits, spec.auto_orient, r, keep)?,
+        None => None,
+    };
+    Ok(match cropped {
+        Some((img, icc)) => Decoded { full: (img.width(), img.height()), img, icc, skip: 1 },
+        None => {
+            let (img, icc) = decode_keeping_profile(input, limits, spec.auto_orient, need, keep)?;
+            Decoded { img, icc, full, skip: 0 }
+        }
+    })
+}
+
+/// One output from its decode: the ops the decode did not already do, the limits, the profile
+/// (when it fits the result) and the encoder.
+fn render(
+    spec: &OutputSpec,
+    Decoded { mut img, icc, full, skip }: Decoded,
+    limits: &Limits,
+    logos: &Logos,
+    check: &dyn Fn() -> Result<(), EngineError>,
+) -> Result<Rendered, EngineError> {
+    let mut ops = spec.ops.iter().skip(skip);
+    if (img.width(), img.height()) != full {
+        // Shrunk on load: the first op is a resize; give it the exact size it would have
+        // produced from the full image.
+        if let Some(first) = ops.next() {
+            check()?;
+            img = exact_resize(first, full).apply_with(img, limits, logos)?;
+        }
+    }
+    for op in ops {
+        check()?;
+        img = op.apply_with(img, limits, logos)?;
+    }
+    check()?;
+    limits.check_output(img.width(), img.height())?;
+    let icc = icc.filter(|p| crate::color_management::profile_fits(p, &img));
+    let bytes = encode_with_icc(&img, spec.format, &EncodeOptions::from(spec), icc.as_deref())?;
+    Ok(Rendered { name: spec.name.clone(), format: spec.format, width: img.width(), height: img.height(), bytes })
 }
 
 /// One decode shared by outputs: upright (or not) pixels, the profile they are in (when kept),
@@ -327,51 +348,6 @@ fn crop_box(o: &OutputSpec, (sw, sh): (u32, u32)) -> Option<(u32, u32, u32, u32)
 /// [`process_until`] without a time limit.
 pub fn process(input: &[u8], outputs: &[OutputSpec], limits: &Limits) -> Result<Vec<Rendered>, EngineError> {
     process_until(input, outputs, limits, None)
-}
-
-/// Smallest upright source size output `o` can be made from without losing quality, or
-/// `None` if it needs the full image (its first op is not a downscaling resize).
-pub(crate) fn needed_size(o: &OutputSpec, full: (u32, u32)) -> Option<(u32, u32)> {
-    let Some(Op::Resize { width, height, fit, enlarge: false, .. }) = o.ops.first() else { return None };
-    let (fw, fh) = (full.0 as f64, full.1 as f64);
-    let need = match (*width, *height, *fit) {
-        (Some(w), Some(h), Fit::Fill) => (w, h),
-        (w, h, fit) => {
-            let sx = w.map(|w| w as f64 / fw);
-            let sy = h.map(|h| h as f64 / fh);
-            let s = match (sx, sy, fit) {
-                (Some(x), Some(y), Fit::Inside) => x.min(y),
-                (Some(x), Some(y), _) => x.max(y),
-                (Some(x), None, _) | (None, Some(x), _) => x,
-                (None, None, _) => return None,
-            };
-            if s >= 1.0 {
-                return None;
-            }
-            ((fw * s).ceil() as u32, (fh * s).ceil() as u32)
-        }
-    };
-    (need.0 < full.0 || need.1 < full.1).then_some(need)
-}
-
-/// The first op of a shrunk-on-load output, with the target size computed from the full image.
-fn exact_resize(op: &Op, full: (u32, u32)) -> Op {
-    match op {
-        Op::Resize { width, height, fit, gravity, enlarge, filter }
-            if *fit != Fit::Cover || width.is_none() || height.is_none() =>
-        {
-            let (w, h) = resize_dimensions(full, *width, *height, *fit, *enlarge);
-            Op::Resize {
-                width: Some(w),
-                height: Some(h),
-                fit: Fit::Fill,
-                gravity: *gravity,
-                enlarge: true,
-                filter: *filter,
-            }
-        }
-        other => other.clone(),
-    }
 }
 
 #[cfg(test)]

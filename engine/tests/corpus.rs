@@ -150,8 +150,8 @@ fn heic_photos_decode_like_the_jpeg_they_came_from() {
             let mut s = [0f64; 3];
             for y in qy..qy + 640 {
                 for x in qx..qx + 960 {
-                    for c in 0..3 {
-                        s[c] += img.get_pixel(x, y)[c] as f64;
+                    for (sum, v) in s.iter_mut().zip(img.get_pixel(x, y).0) {
+                        *sum += v as f64;
                     }
                 }
             }
@@ -180,8 +180,8 @@ fn cmyk_jpeg_comes_out_as_the_srgb_photo() {
             let mut s = [0f64; 3];
             for y in (y0..y0 + 640).step_by(4) {
                 for x in (x0..x0 + 960).step_by(4) {
-                    for c in 0..3 {
-                        s[c] += img.get_pixel(x, y)[c] as f64 / (240.0 * 160.0);
+                    for (sum, v) in s.iter_mut().zip(img.get_pixel(x, y).0) {
+                        *sum += v as f64 / (240.0 * 160.0);
                     }
                 }
             }

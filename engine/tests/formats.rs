@@ -471,7 +471,7 @@ fn jpeg_frame(bytes: &[u8]) -> (Vec<(u8, u8)>, bool) {
 #[test]
 fn full_size_jpeg_reencodes_work_on_dct_coefficients() {
     use darkroom_engine::encode::EncodeOptions;
-    use darkroom_engine::turbo;
+    use darkroom_engine::jpeg::turbo;
     for (file, layout) in [("M03_storm_1920x1280_exif.jpg", (2, 1)), ("M01_picosdeeuropa_3264x2448.jpg", (2, 2))] {
         let bytes = corpus(file);
         assert_eq!(jpeg_frame(&bytes).0[0], layout, "{file}: the input layout this case is about");
@@ -556,7 +556,7 @@ fn jpeg_on_planes_handles_tiny_and_odd_sizes() {
                 let want = if op.is_empty() { (w, h) } else { (5, 5) };
                 assert_eq!(img.dimensions(), want, "{w}x{h} {chroma} {op}");
                 let p = img.get_pixel(0, 0);
-                let d = [200, 60, 30].iter().zip(p.0).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap();
+                let d = [200, 60, 30].iter().zip(p.0).map(|(a, b)| (*a - b as i32).abs()).max().unwrap();
                 assert!(d <= 12, "{w}x{h} {chroma} {op}: {:?}", p.0);
             }
         }

@@ -73,16 +73,16 @@ fn turbojpeg_header_over_the_limits_is_refused_before_its_buffer_is_allocated() 
     // Under libjpeg's own maximum (65500 per side), so TurboJPEG reads this header happily:
     // 60000 × 60000 is 3.6 gigapixels, 10.8 GB as RGB.
     let huge = jpeg_declaring(60_000, 60_000);
-    let (head, peak) = peak_during(|| darkroom_engine::turbo::header_within(&huge, &limits));
+    let (head, peak) = peak_during(|| darkroom_engine::jpeg::turbo::header_within(&huge, &limits));
     let err = head.map(|_| ()).expect_err("a 3.6 GP header is refused");
     assert!(matches!(err, EngineError::TooManyPixels { width: 60_000, height: 60_000, .. }), "{err:?}");
     assert!(peak < MIB, "checking the header allocated {peak} bytes");
     // A smaller limit is applied the same way (the pixels of 2000 × 2000 are over 1 MP).
     let small = Limits { max_pixels: 1_000_000, ..limits };
-    let err = darkroom_engine::turbo::header_within(&jpeg_declaring(2000, 2000), &small).map(|_| ()).unwrap_err();
+    let err = darkroom_engine::jpeg::turbo::header_within(&jpeg_declaring(2000, 2000), &small).map(|_| ()).unwrap_err();
     assert!(matches!(err, EngineError::TooManyPixels { width: 2000, height: 2000, limit: 1_000_000 }), "{err:?}");
     // What is within the limits passes with the header's facts.
-    let ok = darkroom_engine::turbo::header_within(&jpeg_declaring(16, 16), &small).unwrap().expect("readable");
+    let ok = darkroom_engine::jpeg::turbo::header_within(&jpeg_declaring(16, 16), &small).unwrap().expect("readable");
     assert_eq!((ok.width, ok.height, ok.gray, ok.cmyk), (16, 16, false, false));
 
     // Through every entry point (upload probe, decode, a job on the planar path and on the RGB

@@ -81,7 +81,7 @@ fn main() {
             "mp": probe.width as f64 * probe.height as f64 / 1e6,
             "median_s": times[(times.len() - 1) / 2], "min_s": times[0],
             "out_bytes": out[0].bytes.len(),
-            "versions": { "darkroom": env!("CARGO_PKG_VERSION"), "turbojpeg": darkroom_engine::turbo::AVAILABLE },
+            "versions": { "darkroom": env!("CARGO_PKG_VERSION"), "turbojpeg": darkroom_engine::jpeg::turbo::AVAILABLE },
         })
     );
 }

@@ -12,25 +12,7 @@
 //! the input is a YCbCr or grey JPEG with 4:4:4, 4:2:2 or 4:2:0 chroma that needs no EXIF
 //! rotation and no colour-profile conversion; anything else goes through the RGB pipeline.
 
-use crate::encode::{Chroma, Format};
-use crate::ops::{Gravity, Op};
-use crate::pipeline::OutputSpec;
-
-/// One 8-bit plane, rows packed.
-#[derive(Clone, Debug)]
-pub struct Plane {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-/// A YCbCr image as planes (Y, Cb, Cr; or Y alone for grey), `width` × `height` luma samples.
-#[derive(Clone, Debug)]
-pub struct Planes {
-    pub width: u32,
-    pub height: u32,
-    pub planes: Vec<Plane>,
-}
+use crate::{Chroma, Format, Gravity, Op, OutputSpec};
 
 /// Can this output be made from planes: JPEG with 4:2:0 chroma, and no op but one resize
 /// (not `attention`, which needs RGB pixels to find its region)?
@@ -53,12 +35,13 @@ mod imp {
 
     use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
 
-    use super::{eligible, Plane, Planes};
-    use crate::encode::{jpeg_with_icc, Format, DEFAULT_QUALITY};
+    use super::eligible;
+    use crate::encode::{jpeg_with_icc, DEFAULT_QUALITY};
+    use crate::jpeg::turbo::{self, Plane, Planes};
     use crate::ops::geometry::{algorithm, resize_plan};
-    use crate::ops::Op;
-    use crate::pipeline::{needed_size, Icc, OutputSpec, Rendered};
-    use crate::{EngineError, Limits};
+    use crate::shrink::needed_by_all;
+    use crate::spec::{EncodeOptions, Rendered};
+    use crate::{EngineError, Format, Icc, Limits, Op, OutputSpec};
 
     /// Render every output from one planar decode, handing each to `sink` as it is encoded, and
     /// answer true; or false, having rendered nothing, when the job or the input does not
@@ -82,17 +65,13 @@ mod imp {
         let factors = if head.gray {
             (1, 1)
         } else {
-            match crate::turbo::chroma_factors(head.subsamp) {
+            match turbo::chroma_factors(head.subsamp) {
                 Some(f) => f,
                 None => return Ok(false),
             }
         };
         let full = (head.width, head.height);
-        let need = outputs
-            .iter()
-            .map(|o| needed_size(o, full))
-            .try_fold((0, 0), |acc, n| n.map(|n| (acc.0.max(n.0), acc.1.max(n.1))));
-        let shrink = need.map_or(1, |n| crate::turbo::shrink_for(head.width, head.height, n));
+        let shrink = needed_by_all(outputs, full).map_or(1, |n| turbo::shrink_for(head.width, head.height, n));
         check()?;
         if shrink == 1 && outputs.iter().all(|o| untouched(o, full)) {
             // (all or nothing: the layout decides whether any output can be transcoded)
@@ -103,7 +82,7 @@ mod imp {
                 return Ok(true);
             }
         }
-        let src = crate::turbo::decode_planes(input, &head, shrink)?;
+        let src = turbo::decode_planes(input, &head, shrink)?;
         for o in outputs {
             check()?;
             let (w, h) = output_size(o, full, src.width, src.height);
@@ -113,7 +92,7 @@ mod imp {
             let q = o.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
             let view = Planes { width: w, height: h, planes: planes.into_iter().map(Cow::into_owned).collect() };
             let bytes =
-                with_profile(crate::turbo::encode_planes(&view, &o.encode_options(), q)?, icc.as_deref(), head.gray)?;
+                with_profile(turbo::encode_planes(&view, &EncodeOptions::from(o), q)?, icc.as_deref(), head.gray)?;
             sink(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes })?;
         }
         Ok(true)
@@ -131,7 +110,7 @@ mod imp {
     }
 
     /// Outputs at the original's size straight from its DCT coefficients, no pixels decoded
-    /// ([`crate::turbo::transcode`]); `Ok(None)` when the layout needs the planes.
+    /// ([`turbo::transcode`]); `Ok(None)` when the layout needs the planes.
     fn transcode(
         input: &[u8],
         outputs: &[OutputSpec],
@@ -148,7 +127,7 @@ mod imp {
         for o in outputs {
             check()?;
             let q = o.quality.unwrap_or(DEFAULT_QUALITY).clamp(1, 100);
-            let Some(mut bytes) = crate::turbo::transcode(input, &o.encode_options(), q)? else { return Ok(None) };
+            let Some(mut bytes) = turbo::transcode(input, &EncodeOptions::from(o), q)? else { return Ok(None) };
             bytes = with_profile(bytes, icc, gray)?;
             rendered.push(Rendered { name: o.name.clone(), format: Format::Jpeg, width: w, height: h, bytes });
         }
@@ -265,8 +244,8 @@ mod imp {
             // Column sums of the two rows, then [1 6 1] across: (sum + 8) / 16.
             let s = |x: usize| a[x] as u16 + b[x] as u16;
             out[0] = ((7 * s(0) + s(1) + 8) >> 4) as u8;
-            for x in 1..w - 1 {
-                out[x] = ((s(x - 1) + 6 * s(x) + s(x + 1) + 8) >> 4) as u8;
+            for (x, o) in out.iter_mut().enumerate().take(w - 1).skip(1) {
+                *o = ((s(x - 1) + 6 * s(x) + s(x + 1) + 8) >> 4) as u8;
             }
             out[w - 1] = ((s(w - 2) + 7 * s(w - 1) + 8) >> 4) as u8;
         }

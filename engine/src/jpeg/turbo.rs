@@ -1,120 +1,115 @@
 //! libjpeg-turbo (the system's libturbojpeg, when present at build time): SIMD JPEG decode
 //! with shrink-on-load (the DCT decodes at 1/2, 1/4 or 1/8 scale when an output needs no
-//! more), to RGB/grey or to the YCbCr planes as stored ([`crate::planar`]). With libjpeg's
-//! headers at build time, csrc/ adds, over the classic libjpeg API of the same library: the JPEG
-//! encoder (jpeg_encode.c: optimised Huffman tables, accurate DCT, raw planes in), the
-//! transcoder (jpeg_transcode.c: a full-size re-encode from the DCT coefficients) and the region
-//! decoder (jpeg_region.c: only a crop box); without them JPEG is encoded through TurboJPEG.
-//! Without libturbojpeg the pure-Rust decoder/encoder are used.
+//! more), to RGB/grey or to the YCbCr planes as stored ([`Planes`], worked on by
+//! [`super::planar`]). With libjpeg's headers at build time, csrc/ adds, over the classic libjpeg
+//! API of the same library: the JPEG encoder (jpeg_encode.c: optimised Huffman tables, accurate
+//! DCT, raw planes in), the transcoder (jpeg_transcode.c: a full-size re-encode from the DCT
+//! coefficients) and the region decoder (jpeg_region.c: only a crop box); without them JPEG is
+//! encoded through TurboJPEG. Without libturbojpeg the pure-Rust decoder/encoder are used.
+//!
+//! These are the safe wrappers over [`super::ffi`]: each `unsafe` block holds one C call (or
+//! one raw-memory step) and says why it is sound; buffers the C side allocates are owned by a
+//! guard that frees them on every path.
+
+/// One 8-bit plane, rows packed.
+#[derive(Clone, Debug)]
+pub struct Plane {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// A YCbCr image as planes (Y, Cb, Cr; or Y alone for grey), `width` × `height` luma samples.
+#[derive(Clone, Debug)]
+pub struct Planes {
+    pub width: u32,
+    pub height: u32,
+    pub planes: Vec<Plane>,
+}
 
 #[cfg(turbojpeg)]
 mod imp {
-    use std::os::raw::{c_char, c_int, c_uchar, c_ulong, c_void};
+    use std::ffi::CStr;
+    #[cfg(libjpeg)]
+    use std::os::raw::c_char;
+    use std::os::raw::{c_int, c_uchar, c_ulong};
 
     use image::{DynamicImage, GrayImage, RgbImage};
 
+    use super::{Plane, Planes};
+    use crate::jpeg::ffi::{
+        self, TJCS_CMYK, TJCS_GRAY, TJCS_YCCK, TJFLAG_ACCURATEDCT, TJPF_GRAY, TJPF_RGB, TJSAMP_420, TJSAMP_422,
+        TJSAMP_444,
+    };
     #[cfg(not(libjpeg))]
-    use crate::encode::Chroma;
-    use crate::encode::EncodeOptions;
-    pub use crate::planar::{Plane, Planes};
-    use crate::EngineError;
+    use crate::jpeg::ffi::{TJFLAG_PROGRESSIVE, TJSAMP_GRAY};
+    use crate::spec::EncodeOptions;
+    #[cfg(not(libjpeg))]
+    use crate::Chroma;
+    use crate::{EngineError, Limits};
 
-    type Handle = *mut c_void;
-    const TJPF_RGB: c_int = 0;
-    const TJPF_GRAY: c_int = 6;
-    #[cfg_attr(libjpeg, allow(dead_code))]
-    const TJSAMP_444: c_int = 0;
-    #[cfg_attr(libjpeg, allow(dead_code))]
-    const TJSAMP_422: c_int = 1;
-    #[cfg_attr(libjpeg, allow(dead_code))]
-    const TJSAMP_420: c_int = 2;
-    #[cfg_attr(libjpeg, allow(dead_code))]
-    const TJSAMP_GRAY: c_int = 3;
-    const TJCS_GRAY: c_int = 2;
-    const TJCS_CMYK: c_int = 3;
-    const TJCS_YCCK: c_int = 4;
-    const TJFLAG_ACCURATEDCT: c_int = 4096;
-    #[cfg_attr(libjpeg, allow(dead_code))]
-    const TJFLAG_PROGRESSIVE: c_int = 16384;
+    /// A TurboJPEG instance, destroyed on drop. Never null: the constructors refuse that.
+    struct Tj(ffi::Handle);
 
-    #[link(name = "turbojpeg")]
-    extern "C" {
-        fn tjInitDecompress() -> Handle;
-        #[cfg_attr(libjpeg, allow(dead_code))]
-        fn tjInitCompress() -> Handle;
-        fn tjDestroy(h: Handle) -> c_int;
-        fn tjDecompressHeader3(
-            h: Handle,
-            buf: *const c_uchar,
-            size: c_ulong,
-            w: *mut c_int,
-            hh: *mut c_int,
-            subsamp: *mut c_int,
-            cs: *mut c_int,
-        ) -> c_int;
-        fn tjDecompress2(
-            h: Handle,
-            buf: *const c_uchar,
-            size: c_ulong,
-            dst: *mut c_uchar,
-            w: c_int,
-            pitch: c_int,
-            hh: c_int,
-            pf: c_int,
-            flags: c_int,
-        ) -> c_int;
-        #[cfg_attr(libjpeg, allow(dead_code))]
-        fn tjCompress2(
-            h: Handle,
-            src: *const c_uchar,
-            w: c_int,
-            pitch: c_int,
-            hh: c_int,
-            pf: c_int,
-            out: *mut *mut c_uchar,
-            size: *mut c_ulong,
-            subsamp: c_int,
-            quality: c_int,
-            flags: c_int,
-        ) -> c_int;
-        #[cfg_attr(libjpeg, allow(dead_code))]
-        fn tjFree(buf: *mut c_uchar);
-        fn tjDecompressToYUVPlanes(
-            h: Handle,
-            buf: *const c_uchar,
-            size: c_ulong,
-            planes: *mut *mut c_uchar,
-            w: c_int,
-            strides: *mut c_int,
-            hh: c_int,
-            flags: c_int,
-        ) -> c_int;
-        fn tjPlaneWidth(component: c_int, w: c_int, subsamp: c_int) -> c_int;
-        fn tjPlaneHeight(component: c_int, h: c_int, subsamp: c_int) -> c_int;
-        fn tjGetErrorStr2(h: Handle) -> *const c_char;
-    }
-
-    struct Tj(Handle);
     impl Drop for Tj {
         fn drop(&mut self) {
-            // SAFETY: created by tjInit*, destroyed once.
-            unsafe { tjDestroy(self.0) };
+            // SAFETY: the handle came from tjInit* (not null, see the constructors) and is
+            // destroyed once, here.
+            unsafe { ffi::tjDestroy(self.0) };
         }
     }
+
     impl Tj {
-        /// A decompression handle, or the error a decode reports when there is none.
-        fn decompressor() -> Result<Tj, EngineError> {
-            // SAFETY: tjInitDecompress has no preconditions; a null handle is refused here.
-            let tj = Tj(unsafe { tjInitDecompress() });
-            if tj.0.is_null() {
-                return Err(EngineError::Corrupt("cannot start the JPEG decoder".into()));
-            }
-            Ok(tj)
+        /// A decompression handle; `None` when TurboJPEG cannot make one (out of memory).
+        fn decompressor() -> Option<Tj> {
+            // SAFETY: tjInitDecompress takes nothing and returns a new handle or null.
+            let handle = unsafe { ffi::tjInitDecompress() };
+            (!handle.is_null()).then_some(Tj(handle))
         }
 
+        /// [`Tj::decompressor`], or the error a decode reports when there is none.
+        fn decompressor_for_decode() -> Result<Tj, EngineError> {
+            Tj::decompressor().ok_or_else(|| EngineError::Corrupt("cannot start the JPEG decoder".into()))
+        }
+
+        /// A compression handle; `None` when TurboJPEG cannot make one (out of memory).
+        #[cfg(not(libjpeg))]
+        fn compressor() -> Option<Tj> {
+            // SAFETY: tjInitCompress takes nothing and returns a new handle or null.
+            let handle = unsafe { ffi::tjInitCompress() };
+            (!handle.is_null()).then_some(Tj(handle))
+        }
+
+        /// The message of the last error on this handle.
         fn error(&self) -> String {
-            // SAFETY: libturbojpeg returns a static or handle-owned NUL-terminated string.
-            unsafe { std::ffi::CStr::from_ptr(tjGetErrorStr2(self.0)) }.to_string_lossy().into_owned()
+            // SAFETY: the handle is live; TurboJPEG returns a pointer to a NUL-terminated string
+            // that it owns (static or in the handle).
+            let message = unsafe { ffi::tjGetErrorStr2(self.0) };
+            if message.is_null() {
+                return "libjpeg-turbo failed without saying why".into();
+            }
+            // SAFETY: not null, NUL-terminated (above) and read before the handle is used again.
+            unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
+        }
+
+        /// The header's width, height, subsampling (TJSAMP_*) and colour space (TJCS_*), or
+        /// `None` when TurboJPEG cannot read it.
+        fn header(&self, bytes: &[u8]) -> Option<(c_int, c_int, c_int, c_int)> {
+            let (mut w, mut h, mut subsamp, mut space) = (0, 0, 0, 0);
+            // SAFETY: the handle is live, `bytes` is readable for its length and the four
+            // out-pointers are locals that outlive the call.
+            let rc = unsafe {
+                ffi::tjDecompressHeader3(
+                    self.0,
+                    bytes.as_ptr(),
+                    bytes.len() as c_ulong,
+                    &mut w,
+                    &mut h,
+                    &mut subsamp,
+                    &mut space,
+                )
+            };
+            (rc == 0).then_some((w, h, subsamp, space))
         }
     }
 
@@ -152,20 +147,9 @@ mod imp {
     /// decoded RGB (or grey) bytes within the limits' allocation budget. `Ok(None)` when
     /// TurboJPEG cannot read the header (the pure-Rust decoder then reports the damage, within
     /// the same limits). libjpeg itself refuses sides over 65500 (JPEG_MAX_DIMENSION).
-    pub fn header_within(bytes: &[u8], limits: &crate::Limits) -> Result<Option<Header>, EngineError> {
-        // SAFETY: the handle is checked; out-pointers are valid locals.
-        let (w, h, ss, cs) = unsafe {
-            let tj = Tj(tjInitDecompress());
-            if tj.0.is_null() {
-                return Ok(None);
-            }
-            let (mut w, mut h, mut ss, mut cs) = (0, 0, 0, 0);
-            if tjDecompressHeader3(tj.0, bytes.as_ptr(), bytes.len() as c_ulong, &mut w, &mut h, &mut ss, &mut cs) != 0
-            {
-                return Ok(None);
-            }
-            (w, h, ss, cs)
-        };
+    pub fn header_within(bytes: &[u8], limits: &Limits) -> Result<Option<Header>, EngineError> {
+        let Some(tj) = Tj::decompressor() else { return Ok(None) };
+        let Some((w, h, ss, cs)) = tj.header(bytes) else { return Ok(None) };
         if w <= 0 || h <= 0 {
             return Err(EngineError::Corrupt(format!("the JPEG header says the image is {w}×{h} pixels")));
         }
@@ -195,10 +179,12 @@ mod imp {
         let (pf, channels) = if head.gray { (TJPF_GRAY, 1) } else { (TJPF_RGB, 3) };
         let len = head.allocation(w as u64 * h as u64 * channels)?;
         let mut buf = vec![0u8; len];
-        // SAFETY: `buf` holds exactly w × h × channels bytes; pitch 0 means tightly packed.
-        unsafe {
-            let tj = Tj::decompressor()?;
-            let rc = tjDecompress2(
+        let tj = Tj::decompressor_for_decode()?;
+        // SAFETY: the handle is live, `bytes` is readable for its length, and `buf` holds
+        // exactly w × h × channels bytes, what TurboJPEG writes for that size and pixel format
+        // (pitch 0: rows tightly packed).
+        let rc = unsafe {
+            ffi::tjDecompress2(
                 tj.0,
                 bytes.as_ptr(),
                 bytes.len() as c_ulong,
@@ -208,10 +194,10 @@ mod imp {
                 h as c_int,
                 pf,
                 TJFLAG_ACCURATEDCT,
-            );
-            if rc != 0 {
-                return Err(EngineError::Corrupt(tj.error()));
-            }
+            )
+        };
+        if rc != 0 {
+            return Err(EngineError::Corrupt(tj.error()));
         }
         Ok(if head.gray {
             DynamicImage::ImageLuma8(GrayImage::from_raw(w, h, buf).expect("sized above"))
@@ -232,20 +218,22 @@ mod imp {
         }
     }
 
+    /// The size TurboJPEG gives plane `component` of a `w` × `h` image with `subsamp`.
+    fn plane_size(component: c_int, w: u32, h: u32, subsamp: c_int) -> (u32, u32) {
+        // SAFETY: a pure function of its arguments (it returns -1 for invalid ones).
+        let pw = unsafe { ffi::tjPlaneWidth(component, w as c_int, subsamp) };
+        // SAFETY: as above.
+        let ph = unsafe { ffi::tjPlaneHeight(component, h as c_int, subsamp) };
+        (pw.max(1) as u32, ph.max(1) as u32)
+    }
+
     /// Decode at 1/`shrink` scale into Y, Cb, Cr planes as stored (no colour conversion, no
     /// chroma upsampling); a grey JPEG gives one plane.
     #[cfg_attr(not(libjpeg), allow(dead_code))]
     pub fn decode_planes(bytes: &[u8], head: &Header, shrink: u32) -> Result<Planes, EngineError> {
         let (w, h) = (head.width.div_ceil(shrink), head.height.div_ceil(shrink));
         let n = if head.gray { 1 } else { 3 };
-        let sizes: Vec<(u32, u32)> = (0..n)
-            .map(|c| {
-                // SAFETY: pure functions of their arguments.
-                let (pw, ph) =
-                    unsafe { (tjPlaneWidth(c, w as c_int, head.subsamp), tjPlaneHeight(c, h as c_int, head.subsamp)) };
-                (pw.max(1) as u32, ph.max(1) as u32)
-            })
-            .collect();
+        let sizes: Vec<(u32, u32)> = (0..n).map(|c| plane_size(c, w, h, head.subsamp)).collect();
         head.allocation(sizes.iter().map(|&(pw, ph)| pw as u64 * ph as u64).sum())?;
         let mut planes: Vec<Plane> = sizes
             .into_iter()
@@ -256,11 +244,13 @@ mod imp {
         let mut strides: Vec<c_int> = planes.iter().map(|p| p.width as c_int).collect();
         ptrs.resize(3, std::ptr::null_mut());
         strides.resize(3, 0);
-        // SAFETY: each plane holds exactly tjPlaneWidth × tjPlaneHeight bytes, its stride is that
-        // width; grey images only use the first pointer.
-        unsafe {
-            let tj = Tj::decompressor()?;
-            let rc = tjDecompressToYUVPlanes(
+        let tj = Tj::decompressor_for_decode()?;
+        // SAFETY: the handle is live, `bytes` is readable for its length, each plane's buffer
+        // has room for exactly tjPlaneWidth × tjPlaneHeight bytes with that width as its stride
+        // (what TurboJPEG writes at this size and subsampling); a grey image only uses the first
+        // pointer, and the unused ones are null as TurboJPEG expects.
+        let rc = unsafe {
+            ffi::tjDecompressToYUVPlanes(
                 tj.0,
                 bytes.as_ptr(),
                 bytes.len() as c_ulong,
@@ -269,21 +259,34 @@ mod imp {
                 strides.as_mut_ptr(),
                 h as c_int,
                 TJFLAG_ACCURATEDCT,
-            );
-            if rc != 0 {
-                return Err(EngineError::Corrupt(tj.error()));
-            }
-            for p in &mut planes {
-                // SAFETY: the capacity is width × height and the decoder wrote all of it.
-                p.data.set_len(p.width as usize * p.height as usize);
-            }
+            )
+        };
+        if rc != 0 {
+            return Err(EngineError::Corrupt(tj.error()));
+        }
+        for p in &mut planes {
+            let len = p.width as usize * p.height as usize;
+            assert!(len <= p.data.capacity());
+            // SAFETY: within the capacity (asserted), and the decoder succeeded, so it wrote
+            // every one of these bytes.
+            unsafe { p.data.set_len(len) };
         }
         Ok(Planes { width: w, height: h, planes })
+    }
+
+    /// The error text a C function wrote into `err` (up to its NUL).
+    #[cfg_attr(not(libjpeg), allow(dead_code))]
+    fn c_message(err: &[u8]) -> String {
+        match CStr::from_bytes_until_nul(err) {
+            Ok(message) => message.to_string_lossy().into_owned(),
+            Err(_) => String::from_utf8_lossy(err).into_owned(),
+        }
     }
 
     /// Encode 8-bit RGB or grey pixels (TurboJPEG: builds without libjpeg's headers).
     #[cfg(not(libjpeg))]
     pub fn encode(img: &DynamicImage, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
+        let fail = |detail: String| EngineError::Encode { format: "jpeg", detail };
         let (data, pf, subsamp) = match img {
             DynamicImage::ImageLuma8(g) => (g.as_raw().as_slice(), TJPF_GRAY, TJSAMP_GRAY),
             DynamicImage::ImageRgb8(rgb) => (
@@ -295,93 +298,95 @@ mod imp {
                     Chroma::S444 => TJSAMP_444,
                 },
             ),
-            _ => return Err(EngineError::Encode { format: "jpeg", detail: "expected 8-bit RGB or grey".into() }),
+            _ => return Err(fail("expected 8-bit RGB or grey".into())),
         };
+        let channels = if pf == TJPF_GRAY { 1 } else { 3 };
+        assert!(data.len() >= img.width() as usize * img.height() as usize * channels);
         let flags = if opts.progressive { TJFLAG_PROGRESSIVE } else { 0 };
-        // SAFETY: `data` is w × h × channels bytes; libturbojpeg allocates `out`, freed below.
-        unsafe {
-            let tj = Tj(tjInitCompress());
-            let mut out: *mut c_uchar = std::ptr::null_mut();
-            let mut size: c_ulong = 0;
-            let rc = tjCompress2(
+        let tj = Tj::compressor().ok_or_else(|| fail("cannot start the JPEG encoder".into()))?;
+        let mut out = TjBuffer { ptr: std::ptr::null_mut(), size: 0 };
+        // SAFETY: the handle is live; `data` holds width × height × channels bytes for `pf`
+        // (asserted); TurboJPEG allocates `out.ptr` with its size in `out.size`, and `out`
+        // frees it with tjFree on every path.
+        let rc = unsafe {
+            ffi::tjCompress2(
                 tj.0,
                 data.as_ptr(),
                 img.width() as c_int,
                 0,
                 img.height() as c_int,
                 pf,
-                &mut out,
-                &mut size,
+                &mut out.ptr,
+                &mut out.size,
                 subsamp,
                 quality as c_int,
                 flags,
-            );
-            if rc != 0 {
-                if !out.is_null() {
-                    tjFree(out);
-                }
-                return Err(EngineError::Encode { format: "jpeg", detail: tj.error() });
+            )
+        };
+        if rc != 0 {
+            return Err(fail(tj.error()));
+        }
+        Ok(out.to_vec())
+    }
+
+    /// A JPEG TurboJPEG allocated, freed with tjFree on drop.
+    #[cfg(not(libjpeg))]
+    struct TjBuffer {
+        ptr: *mut c_uchar,
+        size: c_ulong,
+    }
+
+    #[cfg(not(libjpeg))]
+    impl TjBuffer {
+        fn to_vec(&self) -> Vec<u8> {
+            if self.ptr.is_null() {
+                return Vec::new();
             }
-            let bytes = std::slice::from_raw_parts(out, size as usize).to_vec();
-            tjFree(out);
-            Ok(bytes)
+            // SAFETY: TurboJPEG set `ptr` to a buffer of `size` bytes, alive until drop.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.size as usize) }.to_vec()
         }
     }
 
-    /// What csrc/jpeg_encode.c takes (`struct dr_src`).
+    #[cfg(not(libjpeg))]
+    impl Drop for TjBuffer {
+        fn drop(&mut self) {
+            if !self.ptr.is_null() {
+                // SAFETY: TurboJPEG allocated it; freed once, here, with its own free.
+                unsafe { ffi::tjFree(self.ptr) };
+            }
+        }
+    }
+
+    /// A JPEG that csrc/ malloc'd, freed on drop with csrc/'s own free.
     #[cfg(libjpeg)]
-    #[repr(C)]
-    struct DrSrc {
-        width: c_int,
-        height: c_int,
-        kind: c_int,
-        data: [*const c_uchar; 3],
-        stride: [c_int; 3],
-        plane_w: [c_int; 3],
-        plane_h: [c_int; 3],
+    struct CJpeg {
+        ptr: *mut c_uchar,
+        size: c_ulong,
     }
 
     #[cfg(libjpeg)]
-    extern "C" {
-        fn dr_jpeg_encode(
-            src: *const DrSrc,
-            quality: c_int,
-            subsamp: c_int,
-            progressive: c_int,
-            optimize: c_int,
-            out: *mut *mut c_uchar,
-            out_size: *mut c_ulong,
-            err: *mut c_char,
-            errlen: c_int,
-        ) -> c_int;
-        fn dr_jpeg_free(buf: *mut c_uchar);
-        fn dr_jpeg_transcode(
-            input: *const c_uchar,
-            input_size: c_ulong,
-            quality: c_int,
-            progressive: c_int,
-            optimize: c_int,
-            out: *mut *mut c_uchar,
-            out_size: *mut c_ulong,
-            err: *mut c_char,
-            errlen: c_int,
-        ) -> c_int;
+    impl CJpeg {
+        fn new() -> CJpeg {
+            CJpeg { ptr: std::ptr::null_mut(), size: 0 }
+        }
+
+        fn to_vec(&self) -> Vec<u8> {
+            if self.ptr.is_null() {
+                return Vec::new();
+            }
+            // SAFETY: csrc/ set `ptr` to a buffer of `size` bytes it allocated, alive until drop.
+            unsafe { std::slice::from_raw_parts(self.ptr, self.size as usize) }.to_vec()
+        }
     }
 
     #[cfg(libjpeg)]
-    extern "C" {
-        fn dr_jpeg_decode_region(
-            input: *const c_uchar,
-            input_size: c_ulong,
-            x: u32,
-            y: u32,
-            w: u32,
-            h: u32,
-            channels: c_int,
-            dst: *mut c_uchar,
-            err: *mut c_char,
-            errlen: c_int,
-        ) -> c_int;
+    impl Drop for CJpeg {
+        fn drop(&mut self) {
+            if !self.ptr.is_null() {
+                // SAFETY: csrc/ allocated it; freed once, here, with csrc/'s free.
+                unsafe { ffi::dr_jpeg_free(self.ptr) };
+            }
+        }
     }
 
     /// Decode only the rectangle (x, y, w, h) of a YCbCr, RGB or grey JPEG (csrc/jpeg_region.c),
@@ -396,10 +401,12 @@ mod imp {
         let channels = if head.gray { 1 } else { 3 };
         let len = head.allocation(w as u64 * h as u64 * channels)?;
         let mut buf = vec![0u8; len];
-        let mut err = [0 as c_char; 256];
-        // SAFETY: `buf` holds w × h × channels bytes; the decoder checks the JPEG has `channels`.
+        let mut err = [0u8; 256];
+        // SAFETY: `bytes` is readable for its length; `buf` holds w × h × channels bytes, what
+        // the decoder writes (it checks the JPEG has `channels` components and the box is
+        // inside it, else returns 1); `err` has room for `err.len()` bytes.
         let rc = unsafe {
-            dr_jpeg_decode_region(
+            ffi::dr_jpeg_decode_region(
                 bytes.as_ptr(),
                 bytes.len() as c_ulong,
                 x,
@@ -408,7 +415,7 @@ mod imp {
                 h,
                 channels as c_int,
                 buf.as_mut_ptr(),
-                err.as_mut_ptr(),
+                err.as_mut_ptr().cast::<c_char>(),
                 err.len() as c_int,
             )
         };
@@ -419,10 +426,7 @@ mod imp {
                 DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, buf).expect("sized above"))
             })),
             1 => Ok(None),
-            // SAFETY: the decoder wrote a NUL-terminated message into `err`.
-            _ => Err(EngineError::Corrupt(
-                unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned(),
-            )),
+            _ => Err(EngineError::Corrupt(c_message(&err))),
         }
     }
 
@@ -431,42 +435,28 @@ mod imp {
     /// filtering the pixel round trip would apply. `Ok(None)`: another layout, decode the pixels.
     #[cfg(libjpeg)]
     pub fn transcode(bytes: &[u8], opts: &EncodeOptions, quality: u8) -> Result<Option<Vec<u8>>, EngineError> {
-        let mut out: *mut c_uchar = std::ptr::null_mut();
-        let mut size: c_ulong = 0;
-        let mut err = [0 as c_char; 256];
-        // SAFETY: `bytes` outlives the call; the transcoder mallocs `out`, freed below.
-        unsafe {
-            let rc = dr_jpeg_transcode(
+        let mut out = CJpeg::new();
+        let mut err = [0u8; 256];
+        // SAFETY: `bytes` is readable for its length; the transcoder mallocs `out.ptr` with its
+        // size in `out.size` (freed by `out` on every path); `err` has room for `err.len()` bytes.
+        let rc = unsafe {
+            ffi::dr_jpeg_transcode(
                 bytes.as_ptr(),
                 bytes.len() as c_ulong,
                 quality as c_int,
                 opts.progressive as c_int,
                 OPTIMIZE_HUFFMAN as c_int,
-                &mut out,
-                &mut size,
-                err.as_mut_ptr(),
+                &mut out.ptr,
+                &mut out.size,
+                err.as_mut_ptr().cast::<c_char>(),
                 err.len() as c_int,
-            );
-            if rc == 1 {
-                return Ok(None);
-            }
-            c_output(rc, out, size, &err).map(Some).map_err(EngineError::Corrupt)
+            )
+        };
+        match rc {
+            0 if !out.ptr.is_null() => Ok(Some(out.to_vec())),
+            1 => Ok(None),
+            _ => Err(EngineError::Corrupt(c_message(&err))),
         }
-    }
-
-    /// What a csrc/ function that mallocs a JPEG left: the bytes (freed here) when `rc` is 0,
-    /// else libjpeg's message from `err`.
-    ///
-    /// # Safety
-    /// `out` is null or a buffer of `size` bytes from the csrc/ function; `err` holds a
-    /// NUL-terminated message when `rc` is not 0.
-    #[cfg(libjpeg)]
-    unsafe fn c_output(rc: c_int, out: *mut c_uchar, size: c_ulong, err: &[c_char]) -> Result<Vec<u8>, String> {
-        let bytes = (rc == 0 && !out.is_null()).then(|| std::slice::from_raw_parts(out, size as usize).to_vec());
-        if !out.is_null() {
-            dr_jpeg_free(out);
-        }
-        bytes.ok_or_else(|| std::ffi::CStr::from_ptr(err.as_ptr()).to_string_lossy().into_owned())
     }
 
     /// Optimised Huffman tables: what sharp does by default. With csrc/jpeg_encode.c's fast
@@ -475,33 +465,43 @@ mod imp {
     #[cfg(libjpeg)]
     const OPTIMIZE_HUFFMAN: bool = true;
 
+    /// Run csrc/jpeg_encode.c on `src`. The callers check that `src` describes the buffers it
+    /// points into (sizes and strides).
     #[cfg(libjpeg)]
-    fn run_encoder(src: &DrSrc, opts: &EncodeOptions, quality: u8, subsamp: c_int) -> Result<Vec<u8>, EngineError> {
-        let mut out: *mut c_uchar = std::ptr::null_mut();
-        let mut size: c_ulong = 0;
-        let mut err = [0 as c_char; 256];
-        // SAFETY: `src` points into buffers that outlive the call and match its sizes (checked by
-        // the callers); the encoder mallocs `out`, freed below with its own free.
-        unsafe {
-            let rc = dr_jpeg_encode(
+    fn run_encoder(
+        src: &ffi::DrSrc,
+        opts: &EncodeOptions,
+        quality: u8,
+        subsamp: c_int,
+    ) -> Result<Vec<u8>, EngineError> {
+        let mut out = CJpeg::new();
+        let mut err = [0u8; 256];
+        // SAFETY: `src` points into buffers that outlive the call and match its sizes (checked
+        // by the callers); the encoder mallocs `out.ptr` with its size in `out.size` (freed by
+        // `out` on every path); `err` has room for `err.len()` bytes.
+        let rc = unsafe {
+            ffi::dr_jpeg_encode(
                 src,
                 quality as c_int,
                 subsamp,
                 opts.progressive as c_int,
                 OPTIMIZE_HUFFMAN as c_int,
-                &mut out,
-                &mut size,
-                err.as_mut_ptr(),
+                &mut out.ptr,
+                &mut out.size,
+                err.as_mut_ptr().cast::<c_char>(),
                 err.len() as c_int,
-            );
-            c_output(rc, out, size, &err).map_err(|detail| EngineError::Encode { format: "jpeg", detail })
+            )
+        };
+        match rc {
+            0 if !out.ptr.is_null() => Ok(out.to_vec()),
+            _ => Err(EngineError::Encode { format: "jpeg", detail: c_message(&err) }),
         }
     }
 
     /// Encode 8-bit RGB or grey pixels.
     #[cfg(libjpeg)]
     pub fn encode(img: &DynamicImage, opts: &EncodeOptions, quality: u8) -> Result<Vec<u8>, EngineError> {
-        use crate::encode::Chroma;
+        use crate::Chroma;
         let (data, kind, channels) = match img {
             DynamicImage::ImageLuma8(g) => (g.as_raw().as_slice(), 0, 1),
             DynamicImage::ImageRgb8(rgb) => (rgb.as_raw().as_slice(), 1, 3),
@@ -514,7 +514,7 @@ mod imp {
         };
         let (w, h) = (img.width() as c_int, img.height() as c_int);
         assert!(data.len() >= w as usize * h as usize * channels);
-        let src = DrSrc {
+        let src = ffi::DrSrc {
             width: w,
             height: h,
             kind,
@@ -541,7 +541,7 @@ mod imp {
             assert!(plane.data.len() >= plane.width as usize * plane.height as usize);
         }
         let at = |c: usize| p.planes.get(c);
-        let src = DrSrc {
+        let src = ffi::DrSrc {
             width: w as c_int,
             height: h as c_int,
             kind: if grey { 0 } else { 2 },
@@ -562,7 +562,7 @@ pub use imp::*;
 #[cfg(not(libjpeg))]
 pub fn transcode(
     _bytes: &[u8],
-    _opts: &crate::encode::EncodeOptions,
+    _opts: &crate::spec::EncodeOptions,
     _quality: u8,
 ) -> Result<Option<Vec<u8>>, crate::EngineError> {
     Ok(None)
