@@ -63,18 +63,21 @@ pub enum Failure {
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
+        Failure::Permanent(JobError { code: e.code().into(), message: e.to_string() })
     }
 }
 
 impl From<SandboxError> for Failure {
     fn from(e: SandboxError) -> Self {
         match e {
-            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code, message }),
-            SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
-            e @ SandboxError::MemoryLimit(_) => {
-                Failure::Permanent(JobError { code: "memory_limit".into(), message: e.to_string() })
+            SandboxError::Engine { code, message } => {
+                Failure::Permanent(JobError { code: code.as_str().into(), message })
             }
+            SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
+            e @ SandboxError::MemoryLimit(_) => Failure::Permanent(JobError {
+                code: darkroom_core::lifecycle::ErrorCode::MemoryLimit,
+                message: e.to_string(),
+            }),
             SandboxError::Crashed(detail) => Failure::Crash(format!("the image engine crashed: {detail}")),
             SandboxError::Stopped => Failure::Transient("stopped while rendering".into()),
             SandboxError::Store(e) => e.into(),
@@ -86,7 +89,7 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(key) => Failure::Permanent(JobError {
-                code: "original_missing".into(),
+                code: darkroom_core::lifecycle::ErrorCode::OriginalMissing,
                 message: format!("The original photo ({key}) is no longer in storage; upload it again."),
             }),
             StoreError::Misconfigured(m) => Failure::Configuration(m),
@@ -230,7 +233,7 @@ async fn handle_job(ctx: Arc<Context>, msg: Received, job: JobMessage) {
         Err(Failure::Transient(detail) | Failure::Crash(detail)) if attempt >= ctx.max_receives => {
             tracing::error!(%detail, "giving up after {attempt} attempts");
             let e = JobError {
-                code: "gave_up".into(),
+                code: darkroom_core::lifecycle::ErrorCode::GaveUp,
                 message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
             };
             (JobState::Failed, (vec![], None), Some(e))
@@ -275,7 +278,7 @@ async fn finish(
     error: Option<JobError>,
     note: Option<String>,
 ) {
-    let code = error.as_ref().map(|e| e.code.clone());
+    let code = error.as_ref().map(|e| e.code.to_string());
     let posting = Instant::now();
     let mut tries = 0;
     let sent = loop {

@@ -27,7 +27,7 @@ pub async fn fetch(store: &dyn ObjectStore, outputs: &[OutputSpec]) -> Result<Re
 
 fn missing(key: &str) -> Failure {
     Failure::Permanent(JobError {
-        code: "logo_missing".into(),
+        code: darkroom_core::lifecycle::ErrorCode::LogoMissing,
         message: format!(
             "The watermark logo {key} is not in storage (it was never uploaded or has been deleted). Upload the logo again and use the key POST /api/logos answers with."
         ),

@@ -299,7 +299,9 @@ const CANCELLED: &str = "cancelled by its owner";
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Note::WorkerLost { worker, attempt } => write!(f, "{LOST_PREFIX}{worker}{LOST_MIDDLE}{attempt}{LOST_SUFFIX}"),
+            Note::WorkerLost { worker, attempt } => {
+                write!(f, "{LOST_PREFIX}{worker}{LOST_MIDDLE}{attempt}{LOST_SUFFIX}")
+            }
             Note::Released { worker } => write!(f, "{RELEASED_PREFIX}{worker}{RELEASED_SUFFIX}"),
             Note::GivenBack { attempt, worker, error } => {
                 write!(f, "attempt {attempt} on {worker}: {error}{GIVEN_BACK_SUFFIX}")
@@ -807,7 +809,13 @@ mod tests {
                     let mut r = in_state(from, 1, "w");
                     if from == Retrying {
                         // The record's own entry for that retry, so a second one is a duplicate.
-                        let retried = TimelineEntry { state: Retrying, worker: Some("w".into()), attempt: 1, note: None, at: Utc::now() };
+                        let retried = TimelineEntry {
+                            state: Retrying,
+                            worker: Some("w".into()),
+                            attempt: 1,
+                            note: None,
+                            at: Utc::now(),
+                        };
                         r.timeline.push(retried);
                     }
                     let changed = apply(&mut r, &status(to, attempt, "w"));
@@ -1048,7 +1056,10 @@ mod tests {
             assert!(r.outputs.is_empty() && r.preview.is_none());
             assert_eq!(r.updated_at, at);
             let last = r.timeline.last().unwrap();
-            assert_eq!((last.state, last.attempt, last.note.clone()), (Queued, 0, Some(Note::Requeued(Requeue::Redrive))));
+            assert_eq!(
+                (last.state, last.attempt, last.note.clone()),
+                (Queued, 0, Some(Note::Requeued(Requeue::Redrive)))
+            );
             // The next run's statuses apply from attempt 1.
             assert!(apply(&mut r, &status(Processing, 1, "w2")), "{from}");
         }
