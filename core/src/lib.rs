@@ -21,4 +21,4 @@ pub mod telemetry;
 pub mod worker_id;
 
 pub use darkroom_engine as engine;
-pub use darkroom_protocol::{keys, message, recipe, trace};
+pub use darkroom_protocol::{keys, lifecycle, message, recipe, trace};

@@ -8,7 +8,7 @@
 //! but the sandbox's error type.
 
 use darkroom_core::engine::EngineError;
-use darkroom_core::message::JobError;
+use darkroom_core::lifecycle::{ErrorCode, JobError};
 use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::store::StoreError;
 
@@ -35,7 +35,7 @@ impl Failure {
     /// A watermark logo the recipe names is not in the store: it will not appear by retrying.
     pub fn logo_missing(key: &str) -> Failure {
         Failure::Permanent(JobError {
-            code: "logo_missing".into(),
+            code: ErrorCode::LogoMissing,
             message: format!(
                 "The watermark logo {key} is not in storage (it was never uploaded or has been deleted). Upload the logo again and use the key POST /api/logos answers with."
             ),
@@ -47,7 +47,7 @@ impl Failure {
 /// would dead-letter it, so it is failed with what went wrong last.
 pub fn gave_up(attempt: u32, detail: &str) -> JobError {
     JobError {
-        code: "gave_up".into(),
+        code: ErrorCode::GaveUp,
         message: format!("Processing failed {attempt} times; gave up. Last error: {detail}"),
     }
 }
@@ -55,22 +55,22 @@ pub fn gave_up(attempt: u32, detail: &str) -> JobError {
 /// The error of a job that met a configuration error on its last delivery: failed with what is
 /// wrong rather than dead-lettered as `gave_up`.
 pub fn misconfigured(m: &Misconfiguration) -> JobError {
-    JobError { code: m.code().into(), message: m.to_string() }
+    JobError { code: ErrorCode::Configuration, message: m.to_string() }
 }
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        Failure::Permanent(JobError { code: e.code().to_string(), message: e.to_string() })
+        Failure::Permanent(JobError { code: e.code().into(), message: e.to_string() })
     }
 }
 
 impl From<SandboxError> for Failure {
     fn from(e: SandboxError) -> Self {
         match e {
-            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code, message }),
+            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code: code.as_str().into(), message }),
             SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
             e @ SandboxError::MemoryLimit(_) => {
-                Failure::Permanent(JobError { code: "memory_limit".into(), message: e.to_string() })
+                Failure::Permanent(JobError { code: ErrorCode::MemoryLimit, message: e.to_string() })
             }
             SandboxError::Crashed(detail) => Failure::Crash(format!("the image engine crashed: {detail}")),
             SandboxError::Stopped => Failure::Transient("stopped while rendering".into()),
@@ -83,7 +83,7 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(key) => Failure::Permanent(JobError {
-                code: "original_missing".into(),
+                code: ErrorCode::OriginalMissing,
                 message: format!("The original photo ({key}) is no longer in storage; upload it again."),
             }),
             StoreError::Misconfigured(m) => Failure::Configuration(m),

@@ -273,7 +273,7 @@ async fn finish(
     error: Option<JobError>,
     note: Option<String>,
 ) {
-    let code = error.as_ref().map(|e| e.code.clone());
+    let code = error.as_ref().map(|e| e.code.to_string());
     let posting = Instant::now();
     let sent = post_final(ctx, msg, job, state, results, error, note).await;
     let metrics = crate::metrics::get();

@@ -13,6 +13,8 @@ use darkroom_engine::{Format, OutputSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+// The status message carries a job's state and error; their home is the lifecycle.
+pub use crate::lifecycle::{JobError, JobState};
 use crate::trace::TraceParent;
 
 /// The message format version this build writes and reads.
@@ -46,39 +48,6 @@ pub struct JobMessage {
     pub traceparent: Option<TraceParent>,
 }
 
-/// Job states as the reply queue and the API name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Queued,
-    Processing,
-    /// An attempt ended without a result (transient error, crash, worker stopped or lost);
-    /// the queue will deliver the job again.
-    Retrying,
-    Done,
-    Failed,
-    /// Its owner cancelled it before a worker started on it (`POST /api/jobs/{id}/cancel`);
-    /// final, and no outputs are ever made. A worker that receives the job finds its cancel
-    /// marker ([`crate::keys::cancel_marker`]), posts `cancelled` and deletes the message.
-    Cancelled,
-}
-
-impl JobState {
-    pub fn is_final(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Processing => "processing",
-            JobState::Retrying => "retrying",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-}
-
 /// One rendered output, as reported by the worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputInfo {
@@ -88,13 +57,6 @@ pub struct OutputInfo {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
-}
-
-/// Why a job failed, in words for its owner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    pub code: String,
-    pub message: String,
 }
 
 /// A worker's report on a job.
@@ -340,8 +302,8 @@ impl StatusMessage {
             cut(n, MAX_NOTE_CHARS);
         }
         if let Some(e) = self.error.as_mut() {
+            // The code is bounded when it is read (`ErrorCode::parse`).
             cut(&mut e.message, MAX_NOTE_CHARS);
-            cut(&mut e.code, 64);
         }
         self
     }

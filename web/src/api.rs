@@ -3,14 +3,13 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use darkroom_core::message::{JobError, JobState};
+use darkroom_core::lifecycle::{JobError, JobRecord, JobState, TimelineEntry};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::jobs::{JobRecord, TimelineEntry};
 use crate::multipart_guard::Parts;
 use crate::request_context::RequestContext;
 use crate::AppState;

@@ -12,12 +12,12 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse, ResponseError};
+use darkroom_core::lifecycle::JobRecord;
 
 use crate::api::{owned, JobView};
 use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::manage::ManageError;
-use crate::jobs::JobRecord;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,15 +25,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/cancel", web::post().to(cancel_form));
 }
 
-/// What the job's timeline says about a cancel.
-pub const CANCEL_NOTE: &str = "cancelled by its owner";
-
 async fn cancel(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ApiError> {
     let rec = owned(state, owner, id).await?;
-    match state.book.cancel(&rec.id, CANCEL_NOTE).await {
+    match state.book.cancel(&rec.id).await {
         Ok(Some(rec)) => Ok(rec),
         Ok(None) => Err(ApiError::NotFound),
-        Err(ManageError::NotCancellable(s) | ManageError::NotFinished(s)) => Err(ApiError::NotCancellable(s)),
+        Err(ManageError::NotCancellable(s) | ManageError::NotFinished(s)) => Err(ApiError::NotCancellable(s.as_str())),
         Err(ManageError::Store(e)) => Err(ApiError::Store(e)),
         Err(ManageError::Queue(e)) => Err(ApiError::Queue(e)),
     }

@@ -1,7 +1,8 @@
 //! The dead-letter watcher: a job whose worker died on every attempt (crash, kill -9, OOM)
 //! never gets a final status from a worker; the queue's redrive moves it to the dead-letter
-//! queue instead. This watcher reads that queue and marks such jobs `failed`, so no job stays
-//! "processing" forever.
+//! queue instead. This watcher reads that queue and marks such jobs `failed` (code `gave_up`,
+//! through the lifecycle's [`Event::GaveUp`](darkroom_core::lifecycle::Event::GaveUp)), so no
+//! job stays `processing` forever.
 //!
 //! Messages stay in the dead-letter queue (hidden for 12 h after each read) so operators can
 //! inspect and redrive them; marking a job failed twice is harmless.
@@ -9,8 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use darkroom_core::message::{JobError, JobMessage, JobState, StatusMessage};
+use darkroom_core::message::JobMessage;
 use darkroom_core::queue::JobQueue;
 use tokio::sync::watch;
 
@@ -26,7 +26,7 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32
         async move {
             for msg in messages {
                 match JobMessage::from_json(&msg.body) {
-                    Ok(job) => match book.apply(&gave_up(&job.job_id, max_receives)).await {
+                    Ok(job) => match book.give_up(&job.job_id, max_receives).await {
                         Ok(Applied::Changed) => {
                             let trace_id = job.traceparent.map(|t| tracing::field::display(t.trace_id()));
                             tracing::warn!(job_id = %job.job_id, trace_id, "job dead-lettered after {max_receives} attempts: marked failed")
@@ -50,25 +50,4 @@ pub async fn run(queue: Arc<dyn JobQueue>, book: Arc<JobBook>, max_receives: u32
         }
     })
     .await
-}
-
-/// The final status of a job the queue gave up on.
-fn gave_up(job_id: &str, max_receives: u32) -> StatusMessage {
-    StatusMessage {
-        job_id: job_id.to_string(),
-        state: JobState::Failed,
-        attempt: max_receives,
-        worker: "dead-letter queue".into(),
-        at: Utc::now(),
-        outputs: vec![],
-        preview: None,
-        error: Some(JobError {
-            code: "gave_up".into(),
-            message: format!(
-                "Processing stopped {max_receives} times without finishing (the worker crashed or was killed); gave up. Try a smaller photo or another recipe."
-            ),
-        }),
-        note: Some(format!("gave up after {max_receives} attempts: the queue moved the job to the dead-letter queue")),
-        traceparent: None,
-    }
 }

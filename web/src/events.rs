@@ -22,11 +22,12 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use darkroom_core::lifecycle::JobRecord;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{owned, JobView};
 use crate::identity::Owner;
-use crate::jobs::{JobBook, JobRecord, OwnerFeed};
+use crate::jobs::{JobBook, OwnerFeed};
 use crate::rate_limit::{Guard, StreamSlot};
 use crate::AppState;
 

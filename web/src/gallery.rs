@@ -12,7 +12,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use darkroom_core::message::JobState;
+use darkroom_core::lifecycle::{JobRecord, Requeue};
 use futures_util::TryStreamExt;
 use serde_json::json;
 
@@ -20,7 +20,6 @@ use crate::api::{owned, JobView};
 use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::manage::ManageError;
-use crate::jobs::JobRecord;
 use crate::request_context::RequestContext;
 use crate::AppState;
 
@@ -49,7 +48,7 @@ impl From<ManageError> for ActionError {
     fn from(e: ManageError) -> Self {
         match e {
             ManageError::NotFinished(_) => ActionError::Conflict("not_finished", e.to_string()),
-            ManageError::NotCancellable(state) => ActionError::Api(ApiError::NotCancellable(state)),
+            ManageError::NotCancellable(state) => ActionError::Api(ApiError::NotCancellable(state.as_str())),
             ManageError::Store(e) => ActionError::Api(ApiError::Store(e)),
             ManageError::Queue(e) => ActionError::Api(ApiError::Queue(e)),
         }
@@ -67,8 +66,6 @@ impl ActionError {
     }
 }
 
-pub const RETRY_NOTE: &str = "retried by its owner";
-
 async fn delete(state: &AppState, owner: &Owner, id: &str) -> Result<(), ActionError> {
     let rec = owned(state, owner, id).await?;
     state.book.delete_job(&rec.id).await?.ok_or(ApiError::NotFound)?;
@@ -77,13 +74,13 @@ async fn delete(state: &AppState, owner: &Owner, id: &str) -> Result<(), ActionE
 
 async fn retry(state: &AppState, owner: &Owner, id: &str, request: &RequestContext) -> Result<JobRecord, ActionError> {
     let rec = owned(state, owner, id).await?;
-    if rec.state != JobState::Failed {
+    if !rec.state.is_retryable() {
         return Err(ActionError::Conflict(
             "not_failed",
             format!("only a failed job can be retried; this one is {}", rec.state.as_str()),
         ));
     }
-    let requeued = state.book.requeue(&rec.id, &*state.backend.jobs, RETRY_NOTE, Some(request.trace)).await?;
+    let requeued = state.book.requeue(&rec.id, &*state.backend.jobs, Requeue::ByOwner, Some(request.trace)).await?;
     Ok(requeued.ok_or(ApiError::NotFound)?)
 }
 

@@ -17,13 +17,13 @@ use bytes::BytesMut;
 use chrono::Utc;
 use darkroom_core::engine::{self, EngineError, OutputSpec};
 use darkroom_core::keys;
-use darkroom_core::message::{JobMessage, JobState};
+use darkroom_core::lifecycle::{JobRecord, JobState, TimelineEntry};
+use darkroom_core::message::JobMessage;
 use darkroom_core::recipe;
 use darkroom_core::trace::TraceParent;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
-use crate::jobs::{JobRecord, TimelineEntry};
 use crate::multipart_guard::Parts;
 use crate::spool::{self, SpoolWriter, Spooled, TempFile};
 use crate::AppState;

@@ -7,8 +7,9 @@
 //! registry) and to the [`JobBook::subscribe_owner`]s of the job's owner only (browsers' event
 //! streams), so a stream never receives another browser's jobs.
 //!
-//! Status rules: statuses may arrive twice or out of order; a job never goes back from a
-//! final state, and an older attempt never overrides a newer one.
+//! The book stores records; what a status, a cancel, a requeue or the dead-letter queue does
+//! to a record is the job lifecycle's ([`darkroom_core::lifecycle`]): every change here goes
+//! through its transition function, [`JobRecord::apply`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,187 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use darkroom_core::engine::OutputSpec;
+use chrono::Utc;
 use darkroom_core::fanout::ChangeNotice;
 use darkroom_core::keys;
-use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
+use darkroom_core::lifecycle::{Event, JobRecord, Outcome};
+use darkroom_core::message::StatusMessage;
 use darkroom_core::store::{ObjectStore, StoreError};
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::lru::Lru;
 use crate::metrics;
-
-/// One step in a job's life, shown on its page.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub at: DateTime<Utc>,
-    pub state: JobState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker: Option<String>,
-    #[serde(default)]
-    pub attempt: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// Most entries a job's timeline keeps (a job that keeps crashing goes to the dead-letter
-/// queue after a few attempts; only a flood of forged statuses gets near this).
-pub const MAX_TIMELINE: usize = 200;
-
-/// What the web app knows about a job.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
-    pub id: String,
-    pub owner: String,
-    pub filename: String,
-    pub state: JobState,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub attempts: u32,
-    pub worker: Option<String>,
-    pub original_key: String,
-    pub original_type: String,
-    pub original_width: u32,
-    pub original_height: u32,
-    pub original_bytes: u64,
-    pub requested: Vec<OutputSpec>,
-    pub outputs: Vec<OutputInfo>,
-    /// The small preview the gallery shows (`GET /api/jobs/{id}/preview`); absent for a job
-    /// done before previews existed (the smallest output stands in) or one that failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preview: Option<OutputInfo>,
-    pub error: Option<JobError>,
-    pub timeline: Vec<TimelineEntry>,
-}
-
-impl JobRecord {
-    /// Apply a worker's status. Returns whether anything changed.
-    ///
-    /// Within one attempt the order is processing → retrying → done/failed; a status from an
-    /// older attempt changes nothing (except a final one: a slow worker may still finish). A
-    /// new attempt that starts while the last one was still `processing` means that attempt's
-    /// worker was lost (killed, crashed, or cut off): the timeline says so.
-    ///
-    /// Statuses come from a shared queue, so nothing in one is trusted as it is: a `done` must
-    /// report exactly the requested outputs at their derived keys
-    /// ([`StatusMessage::check_outputs`]), worker names and notes are cut to a bounded length,
-    /// and a timeline stops growing at [`MAX_TIMELINE`] entries (final statuses still apply).
-    pub fn apply(&mut self, s: &StatusMessage) -> bool {
-        if self.state.is_final() || s.state == JobState::Queued {
-            return false;
-        }
-        let bounded = s.clone().bounded();
-        let s = &bounded;
-        if s.state == JobState::Done {
-            if let Err(why) = s.check_outputs(&self.requested) {
-                tracing::warn!(job_id = %self.id, worker = %s.worker, %why, "ignored a `done` whose outputs are not this job's");
-                return false;
-            }
-        }
-        // One status adds at most two entries (a "worker lost" guess and its own).
-        if !s.state.is_final() && self.timeline.len() + 2 > MAX_TIMELINE {
-            return false;
-        }
-        if !s.state.is_final() {
-            let same_attempt = s.attempt == self.attempts;
-            let stale = s.attempt < self.attempts
-                || (same_attempt && self.state == JobState::Retrying)
-                || (same_attempt
-                    && s.state == JobState::Processing
-                    && self.state == JobState::Processing
-                    && self.worker.as_deref() == Some(&s.worker));
-            if stale {
-                return self.late_retry(s);
-            }
-        }
-        if self.state == JobState::Processing && s.attempt > self.attempts {
-            let lost = self.worker.clone().unwrap_or_else(|| "a worker".into());
-            self.timeline.push(TimelineEntry {
-                at: s.at,
-                state: JobState::Retrying,
-                worker: Some(lost.clone()),
-                attempt: self.attempts,
-                note: Some(format!(
-                    "worker lost: {lost} stopped during attempt {} (killed, crashed or cut off); the queue delivered the job again",
-                    self.attempts
-                )),
-            });
-        }
-        match s.state {
-            JobState::Queued => return false,
-            JobState::Processing | JobState::Retrying => self.state = s.state,
-            JobState::Done => {
-                self.state = JobState::Done;
-                self.outputs = s.outputs.clone();
-                self.preview = s.checked_preview().cloned();
-                self.error = None;
-            }
-            JobState::Failed => {
-                self.state = JobState::Failed;
-                self.error = s.error.clone().or_else(|| {
-                    Some(JobError { code: "failed".into(), message: "The job failed without a reason.".into() })
-                });
-            }
-            // A worker found the job's cancel marker (the web app's own record says so first,
-            // unless writing it failed after the marker was written).
-            JobState::Cancelled => {
-                self.state = JobState::Cancelled;
-                self.outputs.clear();
-                self.error = None;
-            }
-        }
-        self.attempts = self.attempts.max(s.attempt);
-        self.worker = Some(s.worker.clone());
-        self.updated_at = Utc::now();
-        self.timeline.push(TimelineEntry {
-            at: s.at,
-            state: s.state,
-            worker: Some(s.worker.clone()),
-            attempt: s.attempt,
-            note: s.note.clone().or_else(|| s.error.as_ref().map(|e| e.message.clone())),
-        });
-        true
-    }
-
-    /// A `retrying` that arrives after the next attempt began (the reply queue does not keep
-    /// order) still belongs in the timeline: it replaces the "worker lost" guess for its
-    /// attempt, or goes in at its time.
-    fn late_retry(&mut self, s: &StatusMessage) -> bool {
-        if s.state != JobState::Retrying
-            || self.timeline.iter().any(|t| {
-                t.state == JobState::Retrying
-                    && t.attempt == s.attempt
-                    && t.worker.as_deref() == Some(&s.worker)
-                    && !is_lost(t)
-            })
-        {
-            return false;
-        }
-        let entry = TimelineEntry {
-            at: s.at,
-            state: JobState::Retrying,
-            worker: Some(s.worker.clone()),
-            attempt: s.attempt,
-            note: s.note.clone().or_else(|| s.error.as_ref().map(|e| e.message.clone())),
-        };
-        match self.timeline.iter().position(|t| is_lost(t) && t.attempt == s.attempt) {
-            Some(i) => self.timeline[i] = entry,
-            None => {
-                let i = self.timeline.iter().position(|t| t.at > s.at).unwrap_or(self.timeline.len());
-                self.timeline.insert(i, entry);
-            }
-        }
-        self.updated_at = Utc::now();
-        true
-    }
-}
-
-/// Is this the entry [`JobRecord::apply`] adds for a worker that vanished mid-attempt?
-fn is_lost(t: &TimelineEntry) -> bool {
-    t.note.as_deref().is_some_and(|n| n.starts_with("worker lost"))
-}
 
 /// What applying a status did.
 #[derive(Debug, PartialEq, Eq)]
@@ -204,6 +34,16 @@ pub enum Applied {
     Changed,
     Ignored,
     UnknownJob,
+}
+
+impl From<Option<Outcome>> for Applied {
+    fn from(outcome: Option<Outcome>) -> Self {
+        match outcome {
+            None => Applied::UnknownJob,
+            Some(Outcome::Changed) => Applied::Changed,
+            Some(Outcome::Unchanged | Outcome::Refused(_)) => Applied::Ignored,
+        }
+    }
 }
 
 /// Job records the cache keeps by default (a record is a few KiB: a few MiB in all).
@@ -495,16 +335,33 @@ impl JobBook {
         )))
     }
 
+    /// Apply `event` to job `id` by the lifecycle's transition function, with a conditional
+    /// write ([`JobBook::modify`]): the record is written only if it changed. `Ok(None)` when
+    /// there is no such job.
+    pub(crate) async fn transition(
+        &self,
+        id: &str,
+        event: Event<'_>,
+    ) -> Result<Option<(JobRecord, Outcome)>, StoreError> {
+        self.modify(id, |rec| match rec.apply(event) {
+            Outcome::Changed => Change::Write(Outcome::Changed),
+            other => Change::Keep(other),
+        })
+        .await
+    }
+
     /// Apply a worker's status message to its job.
     pub async fn apply(&self, status: &StatusMessage) -> Result<Applied, StoreError> {
-        let applied = self
-            .modify(&status.job_id, |rec| if rec.apply(status) { Change::Write(true) } else { Change::Keep(false) })
-            .await?;
-        Ok(match applied {
-            None => Applied::UnknownJob,
-            Some((_, true)) => Applied::Changed,
-            Some((_, false)) => Applied::Ignored,
-        })
+        let applied = self.transition(&status.job_id, Event::Status(status)).await?;
+        Ok(Applied::from(applied.map(|(_, outcome)| outcome)))
+    }
+
+    /// The queue gave up on job `id` after `attempts` deliveries (it is in the dead-letter
+    /// queue): the job fails with [`ErrorCode::GaveUp`](darkroom_core::lifecycle::ErrorCode::GaveUp)
+    /// unless it finished meanwhile.
+    pub async fn give_up(&self, id: &str, attempts: u32) -> Result<Applied, StoreError> {
+        let applied = self.transition(id, Event::GaveUp { attempts, at: Utc::now() }).await?;
+        Ok(Applied::from(applied.map(|(_, outcome)| outcome)))
     }
 
     /// Another replica changed (or deleted) a job: if this replica caches it, has a stream
@@ -549,6 +406,7 @@ pub mod page;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use darkroom_core::lifecycle::{ErrorCode, JobState};
 
     /// A queued job `j` of owner `o` (other modules' tests change what they need).
     pub(crate) fn record() -> JobRecord {
@@ -587,155 +445,6 @@ pub(crate) mod tests {
             note: None,
             traceparent: None,
         }
-    }
-
-    fn requested(name: &str) -> OutputSpec {
-        OutputSpec::new(name, vec![], darkroom_core::engine::Format::Png)
-    }
-
-    fn done_with(key: &str, name: &str) -> StatusMessage {
-        StatusMessage {
-            outputs: vec![OutputInfo {
-                name: name.into(),
-                key: key.into(),
-                format: darkroom_core::engine::Format::Png,
-                width: 1,
-                height: 1,
-                bytes: 1,
-            }],
-            ..status(JobState::Done, 1, "w1")
-        }
-    }
-
-    #[test]
-    fn a_done_naming_keys_that_are_not_the_jobs_own_is_ignored() {
-        let mut r = record();
-        r.requested = vec![requested("web")];
-        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
-        for (key, name) in [
-            (keys::COOKIE_KEY, "web"),
-            ("outputs/other-job/web.png", "web"),
-            ("outputs/j/../x.png", "web"),
-            ("outputs/j/web.jpg", "web"),
-            ("outputs/j/evil.png", "evil"),
-        ] {
-            assert!(!r.apply(&done_with(key, name)), "{key} / {name}");
-            assert_eq!(r.state, JobState::Processing);
-            assert!(r.outputs.is_empty());
-        }
-        assert!(!r.apply(&status(JobState::Done, 1, "w1")), "a done with no outputs for a job that asked for one");
-        assert!(r.apply(&done_with("outputs/j/web.png", "web")));
-        assert_eq!(r.state, JobState::Done);
-        assert_eq!(r.outputs[0].key, "outputs/j/web.png");
-    }
-
-    #[test]
-    fn a_done_keeps_its_preview_only_at_the_jobs_preview_key() {
-        let preview = |key: &str, size: u32| OutputInfo {
-            name: keys::PREVIEW_NAME.into(),
-            key: key.into(),
-            format: darkroom_core::engine::Format::Jpeg,
-            width: size,
-            height: size / 2,
-            bytes: 9,
-        };
-        for (key, size, kept) in [
-            (keys::preview("j"), 320, true),
-            (keys::COOKIE_KEY.to_string(), 320, false),
-            (keys::preview("other"), 320, false),
-            (keys::preview("j"), 4000, false),
-        ] {
-            let mut r = record();
-            r.requested = vec![requested("web")];
-            let mut done = done_with("outputs/j/web.png", "web");
-            done.preview = Some(preview(&key, size));
-            assert!(r.apply(&done), "the outputs apply either way");
-            assert_eq!(r.preview.is_some(), kept, "{key} {size}");
-        }
-    }
-
-    #[test]
-    fn statuses_carry_bounded_text_and_the_timeline_stops_growing() {
-        let mut r = record();
-        let mut s = status(JobState::Processing, 1, &"w".repeat(10_000));
-        s.note = Some("n".repeat(100_000));
-        assert!(r.apply(&s));
-        let t = r.timeline.last().unwrap();
-        assert_eq!(t.worker.as_ref().unwrap().len(), darkroom_core::message::MAX_WORKER_CHARS);
-        assert_eq!(t.note.as_ref().unwrap().len(), darkroom_core::message::MAX_NOTE_CHARS);
-        for attempt in 2..1000 {
-            r.apply(&status(JobState::Retrying, attempt, "w"));
-            r.apply(&status(JobState::Processing, attempt + 1, "w"));
-        }
-        assert!(r.timeline.len() <= MAX_TIMELINE, "{}", r.timeline.len());
-        assert!(r.apply(&status(JobState::Failed, 2000, "w")), "a final status still applies");
-        assert_eq!(r.state, JobState::Failed);
-    }
-
-    #[test]
-    fn never_goes_back_from_done() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
-        assert!(r.apply(&status(JobState::Done, 1, "w1")));
-        assert!(!r.apply(&status(JobState::Processing, 2, "w2")));
-        assert!(!r.apply(&status(JobState::Failed, 2, "w2")));
-        assert_eq!(r.state, JobState::Done);
-        assert_eq!(r.timeline.len(), 2);
-    }
-
-    #[test]
-    fn duplicates_and_stale_attempts_are_ignored() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
-        assert!(!r.apply(&status(JobState::Processing, 2, "w2")));
-        assert!(!r.apply(&status(JobState::Processing, 1, "w1")));
-        assert_eq!((r.attempts, r.worker.as_deref()), (2, Some("w2")));
-        assert!(r.apply(&status(JobState::Processing, 3, "w1")));
-        assert_eq!(r.attempts, 3);
-    }
-
-    #[test]
-    fn retrying_then_a_new_attempt() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
-        assert!(r.apply(&status(JobState::Retrying, 1, "w1")));
-        assert_eq!(r.state, JobState::Retrying);
-        // A late `processing` of the same attempt does not undo the retry.
-        assert!(!r.apply(&status(JobState::Processing, 1, "w1")));
-        assert!(!r.apply(&status(JobState::Retrying, 1, "w1")));
-        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
-        assert!(r.apply(&status(JobState::Done, 2, "w2")));
-        let states: Vec<_> = r.timeline.iter().map(|t| t.state).collect();
-        assert_eq!(states, [JobState::Processing, JobState::Retrying, JobState::Processing, JobState::Done]);
-        assert!(!r.timeline.iter().any(|t| t.note.as_deref().unwrap_or("").starts_with("worker lost")));
-    }
-
-    #[test]
-    fn a_new_attempt_after_processing_records_the_lost_worker() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
-        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
-        let lost = &r.timeline[1];
-        assert_eq!((lost.state, lost.worker.as_deref(), lost.attempt), (JobState::Retrying, Some("w1"), 1));
-        assert!(lost.note.as_deref().unwrap().starts_with("worker lost: w1"), "{lost:?}");
-        assert_eq!(r.timeline[2].worker.as_deref(), Some("w2"));
-        assert_eq!(r.state, JobState::Processing);
-    }
-
-    #[test]
-    fn a_late_retrying_replaces_the_lost_worker_guess() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Processing, 1, "w1")));
-        assert!(r.apply(&status(JobState::Processing, 2, "w2")));
-        assert!(is_lost(&r.timeline[1]));
-        let mut released = status(JobState::Retrying, 1, "w1");
-        released.note = Some("released: w1 is shutting down".into());
-        assert!(r.apply(&released));
-        assert!(!r.apply(&released), "applied once");
-        assert_eq!(r.state, JobState::Processing);
-        assert_eq!(r.timeline[1].note.as_deref(), Some("released: w1 is shutting down"));
-        assert!(!r.timeline.iter().any(is_lost));
-        assert_eq!(r.timeline.len(), 3);
     }
 
     /// The store, counting reads (so a test can tell a cache hit from a miss).
@@ -897,10 +606,19 @@ pub(crate) mod tests {
         assert_eq!(store.gets.load(std::sync::atomic::Ordering::SeqCst), gets);
     }
 
-    #[test]
-    fn failed_gets_a_reason() {
-        let mut r = record();
-        assert!(r.apply(&status(JobState::Failed, 1, "w")));
-        assert!(r.error.is_some());
+    /// The dead-letter queue's verdict goes through the lifecycle like a status: once, and
+    /// never over a job that finished.
+    #[tokio::test]
+    async fn giving_up_fails_a_job_once_and_leaves_a_finished_one() {
+        let book = JobBook::new(counting_store());
+        book.create(&JobRecord { state: JobState::Processing, attempts: 3, ..job(1, "o") }).await.unwrap();
+        book.create(&JobRecord { state: JobState::Done, ..job(2, "o") }).await.unwrap();
+        assert_eq!(book.give_up("job00001", 3).await.unwrap(), Applied::Changed);
+        let rec = book.get("job00001").await.unwrap().unwrap();
+        assert_eq!((rec.state, rec.error.map(|e| e.code)), (JobState::Failed, Some(ErrorCode::GaveUp)));
+        assert_eq!(book.give_up("job00001", 3).await.unwrap(), Applied::Ignored);
+        assert_eq!(book.give_up("job00002", 3).await.unwrap(), Applied::Ignored);
+        assert_eq!(book.get("job00002").await.unwrap().unwrap().state, JobState::Done);
+        assert_eq!(book.give_up("job00003", 3).await.unwrap(), Applied::UnknownJob);
     }
 }

@@ -5,6 +5,7 @@
 //! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie;
 //! [`request_context`] each request its id and trace context.
 
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod cancel;
@@ -24,7 +25,6 @@ pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
 pub mod openapi;
-pub mod ops;
 pub mod pages;
 pub mod preview;
 pub mod rate_limit;
@@ -36,7 +36,6 @@ pub mod security_headers;
 pub mod spool;
 pub mod telemetry;
 pub mod upload_limits;
-pub mod workers;
 pub mod zip;
 
 use std::net::TcpListener;
@@ -149,12 +148,12 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
     let secure = config.cookie_secure || site.is_https();
     let cookies =
         identity::CookieSettings::load(&*backend.store, backend.kind, config.cookie_secret.as_deref(), secure).await?;
-    let ops_state = ops::OpsState::new(
+    let ops_state = admin::AdminState::new(
         config.admin_token.clone(),
         &cookies,
         Duration::from_secs(config.ops_session_ttl),
         backend.store.clone(),
-        workers::Registry::with_cap(config.growth.ops_max_workers),
+        admin::Registry::with_cap(config.growth.ops_max_workers),
     );
     let book = Arc::new(jobs::JobBook::with_cache_ttl(
         backend.store.clone(),
@@ -221,7 +220,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(logos::routes)
             .configure(gallery::routes)
             .configure(preview::routes)
-            .configure(ops::routes)
+            .configure(admin::routes)
             .configure(pages::routes)
             .configure(assets::routes)
     })

@@ -8,7 +8,7 @@
 //! Counters and histograms are updated where things happen (the [`middleware`], `ingest`,
 //! `replies`); gauges that describe the outside world are read when scraped: the open event
 //! streams from [`crate::rate_limit::Guard`], the workers and their slots from the ops page's
-//! [`crate::workers::Registry`], and the queue depths from the queues, cached for
+//! [`crate::admin::Registry`], and the queue depths from the queues, cached for
 //! [`QUEUE_CACHE`] so frequent scrapes (or several Prometheus servers) do not hammer SQS.
 //!
 //! One registry per process (a `static`), as Prometheus client libraries usually keep it.
@@ -23,7 +23,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use darkroom_core::config::Backend;
-use darkroom_core::message::JobState;
+use darkroom_core::lifecycle::JobState;
 use darkroom_core::queue::JobQueue;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -32,7 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::workers::{WorkerCounts, WorkerStatus};
+use crate::admin::registry::{WorkerCounts, WorkerStatus};
 
 /// How long queue depths read for one scrape are reused by the next ones.
 pub const QUEUE_CACHE: Duration = Duration::from_secs(5);
@@ -431,7 +431,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn scrape(
     state: web::Data<crate::AppState>,
     guard: web::Data<crate::rate_limit::Guard>,
-    ops: web::Data<crate::ops::OpsState>,
+    ops: web::Data<crate::admin::AdminState>,
 ) -> HttpResponse {
     get().set_workers(&ops.registry.counts());
     let body = get().render(&state.backend, &guard).await;

@@ -6,6 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
+use darkroom_core::lifecycle::JobState;
 use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
 use crate::api::{owned, JobView};
@@ -18,9 +19,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/upload", web::post().to(upload))
         .route("/jobs/{id}", web::get().to(job_page));
 }
-
-/// States the gallery filters by (any other state a job shows up with is added).
-const STATES: &[&str] = &["queued", "processing", "retrying", "done", "failed", "cancelled"];
 
 /// File types the upload page offers (the server checks the bytes, whatever the name).
 pub const ACCEPT: &str = "image/jpeg,image/png,image/webp,image/gif,image/tiff,image/bmp,image/heic,image/heif,.jpg,.jpeg,.png,.webp,.gif,.tif,.tiff,.bmp,.heic,.heif";
@@ -112,10 +110,11 @@ async fn index(
             )))
         }
     };
-    let wanted = q.state.as_deref().and_then(|s| serde_json::from_value(serde_json::Value::String(s.into())).ok());
+    let wanted = q.state.as_deref().and_then(JobState::parse);
     let page = state.book.page(&owner.0, cursor.as_ref(), DEFAULT_LIMIT, wanted).await?;
-    let filters: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
-    let filter = wanted.map(|s: darkroom_core::message::JobState| s.as_str().to_string()).unwrap_or_default();
+    // The gallery filters by every state.
+    let filters: Vec<String> = JobState::ALL.iter().map(|s| s.as_str().to_string()).collect();
+    let filter = wanted.map(|s| s.as_str().to_string()).unwrap_or_default();
     let l = &state.limits;
     Ok(actix_web::Either::Left(IndexPage {
         presets: PRESETS,
@@ -143,7 +142,7 @@ async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String
             let job = JobView::from(&rec);
             let previewable = !matches!(job.original.content_type.as_str(), "image/heic" | "image/heif" | "image/tiff");
             let page =
-                JobPage { is_final: rec.state.is_final(), can_retry: rec.state.as_str() == "failed", previewable, job };
+                JobPage { is_final: rec.state.is_final(), can_retry: rec.state.is_retryable(), previewable, job };
             HttpResponse::Ok()
                 .content_type("text/html; charset=utf-8")
                 .insert_header((header::CACHE_CONTROL, "no-store"))

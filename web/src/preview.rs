@@ -6,6 +6,7 @@
 //! with the same download headers as the outputs (ETag, ranges, cache policy: crate::download).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use darkroom_core::lifecycle::JobRecord;
 use darkroom_core::message::OutputInfo;
 use serde_json::json;
 
@@ -13,7 +14,6 @@ use crate::api::owned;
 use crate::download::{self, Download};
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::jobs::JobRecord;
 use crate::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -131,7 +131,7 @@ pub struct Settings {
     #[arg(long, env = "DARKROOM_TRUST_FORWARDED", default_value_t = false)]
     pub trust_forwarded: bool,
     /// Workers the ops page keeps (the one not heard from for longest goes first).
-    #[arg(long, env = "DARKROOM_OPS_MAX_WORKERS", default_value_t = crate::workers::MAX_WORKERS)]
+    #[arg(long, env = "DARKROOM_OPS_MAX_WORKERS", default_value_t = crate::admin::registry::MAX_WORKERS)]
     pub ops_max_workers: usize,
     /// Job records the web app caches in memory (a miss reads the store).
     #[arg(long, env = "DARKROOM_JOB_CACHE", default_value_t = crate::jobs::DEFAULT_CACHE)]

@@ -24,8 +24,8 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::Registry;
 use crate::jobs::JobBook;
-use crate::workers::Registry;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ReplicaArgs {

@@ -1,5 +1,5 @@
 //! The reply-queue consumer: applies every worker status to the job book, then deletes it;
-//! hands every worker presence to the ops page's [`Registry`] and deletes it (presence is
+//! hands every worker presence to the admin page's [`Registry`] and deletes it (presence is
 //! news for a few seconds only, so it is never replayed). Anything else is logged and deleted.
 //!
 //! With several replicas each takes a share of the queue (competing consumers); a presence is
@@ -18,8 +18,8 @@ use darkroom_core::store::StoreError;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::admin::Registry;
 use crate::jobs::{Applied, JobBook};
-use crate::workers::Registry;
 
 pub async fn run(
     queue: Arc<dyn JobQueue>,

@@ -38,13 +38,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use darkroom_core::keys;
+use darkroom_core::lifecycle::JobRecord;
 use darkroom_core::store::{ObjectStore, StoreError};
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::jobs::manage::ManageError;
-use crate::jobs::{JobBook, JobRecord};
+use crate::jobs::JobBook;
 use crate::metrics::{self, Round, Swept};
 
 /// Store requests a round keeps in flight at once (record reads, job deletes): S3 answers each
@@ -396,7 +397,7 @@ impl Sweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darkroom_core::message::JobState;
+    use darkroom_core::lifecycle::JobState;
 
     #[test]
     fn retentions_parse_with_a_unit_or_off() {

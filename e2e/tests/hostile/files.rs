@@ -101,7 +101,7 @@ async fn hostile_files_past_the_web_app_get_typed_errors(kind: Kind) {
         }
         assert_eq!(s.state, JobState::Failed, "{name}: {s:?}");
         let e = s.error.as_ref().unwrap();
-        assert_eq!(e.code, *code, "{name}: {e:?}");
+        assert_eq!(e.code.as_str(), *code, "{name}: {e:?}");
         assert!(e.message.len() > 20, "{name}: the message says what to do: {e:?}");
         assert_eq!(s.attempt, 1, "{name}: a permanent failure is not retried");
     }

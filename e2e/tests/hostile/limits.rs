@@ -53,7 +53,7 @@ async fn amplification_is_refused_before_anything_is_made(kind: Kind) {
     send_job(&backend, "amplified-1", "S01_rocket_640x427.jpg", &format!("[{}]", outputs_wide())).await;
     let status = final_statuses(&backend, &["amplified-1"], Duration::from_secs(60)).await.remove(0);
     assert_eq!(status.state, JobState::Failed, "{status:?}");
-    assert_eq!(status.error.as_ref().unwrap().code, "output_too_large", "{status:?}");
+    assert_eq!(status.error.as_ref().unwrap().code.as_str(), "output_too_large", "{status:?}");
     assert!(backend.store.list("outputs/amplified-1/").await.unwrap().is_empty(), "no output was stored");
     let pid = app.processors[0].child.id();
     let peak = procfs::peak_rss_kib(pid);
@@ -89,7 +89,7 @@ async fn a_job_past_its_time_is_stopped_and_its_slot_freed(kind: Kind) {
     send_job(&backend, "after-1", "S01_rocket_640x427.jpg", r#"[{"name":"small","format":"png"}]"#).await;
     let statuses = final_statuses(&backend, &["slow-1", "after-1"], Duration::from_secs(60)).await;
     assert_eq!(statuses[0].state, JobState::Failed, "{:?}", statuses[0]);
-    assert_eq!(statuses[0].error.as_ref().unwrap().code, "time_limit", "{:?}", statuses[0]);
+    assert_eq!(statuses[0].error.as_ref().unwrap().code.as_str(), "time_limit", "{:?}", statuses[0]);
     assert_eq!(statuses[1].state, JobState::Done, "the next job used the freed slot: {:?}", statuses[1]);
     // The stalled work is really gone, not running on beside the next job.
     assert!(!procfs::is_alive(child), "the timed-out job's process {child} still runs");
@@ -115,7 +115,7 @@ async fn a_job_past_its_memory_is_stopped_and_nothing_else_is(kind: Kind) {
     let statuses = final_statuses(&backend, &["hog-1", "fine-1"], Duration::from_secs(90)).await;
     assert_eq!(statuses[0].state, JobState::Failed, "{:?}", statuses[0]);
     let error = statuses[0].error.as_ref().unwrap();
-    assert_eq!(error.code, "memory_limit", "{error:?}");
+    assert_eq!(error.code.as_str(), "memory_limit", "{error:?}");
     assert!(error.message.contains("768 MiB"), "{}", error.message);
     assert_eq!(statuses[1].state, JobState::Done, "{:?}", statuses[1]);
     let mut app = app;
@@ -132,7 +132,7 @@ async fn an_original_over_the_upload_limit_is_refused_from_its_size(kind: Kind) 
     send_job(&backend, "big-original", "M03_storm_1920x1280_exif.jpg", r#"[{"name":"t","format":"png"}]"#).await;
     let status = final_statuses(&backend, &["big-original"], Duration::from_secs(60)).await.remove(0);
     assert_eq!(status.state, JobState::Failed, "{status:?}");
-    assert_eq!(status.error.as_ref().unwrap().code, "file_too_large", "{status:?}");
+    assert_eq!(status.error.as_ref().unwrap().code.as_str(), "file_too_large", "{status:?}");
 }
 
 async fn a_sandbox_killed_while_idle_is_replaced(kind: Kind) {

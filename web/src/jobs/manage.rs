@@ -5,22 +5,23 @@
 //! replica never overwrites a status another replica applied meanwhile.
 
 use chrono::{DateTime, Utc};
+use darkroom_core::fanout::ChangeNotice;
 use darkroom_core::keys;
-use darkroom_core::message::{JobMessage, JobState};
+use darkroom_core::lifecycle::{Event, JobRecord, JobState, Outcome, Requeue};
+use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueError};
 use darkroom_core::store::StoreError;
 use darkroom_core::trace::TraceParent;
 
-use darkroom_core::fanout::ChangeNotice;
-
-use super::{Change, JobBook, JobRecord, TimelineEntry};
+use super::{Change, JobBook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
+    /// Not final yet (delete), or done (a requeue: there is nothing to redo).
     #[error("the job is still {0}; wait until it is done or failed")]
-    NotFinished(&'static str),
+    NotFinished(JobState),
     #[error("the job is {0} and can no longer be cancelled; only a queued job (or one waiting to be tried again) can")]
-    NotCancellable(&'static str),
+    NotCancellable(JobState),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("queue: {0}")]
@@ -41,7 +42,7 @@ impl JobBook {
             return Ok(None);
         };
         if !rec.state.is_final() {
-            return Err(ManageError::NotFinished(rec.state.as_str()));
+            return Err(ManageError::NotFinished(rec.state));
         }
         self.remove(&rec).await?;
         tracing::info!(job_id = %rec.id, "job deleted with its objects");
@@ -101,17 +102,18 @@ impl JobBook {
         Ok(removed)
     }
 
-    /// Put a job back on the job queue: the record goes back to `queued` (attempts start over,
-    /// old outputs and error cleared) with a timeline entry saying why, then the job message,
-    /// rebuilt from the record, is sent. Refused for a job that is done. `Ok(None)` when there
-    /// is no such job. If the message cannot be sent the record is restored. The message carries
-    /// `trace`, the trace context of the request that asked (a new run is followed by its own
-    /// trace id, not the original upload's).
+    /// Put a job back on the job queue: the record goes back to `queued` through the
+    /// lifecycle ([`Event::Requeue`]: attempts start over, old outputs and error cleared, a
+    /// timeline entry says who asked), then the job message, rebuilt from the record, is sent.
+    /// Refused for a job that is done. `Ok(None)` when there is no such job. If the message
+    /// cannot be sent the record is restored. The message carries `trace`, the trace context
+    /// of the request that asked (a new run is followed by its own trace id, not the original
+    /// upload's).
     pub async fn requeue(
         &self,
         id: &str,
         queue: &dyn JobQueue,
-        note: &str,
+        by: Requeue,
         trace: Option<TraceParent>,
     ) -> Result<Option<JobRecord>, ManageError> {
         if !keys::is_valid_id(id) {
@@ -121,31 +123,18 @@ impl JobBook {
         // Record first: a status of the new run must find the job queued, not final.
         let changed = self
             .modify(id, |rec| {
-                if rec.state == JobState::Done {
-                    return Change::Keep(None);
-                }
                 let previous = rec.clone();
-                rec.state = JobState::Queued;
-                rec.attempts = 0;
-                rec.worker = None;
-                rec.error = None;
-                rec.outputs.clear();
-                rec.preview = None;
-                rec.updated_at = now;
-                rec.timeline.push(TimelineEntry {
-                    at: now,
-                    state: JobState::Queued,
-                    worker: None,
-                    attempt: 0,
-                    note: Some(note.to_string()),
-                });
-                Change::Write(Some(previous))
+                match rec.apply(Event::Requeue { by, at: now }) {
+                    Outcome::Changed => Change::Write(Ok(previous)),
+                    Outcome::Refused(state) => Change::Keep(Err(state)),
+                    Outcome::Unchanged => Change::Keep(Err(rec.state)),
+                }
             })
             .await?;
         let (rec, previous) = match changed {
             None => return Ok(None),
-            Some((_, None)) => return Err(ManageError::NotFinished("done")),
-            Some((rec, Some(previous))) => (rec, previous),
+            Some((_, Err(state))) => return Err(ManageError::NotFinished(state)),
+            Some((rec, Ok(previous))) => (rec, previous),
         };
         // A cancelled job put back on the queue must not be skipped by the worker.
         if previous.state == JobState::Cancelled {
@@ -159,20 +148,27 @@ impl JobBook {
             traceparent: trace,
         };
         if let Err(e) = queue.send(&message.to_json()).await {
-            // Put the record back as it was, unless something changed it since.
-            self.modify(id, |r| {
-                if r.state == JobState::Queued && r.updated_at == now {
-                    *r = previous.clone();
-                    Change::Write(())
-                } else {
-                    Change::Keep(())
-                }
-            })
-            .await?;
+            self.undo_requeue(id, now, &previous).await?;
             return Err(e.into());
         }
-        tracing::info!(job_id = %rec.id, note, "job queued again");
+        tracing::info!(job_id = %rec.id, by = ?by, "job queued again");
         Ok(Some(rec))
+    }
+
+    /// The job message of a requeue at `at` could not be sent: put the record back as it was
+    /// (`previous`), unless something changed it since. Not a transition: the requeue never
+    /// happened.
+    async fn undo_requeue(&self, id: &str, at: DateTime<Utc>, previous: &JobRecord) -> Result<(), StoreError> {
+        self.modify(id, |r| {
+            if r.state == JobState::Queued && r.updated_at == at {
+                *r = previous.clone();
+                Change::Write(())
+            } else {
+                Change::Keep(())
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Cancel a job that waits in the queue (`queued`, or `retrying` until its next delivery):
@@ -180,10 +176,10 @@ impl JobBook {
     /// receive, so the cancel marker ([`keys::cancel_marker`]) is written first: the worker
     /// that receives the job finds it before reading the original, posts `cancelled` and
     /// deletes the message, and nothing is rendered. Then the record becomes `cancelled`
-    /// (final: later statuses of the job change nothing). Cancelling a cancelled job returns it
-    /// as it is. `Ok(None)` when there is no such job; a job a worker has started
-    /// (`processing`), or a finished one, is refused.
-    pub async fn cancel(&self, id: &str, note: &str) -> Result<Option<JobRecord>, ManageError> {
+    /// through the lifecycle ([`Event::Cancel`]; final: later statuses of the job change
+    /// nothing). Cancelling a cancelled job returns it as it is. `Ok(None)` when there is no
+    /// such job; a job a worker has started (`processing`), or a finished one, is refused.
+    pub async fn cancel(&self, id: &str) -> Result<Option<JobRecord>, ManageError> {
         if !keys::is_valid_id(id) {
             return Ok(None);
         }
@@ -192,39 +188,21 @@ impl JobBook {
         };
         match rec.state {
             JobState::Cancelled => return Ok(Some(rec)),
-            JobState::Queued | JobState::Retrying => {}
-            other => return Err(ManageError::NotCancellable(other.as_str())),
+            s if s.is_cancellable() => {}
+            other => return Err(ManageError::NotCancellable(other)),
         }
         let at = Utc::now();
         self.store.put(&keys::cancel_marker(id), bytes::Bytes::from(at.to_rfc3339()), "text/plain").await?;
         // The record, by a conditional write: a worker's status applied meanwhile (by any
         // replica) is seen, and a job that started in between is not cancelled.
-        let changed = self
-            .modify(id, |rec| match rec.state {
-                JobState::Cancelled => Change::Keep(Ok(())),
-                JobState::Queued | JobState::Retrying => {
-                    rec.state = JobState::Cancelled;
-                    rec.updated_at = at;
-                    rec.timeline.push(TimelineEntry {
-                        at,
-                        state: JobState::Cancelled,
-                        worker: None,
-                        attempt: rec.attempts,
-                        note: Some(note.to_string()),
-                    });
-                    Change::Write(Ok(()))
-                }
-                other => Change::Keep(Err(other)),
-            })
-            .await?;
-        match changed {
+        match self.transition(id, Event::Cancel { at }).await? {
             None => Ok(None),
-            Some((_, Err(other))) => {
+            Some((_, Outcome::Refused(other))) => {
                 // Started (or finished) between the read and the write: the marker is moot.
                 let _ = self.store.delete(&keys::cancel_marker(id)).await;
-                Err(ManageError::NotCancellable(other.as_str()))
+                Err(ManageError::NotCancellable(other))
             }
-            Some((rec, Ok(()))) => {
+            Some((rec, _)) => {
                 tracing::info!(job_id = %rec.id, "job cancelled");
                 Ok(Some(rec))
             }

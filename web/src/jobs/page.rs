@@ -10,10 +10,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use darkroom_core::keys;
-use darkroom_core::message::JobState;
+use darkroom_core::lifecycle::{JobRecord, JobState};
 use darkroom_core::store::StoreError;
 
-use super::{JobBook, JobRecord};
+use super::JobBook;
 
 /// Jobs on a page unless the client asks for another number.
 pub const DEFAULT_LIMIT: usize = 24;

@@ -43,6 +43,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use askama::Template;
 use bytes::Bytes;
 use darkroom_core::keys;
+use darkroom_core::lifecycle::Requeue;
 use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueCounts};
 use darkroom_core::scaling::ScalingReport;
@@ -52,10 +53,10 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::registry::{Registry, Snapshot, WorkerInfo, WorkerStatus, MINUTES};
 use crate::identity::CookieSettings;
 use crate::jobs::manage::ManageError;
 use crate::request_context::RequestContext;
-use crate::workers::{Registry, Snapshot, WorkerInfo, WorkerStatus, MINUTES};
 use crate::AppState;
 
 /// The session cookie over plain HTTP.
@@ -85,7 +86,7 @@ enum Access {
     On([u8; 32]),
 }
 
-pub struct OpsState {
+pub struct AdminState {
     access: Access,
     secure: bool,
     /// HMAC key of session cookies.
@@ -104,7 +105,7 @@ struct Session {
     nonce: String,
 }
 
-impl OpsState {
+impl AdminState {
     pub fn new(
         token: Option<String>,
         cookies: &CookieSettings,
@@ -129,7 +130,7 @@ impl OpsState {
         if let Access::On(d) = &access {
             purpose.extend_from_slice(d);
         }
-        OpsState {
+        AdminState {
             session_key: cookies.derive(&purpose),
             secure: cookies.secure(),
             access,
@@ -324,7 +325,7 @@ pub struct QueueRow {
 
 #[derive(Template)]
 #[template(path = "ops.html")]
-struct OpsPage {
+struct AdminPage {
     enabled: bool,
     authed: bool,
     login_failed: bool,
@@ -340,9 +341,9 @@ struct OpsPage {
     now: chrono::DateTime<chrono::Utc>,
 }
 
-impl OpsPage {
+impl AdminPage {
     fn empty(enabled: bool) -> Self {
-        OpsPage {
+        AdminPage {
             enabled,
             authed: false,
             login_failed: false,
@@ -400,7 +401,7 @@ impl OpsPage {
     }
 }
 
-fn html(status: actix_web::http::StatusCode, page: &OpsPage) -> HttpResponse {
+fn html(status: actix_web::http::StatusCode, page: &AdminPage) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -487,7 +488,7 @@ async fn queue_row(label: &'static str, q: &Arc<dyn JobQueue>) -> QueueRow {
 
 async fn page(
     state: web::Data<AppState>,
-    ops: web::Data<OpsState>,
+    ops: web::Data<AdminState>,
     req: HttpRequest,
     q: web::Query<PageQuery>,
 ) -> HttpResponse {
@@ -495,7 +496,7 @@ async fn page(
         return off_page(&ops);
     }
     if !ops.authed(&req).await {
-        let mut p = OpsPage::empty(true);
+        let mut p = AdminPage::empty(true);
         if q.token.is_some() {
             p.notice = Some(
                 "Sign-in links (/ops?token=…) are not accepted: a token in an address stays in browser history \
@@ -523,7 +524,7 @@ async fn page(
         )),
         _ => None,
     };
-    let page = OpsPage {
+    let page = AdminPage {
         enabled: true,
         authed: true,
         login_failed: false,
@@ -545,8 +546,8 @@ struct LoginForm {
 }
 
 /// The page when the token is missing or too short (404: there is no ops page).
-fn off_page(ops: &OpsState) -> HttpResponse {
-    let mut p = OpsPage::empty(false);
+fn off_page(ops: &AdminState) -> HttpResponse {
+    let mut p = AdminPage::empty(false);
     if let Access::TooShort(n) = ops.access {
         p.notice = Some(format!(
             "The ops page is off: DARKROOM_ADMIN_TOKEN is {n} characters long and must be at least \
@@ -556,7 +557,7 @@ fn off_page(ops: &OpsState) -> HttpResponse {
     html(StatusCode::NOT_FOUND, &p)
 }
 
-async fn login(ops: web::Data<OpsState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+async fn login(ops: web::Data<AdminState>, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
     if !ops.enabled() {
         return off_page(&ops);
     }
@@ -572,7 +573,7 @@ async fn login(ops: web::Data<OpsState>, req: HttpRequest, form: web::Form<Login
     if let Err(wait) = ops.limiter.check(ip, Instant::now()) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         tracing::warn!(%ip, retry_after = secs, "ops sign-in refused: too many wrong tokens");
-        let mut p = OpsPage::empty(true);
+        let mut p = AdminPage::empty(true);
         p.notice = Some(format!(
             "Too many wrong tokens from your address ({LOGIN_FAILURES} within a minute). Try again in {secs} s."
         ));
@@ -588,13 +589,13 @@ async fn login(ops: web::Data<OpsState>, req: HttpRequest, form: web::Form<Login
     } else {
         ops.limiter.fail(ip, Instant::now());
         tracing::warn!(%ip, "ops sign-in with a wrong token");
-        let mut p = OpsPage::empty(true);
+        let mut p = AdminPage::empty(true);
         p.login_failed = true;
         html(StatusCode::FORBIDDEN, &p)
     }
 }
 
-async fn logout(ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
+async fn logout(ops: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
     let name = ops.cookie_name();
     let session = req.cookie(name).and_then(|c| ops.verify(c.value(), chrono::Utc::now().timestamp()));
     if let Some(session) = session {
@@ -610,9 +611,7 @@ async fn logout(ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
     res
 }
 
-const REDRIVE_NOTE: &str = "sent back to the job queue from the dead-letter queue by an operator";
-
-async fn redrive(state: web::Data<AppState>, ops: web::Data<OpsState>, req: HttpRequest) -> HttpResponse {
+async fn redrive(state: web::Data<AppState>, ops: web::Data<AdminState>, req: HttpRequest) -> HttpResponse {
     if !ops.authed(&req).await {
         return see_other("/ops");
     }
@@ -646,7 +645,7 @@ async fn redrive_all(state: &AppState, trace: Option<TraceParent>) -> anyhow::Re
             match JobMessage::from_json(&msg.body) {
                 Ok(job) => {
                     if !done.contains(&job.job_id) {
-                        match state.book.requeue(&job.job_id, &*b.jobs, REDRIVE_NOTE, trace).await {
+                        match state.book.requeue(&job.job_id, &*b.jobs, Requeue::Redrive, trace).await {
                             Ok(Some(_)) => {
                                 done.insert(job.job_id.clone());
                             }
@@ -670,10 +669,9 @@ async fn redrive_all(state: &AppState, trace: Option<TraceParent>) -> anyhow::Re
     }
     // 2. Jobs the queue gave up on, from their records.
     for rec in state.book.all_records().await? {
-        let gave_up = rec.state.as_str() == "failed" && rec.error.as_ref().is_some_and(|e| e.code == "gave_up");
-        if gave_up
+        if rec.was_given_up()
             && !done.contains(&rec.id)
-            && state.book.requeue(&rec.id, &*b.jobs, REDRIVE_NOTE, trace).await?.is_some()
+            && state.book.requeue(&rec.id, &*b.jobs, Requeue::Redrive, trace).await?.is_some()
         {
             done.insert(rec.id.clone());
         }
@@ -696,11 +694,11 @@ mod tests {
     use actix_web::cookie::Key;
     use darkroom_core::store::fs::FsStore;
 
-    fn ops(token: &str, key: &Key) -> OpsState {
+    fn ops(token: &str, key: &Key) -> AdminState {
         let dir = std::env::temp_dir().join(format!("darkroom-ops-test-{}", std::process::id()));
         let store: Arc<dyn ObjectStore> = Arc::new(FsStore::open(&dir).unwrap());
         let cookies = CookieSettings::with_key(key.clone(), false);
-        OpsState::new(Some(token.into()), &cookies, Duration::from_secs(60), store, Registry::new())
+        AdminState::new(Some(token.into()), &cookies, Duration::from_secs(60), store, Registry::new())
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! What the ops page knows about the workers, from two sources: the job book's changes (every
+//! The worker registry: what the admin page knows about the workers, from two sources: the job book's changes (every
 //! status a worker posts lands there, and so do the web app's own entries: queued again,
 //! worker lost, gave up), and the workers' presence messages ([`Registry::presence`], from the
 //! reply queue): a processor announces itself when it starts, every `DARKROOM_WORKER_HEARTBEAT`
@@ -28,9 +28,10 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use darkroom_core::message::{JobState, PresenceMessage, WorkerState};
+use darkroom_core::lifecycle::{ErrorCode, JobError, JobRecord, JobState, TimelineEntry};
+use darkroom_core::message::{PresenceMessage, WorkerState};
 
-use crate::jobs::{JobBook, JobRecord, TimelineEntry};
+use crate::jobs::JobBook;
 use crate::lru::Lru;
 
 /// How many recent events of each kind are kept.
@@ -164,7 +165,7 @@ pub struct Event {
     pub at: DateTime<Utc>,
     pub job_id: String,
     pub filename: String,
-    pub state: String,
+    pub state: JobState,
     pub worker: Option<String>,
     pub attempt: u32,
     pub note: Option<String>,
@@ -179,7 +180,16 @@ pub struct Retry {
     pub from: Option<String>,
     pub to: Option<String>,
     pub attempt: u32,
-    pub state: String,
+    /// `processing`: the attempt started on `to`; `retrying`: the attempt on `from` ended
+    /// without a result.
+    pub state: JobState,
+}
+
+impl Retry {
+    /// Whether this is a new attempt starting (on `to`), not one ending without a result.
+    pub fn is_new_attempt(&self) -> bool {
+        self.state == JobState::Processing
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -187,7 +197,7 @@ pub struct Failure {
     pub at: DateTime<Utc>,
     pub job_id: String,
     pub filename: String,
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub worker: Option<String>,
 }
@@ -424,6 +434,8 @@ impl Inner {
         Some(w)
     }
 
+    /// Take in one new timeline entry of `rec`: list it, then what its state says about the
+    /// worker named in it.
     fn apply(&mut self, rec: &JobRecord, e: &TimelineEntry, cap: usize) {
         push(
             &mut self.events,
@@ -431,92 +443,103 @@ impl Inner {
                 at: e.at,
                 job_id: rec.id.clone(),
                 filename: rec.filename.clone(),
-                state: e.state.as_str().to_string(),
+                state: e.state,
                 worker: e.worker.clone(),
                 attempt: e.attempt,
-                note: e.note.clone(),
+                note: e.note.as_ref().map(ToString::to_string),
             },
         );
         match e.state {
-            JobState::Processing => {
-                let Some(w) = e.worker.clone() else { return };
-                let previous = self.release(&rec.id);
-                if let Some(p) = previous.as_ref().filter(|p| **p != w) {
-                    if let Some(info) = self.workers.get_mut(p) {
-                        info.unfinished += 1;
-                    }
-                }
-                if e.attempt > 1 {
-                    let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
-                    self.retried(rec, e, from, Some(w.clone()));
-                }
-                let info = self.worker(&w, cap);
-                info.jobs_heard = info.heard;
-                info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
-                info.current.insert(rec.id.clone());
-                info.started += 1;
-                // A job pushed out of `holder` leaves its worker's current jobs too, so those
-                // sets stay as bounded as `holder`.
-                if let Some((job, w)) = self.holder.insert(rec.id.clone(), w) {
-                    if let Some(info) = self.workers.get_mut(&w) {
-                        info.current.remove(&job);
-                    }
-                }
-            }
-            JobState::Done | JobState::Failed => {
-                let ok = e.state == JobState::Done;
-                self.release(&rec.id);
-                if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
-                    info.heard = Some(Instant::now());
-                    info.jobs_heard = info.heard;
-                    info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
-                    if ok {
-                        info.done += 1
-                    } else {
-                        info.failed += 1
-                    }
-                }
-                self.finished.push_back((e.at, ok));
-                let horizon = Utc::now() - ChronoDuration::minutes(MINUTES as i64);
-                while self.finished.front().is_some_and(|(at, _)| *at < horizon) {
-                    self.finished.pop_front();
-                }
-                if !ok {
-                    let (code, message) = rec
-                        .error
-                        .as_ref()
-                        .map(|e| (e.code.clone(), e.message.clone()))
-                        .unwrap_or_else(|| ("failed".into(), e.note.clone().unwrap_or_default()));
-                    push(
-                        &mut self.failures,
-                        Failure {
-                            at: e.at,
-                            job_id: rec.id.clone(),
-                            filename: rec.filename.clone(),
-                            code,
-                            message,
-                            worker: e.worker.clone(),
-                        },
-                    );
-                }
-            }
+            JobState::Processing => self.started(rec, e, cap),
+            JobState::Done | JobState::Failed => self.finished(rec, e),
             // A cancelled job is no worker's any more (a worker that received it skipped it).
             JobState::Queued | JobState::Cancelled => {
                 self.release(&rec.id);
             }
-            // The attempt ended without a result, so the worker that had it no longer holds it.
-            JobState::Retrying => {
-                let holder = self.release(&rec.id);
-                let from = e.worker.clone().or(holder);
-                if let Some(info) = from.as_ref().and_then(|w| self.workers.get_mut(w)) {
-                    info.unfinished += 1;
-                    if e.worker.is_some() {
-                        info.jobs_heard = Some(Instant::now());
-                    }
-                }
-                self.retried(rec, e, from, None);
+            JobState::Retrying => self.ended_without_result(rec, e),
+        }
+    }
+
+    /// A worker started an attempt: it holds the job now; the worker that held it before (an
+    /// earlier attempt that never reported its end) did not finish its attempt.
+    fn started(&mut self, rec: &JobRecord, e: &TimelineEntry, cap: usize) {
+        let Some(w) = e.worker.clone() else { return };
+        let previous = self.release(&rec.id);
+        if let Some(p) = previous.as_ref().filter(|p| **p != w) {
+            if let Some(info) = self.workers.get_mut(p) {
+                info.unfinished += 1;
             }
         }
+        if e.attempt > 1 {
+            let from = previous.or_else(|| self.retries.iter().find(|r| r.job_id == rec.id)?.from.clone());
+            self.retried(rec, e, from, Some(w.clone()));
+        }
+        let info = self.worker(&w, cap);
+        info.jobs_heard = info.heard;
+        info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
+        info.current.insert(rec.id.clone());
+        info.started += 1;
+        // A job pushed out of `holder` leaves its worker's current jobs too, so those
+        // sets stay as bounded as `holder`.
+        if let Some((job, w)) = self.holder.insert(rec.id.clone(), w) {
+            if let Some(info) = self.workers.get_mut(&w) {
+                info.current.remove(&job);
+            }
+        }
+    }
+
+    /// The job is done or failed: its worker's counts, the throughput, and the failure list.
+    fn finished(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+        let ok = e.state == JobState::Done;
+        self.release(&rec.id);
+        if let Some(info) = e.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+            info.heard = Some(Instant::now());
+            info.jobs_heard = info.heard;
+            info.last_seen = Some(info.last_seen.map_or(e.at, |l| l.max(e.at)));
+            if ok {
+                info.done += 1
+            } else {
+                info.failed += 1
+            }
+        }
+        self.finished.push_back((e.at, ok));
+        let horizon = Utc::now() - ChronoDuration::minutes(MINUTES as i64);
+        while self.finished.front().is_some_and(|(at, _)| *at < horizon) {
+            self.finished.pop_front();
+        }
+        if !ok {
+            self.failed(rec, e);
+        }
+    }
+
+    /// A failure for the list: the record's error, or (a record without one) the entry's note.
+    fn failed(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+        let error = rec.error.clone().unwrap_or_else(|| {
+            JobError::new(ErrorCode::Unexplained, e.note.as_ref().map(ToString::to_string).unwrap_or_default())
+        });
+        let failure = Failure {
+            at: e.at,
+            job_id: rec.id.clone(),
+            filename: rec.filename.clone(),
+            code: error.code,
+            message: error.message,
+            worker: e.worker.clone(),
+        };
+        push(&mut self.failures, failure);
+    }
+
+    /// The attempt ended without a result (a `retrying`, or the web app's worker-lost guess),
+    /// so the worker that had it no longer holds it and did not finish it.
+    fn ended_without_result(&mut self, rec: &JobRecord, e: &TimelineEntry) {
+        let holder = self.release(&rec.id);
+        let from = e.worker.clone().or(holder);
+        if let Some(info) = from.as_ref().and_then(|w| self.workers.get_mut(w)) {
+            info.unfinished += 1;
+            if e.worker.is_some() {
+                info.jobs_heard = Some(Instant::now());
+            }
+        }
+        self.retried(rec, e, from, None);
     }
 
     /// Record that `rec` needed another attempt: `from` had it, `to` has it now (if known).
@@ -528,7 +551,7 @@ impl Inner {
             from,
             to,
             attempt: e.attempt,
-            state: e.state.as_str().into(),
+            state: e.state,
         };
         push(&mut self.retries, retry);
     }
@@ -766,7 +789,7 @@ mod tests {
         assert_eq!(s.retries.len(), 2);
         assert_eq!(s.retries[0].from.as_deref(), Some("w0"));
         assert_eq!(s.failures.len(), 1);
-        assert_eq!(s.failures[0].code, "gave_up");
+        assert_eq!(s.failures[0].code, ErrorCode::GaveUp);
         assert_eq!(s.per_minute.last(), Some(&(0, 1)));
     }
 }
