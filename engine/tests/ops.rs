@@ -216,7 +216,9 @@ fn flat_colours_survive_jpeg() {
     for extra in ["", r#","chroma_subsampling":"4:4:4""#, r#","chroma_subsampling":"4:2:2""#, r#","progressive":true"#]
     {
         let spec: OutputSpec = serde_json::from_str(&format!(r#"{{"name":"w","format":"jpeg"{extra}}}"#)).unwrap();
-        let bytes = darkroom_engine::encode::encode(&white, Format::Jpeg, &spec.encode_options()).unwrap();
+        let bytes =
+            darkroom_engine::encode::encode(&white, Format::Jpeg, &darkroom_engine::spec::EncodeOptions::from(&spec))
+                .unwrap();
         let back = image::load_from_memory(&bytes).unwrap().to_rgb8();
         let p = back.get_pixel(0, 0);
         assert!(p.0.iter().all(|&c| c >= 250), "{extra}: white came back {p:?}");
