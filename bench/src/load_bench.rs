@@ -477,8 +477,8 @@ fn print_table(rows: &[Row], engine: &BTreeMap<String, f64>) {
 /// fixed sleep, jobs/s should grow as processors × slots ÷ cost until the queue backend (or
 /// this machine's two cores, which every processor's queue and store calls share) stops it.
 async fn simulate(args: &Args) {
-    use darkroom_core::engine::{Format, OutputSpec};
-    use darkroom_core::message::{JobMessage, JobState, Reply};
+    use darkroom_engine::{Format, OutputSpec};
+    use darkroom_protocol::message::{JobMessage, JobState, Reply};
     println!();
     println!(
         "Capacity simulation: engine replaced by a {} ms wait, {} slots per processor, jobs sent straight to the job queue",
@@ -520,7 +520,7 @@ async fn simulate(args: &Args) {
             let ids: Vec<String> = (0..jobs).map(|i| format!("sim-{round}-{i}")).collect();
             futures_util::stream::iter(ids.iter().map(|id| {
                 let store = b.store.clone();
-                let key = darkroom_core::keys::original(id);
+                let key = darkroom_protocol::keys::original(id);
                 async move { store.put(&key, bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap() }
             }))
             .buffer_unordered(16)
@@ -533,7 +533,7 @@ async fn simulate(args: &Args) {
                 .map(|id| {
                     JobMessage {
                         job_id: id.clone(),
-                        original_key: darkroom_core::keys::original(id),
+                        original_key: darkroom_protocol::keys::original(id),
                         outputs: vec![spec.clone()],
                         submitted_at: chrono::Utc::now(),
                         traceparent: None,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use darkroom_core::message::{JobMessage, JobState, Reply};
+use darkroom_protocol::message::{JobMessage, JobState, Reply};
 use darkroom_e2e::{corpus, decode, Kind, TestApp};
 use image::ImageFormat;
 use serde_json::Value;

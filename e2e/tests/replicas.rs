@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use darkroom_core::message::{JobState, StatusMessage};
+use darkroom_protocol::message::{JobState, StatusMessage};
 use darkroom_e2e::{Kind, TestApp};
 use serde_json::Value;
 

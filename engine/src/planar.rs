@@ -54,7 +54,7 @@ mod imp {
     use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
 
     use super::{eligible, Plane, Planes};
-    use crate::encode::{jpeg_with_icc, Format, DEFAULT_QUALITY};
+    use crate::encode::{jpeg_with_icc, Format, OutputEncoding, DEFAULT_QUALITY};
     use crate::ops::geometry::{algorithm, resize_plan};
     use crate::ops::Op;
     use crate::pipeline::{needed_size, Icc, OutputSpec, Rendered};

@@ -5,7 +5,7 @@
 //! first output; this one asks for the mix a real job asks for.
 #![no_main]
 
-use darkroom_core::recipe;
+use darkroom_protocol::recipe;
 use darkroom_engine::{process, OutputSpec};
 use libfuzzer_sys::fuzz_target;
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use darkroom_core::engine::{self, EngineError, Limits};
-use darkroom_core::keys;
-use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
+use darkroom_engine::{self as engine, EngineError, Limits};
+use darkroom_protocol::keys;
+use darkroom_protocol::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::queue::{JobQueue, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
-use darkroom_core::trace::TraceParent;
+use darkroom_protocol::trace::TraceParent;
 use tracing::Instrument;
 
 use crate::heartbeat::Heartbeat;
@@ -425,7 +425,7 @@ async fn render(ctx: &Context, job: &JobMessage, stop: tokio::sync::watch::Recei
         return Err(Failure::Cancelled);
     }
     if let Some(info) = info? {
-        ctx.limits.check_bytes(info.size as usize)?;
+        ctx.limits.check_bytes(info.size as usize).map_err(EngineError::from)?;
     }
     let input = ctx.store.get(&job.original_key).await?;
     let resources = crate::resources::fetch(&*ctx.store, &job.outputs).await?;

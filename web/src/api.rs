@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use darkroom_core::message::{JobError, JobState};
+use darkroom_protocol::message::{JobError, JobState};
 use serde::Serialize;
 use serde_json::json;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::message::{JobError, JobMessage, JobState, StatusMessage};
+use darkroom_protocol::message::{JobError, JobMessage, JobState, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use tokio::sync::watch;
 

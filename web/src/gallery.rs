@@ -12,7 +12,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use darkroom_core::message::JobState;
+use darkroom_protocol::message::JobState;
 use futures_util::TryStreamExt;
 use serde_json::json;
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_core::keys;
+use darkroom_protocol::keys;
 use darkroom_core::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -27,7 +27,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use bytes::Bytes;
 use darkroom_core::config::BackendKind;
-use darkroom_core::keys;
+use darkroom_protocol::keys;
 use darkroom_core::store::{ObjectStore, StoreError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_core::engine::OutputSpec;
+use darkroom_protocol::OutputSpec;
 use darkroom_core::fanout::ChangeNotice;
-use darkroom_core::keys;
-use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
+use darkroom_protocol::keys;
+use darkroom_protocol::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::store::{ObjectStore, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -590,7 +590,7 @@ pub(crate) mod tests {
     }
 
     fn requested(name: &str) -> OutputSpec {
-        OutputSpec::new(name, vec![], darkroom_core::engine::Format::Png)
+        OutputSpec::new(name, vec![], darkroom_protocol::Format::Png)
     }
 
     fn done_with(key: &str, name: &str) -> StatusMessage {
@@ -598,7 +598,7 @@ pub(crate) mod tests {
             outputs: vec![OutputInfo {
                 name: name.into(),
                 key: key.into(),
-                format: darkroom_core::engine::Format::Png,
+                format: darkroom_protocol::Format::Png,
                 width: 1,
                 height: 1,
                 bytes: 1,
@@ -634,7 +634,7 @@ pub(crate) mod tests {
         let preview = |key: &str, size: u32| OutputInfo {
             name: keys::PREVIEW_NAME.into(),
             key: key.into(),
-            format: darkroom_core::engine::Format::Jpeg,
+            format: darkroom_protocol::Format::Jpeg,
             width: size,
             height: size / 2,
             bytes: 9,
@@ -661,8 +661,8 @@ pub(crate) mod tests {
         s.note = Some("n".repeat(100_000));
         assert!(r.apply(&s));
         let t = r.timeline.last().unwrap();
-        assert_eq!(t.worker.as_ref().unwrap().len(), darkroom_core::message::MAX_WORKER_CHARS);
-        assert_eq!(t.note.as_ref().unwrap().len(), darkroom_core::message::MAX_NOTE_CHARS);
+        assert_eq!(t.worker.as_ref().unwrap().len(), darkroom_protocol::message::MAX_WORKER_CHARS);
+        assert_eq!(t.note.as_ref().unwrap().len(), darkroom_protocol::message::MAX_NOTE_CHARS);
         for attempt in 2..1000 {
             r.apply(&status(JobState::Retrying, attempt, "w"));
             r.apply(&status(JobState::Processing, attempt + 1, "w"));

@@ -47,7 +47,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs, LimitArgs, AWS_HELP};
-use darkroom_core::engine::Limits;
+use darkroom_protocol::Limits;
 use darkroom_core::queue::JobQueue;
 use tokio::sync::watch;
 

@@ -23,7 +23,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use darkroom_core::config::Backend;
-use darkroom_core::message::JobState;
+use darkroom_protocol::message::JobState;
 use darkroom_core::queue::JobQueue;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;

@@ -6,7 +6,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
-use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
+use darkroom_protocol::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
 use crate::api::{owned, JobView};
 use crate::error::ApiError;
@@ -115,7 +115,7 @@ async fn index(
     let wanted = q.state.as_deref().and_then(|s| serde_json::from_value(serde_json::Value::String(s.into())).ok());
     let page = state.book.page(&owner.0, cursor.as_ref(), DEFAULT_LIMIT, wanted).await?;
     let filters: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
-    let filter = wanted.map(|s: darkroom_core::message::JobState| s.as_str().to_string()).unwrap_or_default();
+    let filter = wanted.map(|s: darkroom_protocol::message::JobState| s.as_str().to_string()).unwrap_or_default();
     let l = &state.limits;
     Ok(actix_web::Either::Left(IndexPage {
         presets: PRESETS,
@@ -132,7 +132,7 @@ async fn index(
         max_dimension: l.max_output_dimension,
         max_outputs: MAX_OUTPUTS,
         max_ops: MAX_OPS,
-        formats: darkroom_core::engine::Format::NAMES,
+        formats: darkroom_protocol::Format::NAMES,
         accept: ACCEPT,
     }))
 }

@@ -6,7 +6,7 @@
 //! with the same download headers as the outputs (ETag, ranges, cache policy: crate::download).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use darkroom_core::message::OutputInfo;
+use darkroom_protocol::message::OutputInfo;
 use serde_json::json;
 
 use crate::api::owned;

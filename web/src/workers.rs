@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use darkroom_core::message::{JobState, PresenceMessage, WorkerState};
+use darkroom_protocol::message::{JobState, PresenceMessage, WorkerState};
 
 use crate::jobs::{JobBook, JobRecord, TimelineEntry};
 use crate::lru::Lru;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use darkroom_core::keys;
+use darkroom_protocol::keys;
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
 use reqwest::header::HeaderMap;
 use reqwest::multipart::{Form, Part};

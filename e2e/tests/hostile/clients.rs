@@ -490,14 +490,14 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
 
     // A failed job (a worker's `failed`, straight onto the reply queue) is retried, then cancelled.
     let backend = app.backend().await;
-    let failed = darkroom_core::message::StatusMessage {
+    let failed = darkroom_protocol::message::StatusMessage {
         job_id: a.clone(),
-        state: darkroom_core::message::JobState::Failed,
+        state: darkroom_protocol::message::JobState::Failed,
         attempt: 1,
         worker: "w".into(),
         at: chrono::Utc::now(),
         outputs: vec![],
-        error: Some(darkroom_core::message::JobError { code: "corrupt_image".into(), message: "damaged".into() }),
+        error: Some(darkroom_protocol::message::JobError { code: "corrupt_image".into(), message: "damaged".into() }),
         note: None,
         traceparent: None,
         preview: None,

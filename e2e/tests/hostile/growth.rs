@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::message::{JobState, StatusMessage};
+use darkroom_protocol::message::{JobState, StatusMessage};
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
 use serde_json::Value;
 

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use darkroom_core::config::Backend;
-use darkroom_core::keys;
-use darkroom_core::message::JobState;
+use darkroom_protocol::keys;
+use darkroom_protocol::message::JobState;
 use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
 use serde_json::Value;
 

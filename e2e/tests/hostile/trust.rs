@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::engine::Format;
-use darkroom_core::keys;
-use darkroom_core::message::{JobState, OutputInfo, StatusMessage};
+use darkroom_protocol::Format;
+use darkroom_protocol::keys;
+use darkroom_protocol::message::{JobState, OutputInfo, StatusMessage};
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
 
 use crate::{drained, submit};

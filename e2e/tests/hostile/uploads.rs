@@ -300,7 +300,7 @@ async fn oversized_parts_are_refused_in_small_memory(kind: Kind) {
     let a = Raw::post(&app, "/api/jobs", segs, None).await.answer(Duration::from_secs(120)).await;
     assert_eq!(a.status, 202, "{a:?}");
     let id = a.body["jobs"][0]["id"].as_str().unwrap();
-    let stored = app.backend().await.store.get(&darkroom_core::keys::original(id)).await.unwrap();
+    let stored = app.backend().await.store.get(&darkroom_protocol::keys::original(id)).await.unwrap();
     assert_eq!(stored.len(), photo.len() + 40 * MIB, "stored whole");
     assert!(stored.starts_with(&photo) && stored[photo.len()..].iter().all(|b| *b == 0), "stored as sent");
     drop(stored);

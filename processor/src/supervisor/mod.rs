@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use darkroom_core::config::{BackendArgs, AWS_HELP};
-use darkroom_core::keys;
+use darkroom_protocol::keys;
 use darkroom_core::misconfig::EXIT_CONFIGURATION;
 use darkroom_core::scaling::{Decision, ScalingReport};
 use darkroom_core::store::ObjectStore;

@@ -9,8 +9,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use darkroom_core::keys;
-use darkroom_core::message::JobState;
+use darkroom_protocol::keys;
+use darkroom_protocol::message::JobState;
 use darkroom_core::store::StoreError;
 
 use super::{JobBook, JobRecord};
