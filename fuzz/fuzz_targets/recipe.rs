@@ -2,8 +2,7 @@
 #![no_main]
 
 use darkroom_protocol::message::JobMessage;
-use darkroom_protocol::recipe;
-use darkroom_engine::Limits;
+use darkroom_protocol::{recipe, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -23,6 +23,7 @@ pub mod logos;
 pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
+pub mod op_schema;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -217,6 +218,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(api::routes)
             .configure(cancel::routes)
             .configure(openapi::routes)
+            .configure(op_schema::routes)
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)

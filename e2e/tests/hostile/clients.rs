@@ -398,6 +398,8 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
     let spec = Spec { doc: resp.json().await.unwrap(), seen: Default::default() };
     assert!(spec.doc["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1");
     spec.check("/api/openapi.json", "get", c.get(app.url("/api/openapi.json")).send().await.unwrap()).await;
+    let (status, _, ops) = spec.check("/api/ops", "get", c.get(app.url("/api/ops")).send().await.unwrap()).await;
+    assert_eq!((status, ops["ops"][0]["op"].as_str()), (200, Some("resize")), "the recipe builder's op schema: {ops}");
 
     // Every /api route the web app serves is documented.
     let served = served_api_routes();

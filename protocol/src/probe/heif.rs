@@ -83,7 +83,13 @@ pub fn check_brand(bytes: &[u8]) -> Result<(), Refusal> {
 pub fn dimensions_within(bytes: &[u8], limits: &Limits) -> Result<(u32, u32), Refusal> {
     check_brand(bytes)?;
     let header = Header::read(bytes)?;
+    let side = side_limit(limits);
     for &(w, h) in &header.sizes {
+        if w > side || h > side {
+            return Err(Refusal::Corrupt(format!(
+                "the header declares a {w}×{h} image, over the maximum image size of {side} pixels a side"
+            )));
+        }
         if w > 0 && h > 0 {
             limits.check_dimensions(w, h)?;
         }
@@ -91,6 +97,14 @@ pub fn dimensions_within(bytes: &[u8], limits: &Limits) -> Result<(u32, u32), Re
     let (w, h) = header.primary_size()?;
     limits.check_dimensions(w, h)?;
     Ok((w, h))
+}
+
+/// The widest or tallest image (or grid tile) a HEIF file may declare, whatever the pixel
+/// limit: 65536, the most AVIF allows and more than any HEVC grid a camera writes. A smaller
+/// pixel limit lowers it: no side of an image within the limit can be longer than the limit.
+/// (The engine gives libheif the same limit.)
+pub fn side_limit(limits: &Limits) -> u32 {
+    limits.max_pixels.clamp(1, 65_536) as u32
 }
 
 fn corrupt(what: &str) -> Refusal {
@@ -293,8 +307,13 @@ mod tests {
         let err = dimensions_within(&declaring(20_000, 20_000), &l).unwrap_err();
         assert_eq!(err, Refusal::TooManyPixels { width: 20_000, height: 20_000, limit: l.max_pixels });
         let tiny = Limits { max_pixels: 3_000, ..l };
-        assert!(matches!(dimensions_within(&declaring(3_001, 1), &tiny), Err(Refusal::TooManyPixels { .. })));
+        assert!(matches!(dimensions_within(&declaring(60, 60), &tiny), Err(Refusal::TooManyPixels { .. })));
+        assert!(matches!(dimensions_within(&declaring(3_001, 1), &tiny), Err(Refusal::Corrupt(m)) if m.contains("maximum image size")));
         assert!(matches!(dimensions_within(&declaring(0, 1280), &l), Err(Refusal::Corrupt(_))));
+        // A side over the side limit, whatever the pixels: refused as libheif refuses it.
+        let err = dimensions_within(&declaring(100_000, 2), &l).unwrap_err();
+        assert!(matches!(&err, Refusal::Corrupt(m) if m.contains("maximum image size")), "{err:?}");
+        assert_eq!(side_limit(&tiny), 3_000);
     }
 
     #[test]
