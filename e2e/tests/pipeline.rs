@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use darkroom_protocol::message::{JobMessage, JobState, Reply};
 use darkroom_e2e::{corpus, decode, Kind, TestApp};
+use darkroom_protocol::message::{JobMessage, JobState, Reply};
 use image::ImageFormat;
 use serde_json::Value;
 

@@ -4,11 +4,11 @@
 
 use std::borrow::Cow;
 
+use darkroom_protocol::output::OutputSpec;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 #[cfg(not(turbojpeg))]
 use jpeg_encoder::{ColorType as JColor, Encoder as JpegEncoder, SamplingFactor};
-use darkroom_protocol::output::OutputSpec;
 
 use crate::EngineError;
 

@@ -12,15 +12,37 @@ use darkroom_protocol::refusal::{JobMeasure, Refusal};
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineError {
     Empty,
-    FileTooLarge { bytes: u64, limit: u64 },
+    FileTooLarge {
+        bytes: u64,
+        limit: u64,
+    },
     NotAnImage,
-    TooManyPixels { width: u32, height: u32, limit: u64 },
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     Corrupt(String),
-    OutputTooLarge { width: u32, height: u32, limit: u32 },
-    OutputTooManyPixels { width: u32, height: u32, limit: u64 },
-    JobTooLarge { what: JobMeasure, amount: u64, limit: u64 },
+    OutputTooLarge {
+        width: u32,
+        height: u32,
+        limit: u32,
+    },
+    OutputTooManyPixels {
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
+    JobTooLarge {
+        what: JobMeasure,
+        amount: u64,
+        limit: u64,
+    },
     /// The encoder failed (a format's own limit, a missing library).
-    Encode { format: &'static str, detail: String },
+    Encode {
+        format: &'static str,
+        detail: String,
+    },
     UnsupportedFormat(String),
     InvalidOp(String),
     /// The job ran past its time limit (seconds).

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use darkroom_engine::{self as engine, EngineError, Limits};
-use darkroom_protocol::keys;
-use darkroom_protocol::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::queue::{JobQueue, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_engine::{self as engine, EngineError, Limits};
+use darkroom_protocol::keys;
+use darkroom_protocol::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_protocol::trace::TraceParent;
 use tracing::Instrument;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_protocol::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::queue::{JobQueue, QueueError};
+use darkroom_protocol::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_protocol::trace::TraceParent;
 
 tokio::task_local! {

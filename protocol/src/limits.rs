@@ -75,10 +75,18 @@ impl Limits {
     /// All of a job's outputs together, in pixels (planned) or encoded bytes (as they come).
     pub fn check_job_total(&self, pixels: u64, bytes: u64) -> Result<(), Refusal> {
         if pixels > self.max_job_output_pixels {
-            return Err(Refusal::JobTooLarge { what: JobMeasure::Pixels, amount: pixels, limit: self.max_job_output_pixels });
+            return Err(Refusal::JobTooLarge {
+                what: JobMeasure::Pixels,
+                amount: pixels,
+                limit: self.max_job_output_pixels,
+            });
         }
         if bytes > self.max_job_output_bytes {
-            return Err(Refusal::JobTooLarge { what: JobMeasure::Bytes, amount: bytes, limit: self.max_job_output_bytes });
+            return Err(Refusal::JobTooLarge {
+                what: JobMeasure::Bytes,
+                amount: bytes,
+                limit: self.max_job_output_bytes,
+            });
         }
         Ok(())
     }

@@ -9,10 +9,10 @@
 //! docs/protocol.md documents them for outside tools; keep the two in step.
 
 use chrono::{DateTime, Utc};
-use crate::output::{Format, OutputSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::output::{Format, OutputSpec};
 use crate::trace::TraceParent;
 
 /// The message format version this build writes and reads.

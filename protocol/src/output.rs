@@ -246,7 +246,9 @@ mod plan_tests {
     fn resource_keys_are_the_logos_once_each() {
         let outs = [
             spec(r#"{"name":"a","ops":[{"op":"watermark","image":"logos/o/2.png"},{"op":"watermark","text":"x"}]}"#),
-            spec(r#"{"name":"b","ops":[{"op":"watermark","image":"logos/o/1.png"},{"op":"watermark","image":"logos/o/2.png"}]}"#),
+            spec(
+                r#"{"name":"b","ops":[{"op":"watermark","image":"logos/o/1.png"},{"op":"watermark","image":"logos/o/2.png"}]}"#,
+            ),
         ];
         assert_eq!(resource_keys(&outs), ["logos/o/1.png", "logos/o/2.png"]);
     }

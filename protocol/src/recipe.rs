@@ -251,10 +251,7 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
                 return Err(err(
                     format!("{at}.speed"),
                     "invalid_value",
-                    format!(
-                        "speed must be 0-{} (0 slowest and smallest, default 6), got {s}",
-                        MAX_AVIF_SPEED
-                    ),
+                    format!("speed must be 0-{} (0 slowest and smallest, default 6), got {s}", MAX_AVIF_SPEED),
                 ));
             }
         }

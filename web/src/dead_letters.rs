@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_protocol::message::{JobError, JobMessage, JobState, StatusMessage};
 use darkroom_core::queue::JobQueue;
+use darkroom_protocol::message::{JobError, JobMessage, JobState, StatusMessage};
 use tokio::sync::watch;
 
 use crate::jobs::{Applied, JobBook};

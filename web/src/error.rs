@@ -4,10 +4,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use darkroom_protocol::Refusal;
 use darkroom_core::queue::QueueError;
-use darkroom_protocol::recipe::RecipeError;
 use darkroom_core::store::StoreError;
+use darkroom_protocol::recipe::RecipeError;
+use darkroom_protocol::Refusal;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]

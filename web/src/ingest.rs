@@ -15,11 +15,11 @@
 
 use bytes::BytesMut;
 use chrono::Utc;
-use darkroom_protocol::{Limits, OutputSpec, Probe, Refusal};
 use darkroom_protocol::keys;
 use darkroom_protocol::message::{JobMessage, JobState};
 use darkroom_protocol::recipe;
 use darkroom_protocol::trace::TraceParent;
+use darkroom_protocol::{Limits, OutputSpec, Probe, Refusal};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
@@ -237,10 +237,7 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload, trace: &Trace
 }
 
 /// Probe a spooled file on a blocking thread (libheif parses HEIC containers there).
-pub(crate) async fn probe(
-    file: &TempFile,
-    limits: &Limits,
-) -> Result<Result<Probe, Refusal>, ApiError> {
+pub(crate) async fn probe(file: &TempFile, limits: &Limits) -> Result<Result<Probe, Refusal>, ApiError> {
     let (path, limits) = (file.path().to_path_buf(), *limits);
     tokio::task::spawn_blocking(move || spool::probe(&path, &limits))
         .await

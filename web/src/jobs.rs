@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_protocol::OutputSpec;
 use darkroom_core::fanout::ChangeNotice;
+use darkroom_core::store::{ObjectStore, StoreError};
 use darkroom_protocol::keys;
 use darkroom_protocol::message::{JobError, JobState, OutputInfo, StatusMessage};
-use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::OutputSpec;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 

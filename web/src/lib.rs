@@ -48,8 +48,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs, LimitArgs, AWS_HELP};
-use darkroom_protocol::Limits;
 use darkroom_core::queue::JobQueue;
+use darkroom_protocol::Limits;
 use tokio::sync::watch;
 
 /// darkroom-web: the Darkroom web app and HTTP API.

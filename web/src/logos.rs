@@ -14,9 +14,9 @@
 
 use actix_web::{web, HttpResponse};
 use bytes::{Bytes, BytesMut};
+use darkroom_protocol::keys;
 use darkroom_protocol::probe::check_png_decodes;
 use darkroom_protocol::{InputFormat, Refusal, LOGO_LIMITS};
-use darkroom_protocol::keys;
 use serde_json::json;
 
 use crate::error::ApiError;

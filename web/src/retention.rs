@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_protocol::keys;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::keys;
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use darkroom_core::config::Backend;
+use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
 use darkroom_protocol::keys;
 use darkroom_protocol::message::JobState;
-use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
 use serde_json::Value;
 
 use crate::final_statuses;

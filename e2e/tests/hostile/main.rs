@@ -68,7 +68,8 @@ pub async fn final_statuses(
         for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
             backend.replies.delete(&m.receipt).await.unwrap();
             // Presence messages of the processors share the reply queue: skip them.
-            let darkroom_protocol::message::Reply::Status(s) = darkroom_protocol::message::Reply::from_json(&m.body).unwrap()
+            let darkroom_protocol::message::Reply::Status(s) =
+                darkroom_protocol::message::Reply::from_json(&m.body).unwrap()
             else {
                 continue;
             };

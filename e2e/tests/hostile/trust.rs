@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_protocol::Format;
+use darkroom_e2e::{on_both_backends, Kind, TestApp};
 use darkroom_protocol::keys;
 use darkroom_protocol::message::{JobState, OutputInfo, StatusMessage};
-use darkroom_e2e::{on_both_backends, Kind, TestApp};
+use darkroom_protocol::Format;
 
 use crate::{drained, submit};
 use serde_json::Value;

@@ -5,8 +5,8 @@
 use fast_image_resize::{self as fr, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, Rgba, RgbaImage};
 
-pub use darkroom_protocol::ops::size::{crop_size, resize_dimensions, rotated_size};
 use darkroom_protocol::ops::size::crop_box;
+pub use darkroom_protocol::ops::size::{crop_size, resize_dimensions, rotated_size};
 
 use super::attention;
 use super::{Color, Filter, Fit, Gravity};

@@ -23,8 +23,12 @@ pub trait Apply {
     fn apply(&self, img: DynamicImage, limits: &Limits) -> Result<DynamicImage, EngineError>;
 
     /// Apply this op, taking watermark logos from `logos`.
-    fn apply_with(&self, img: DynamicImage, limits: &Limits, logos: &overlay::Logos)
-        -> Result<DynamicImage, EngineError>;
+    fn apply_with(
+        &self,
+        img: DynamicImage,
+        limits: &Limits,
+        logos: &overlay::Logos,
+    ) -> Result<DynamicImage, EngineError>;
 }
 
 impl Apply for Op {
@@ -65,7 +69,9 @@ impl Apply for Op {
                 Mark::Text { text, size, color } => {
                     overlay::watermark(img, text, w.gravity, w.opacity, *size, w.margin, *color)
                 }
-                Mark::Logo { image, scale } => overlay::logo(img, logos.get(image)?, w.gravity, w.opacity, *scale, w.margin)?,
+                Mark::Logo { image, scale } => {
+                    overlay::logo(img, logos.get(image)?, w.gravity, w.opacity, *scale, w.margin)?
+                }
             },
             Op::Flatten { background } => overlay::flatten(img, *background),
         })

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use darkroom_core::config::{BackendArgs, AWS_HELP};
-use darkroom_protocol::keys;
 use darkroom_core::misconfig::EXIT_CONFIGURATION;
 use darkroom_core::scaling::{Decision, ScalingReport};
 use darkroom_core::store::ObjectStore;
+use darkroom_protocol::keys;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 

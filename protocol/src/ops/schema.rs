@@ -70,12 +70,20 @@ pub enum FieldKind {
         integer: bool,
     },
     /// A plain number box.
-    Number { min: f32, max: f32, step: f32 },
+    Number {
+        min: f32,
+        max: f32,
+        step: f32,
+    },
     /// One of a list.
-    Select { options: Vec<Choice> },
+    Select {
+        options: Vec<Choice>,
+    },
     /// On or off.
     Check,
-    Text { max_length: usize },
+    Text {
+        max_length: usize,
+    },
     /// `#rrggbb`.
     Color,
     /// The key of an uploaded PNG logo (`POST /api/logos`).
@@ -115,7 +123,16 @@ impl FieldKind {
 }
 
 fn field(name: &'static str, label: &'static str, kind: FieldKind) -> FieldSchema {
-    FieldSchema { name, label, kind, default: Value::Null, optional: false, omit_default: false, ui_only: false, when: None }
+    FieldSchema {
+        name,
+        label,
+        kind,
+        default: Value::Null,
+        optional: false,
+        omit_default: false,
+        ui_only: false,
+        when: None,
+    }
 }
 
 impl FieldSchema {
@@ -172,9 +189,8 @@ pub const ASPECTS: [&str; 9] = ["1:1", "4:3", "3:2", "16:9", "21:9", "4:5", "2:3
 /// Every op, in the order the builder lists them, with sizes bounded by `limits`.
 pub fn schema(limits: &Limits) -> Vec<OpSchema> {
     let op = |op, label, fields| OpSchema { op, label, fields };
-    let factor = |default: f64, label| {
-        vec![field("factor", label, slider(FACTOR, Some(3.0), 0.05)).default(json!(default))]
-    };
+    let factor =
+        |default: f64, label| vec![field("factor", label, slider(FACTOR, Some(3.0), 0.05)).default(json!(default))];
     vec![
         op("resize", "Resize", resize(limits)),
         op("crop", "Crop", crop(limits)),
@@ -191,12 +207,21 @@ pub fn schema(limits: &Limits) -> Vec<OpSchema> {
         op(
             "gamma",
             "Gamma",
-            vec![field("gamma", "Gamma (above 1 brightens mid-tones)", slider(GAMMA, Some(3.0), 0.05)).default(json!(1.2))],
+            vec![field("gamma", "Gamma (above 1 brightens mid-tones)", slider(GAMMA, Some(3.0), 0.05))
+                .default(json!(1.2))],
         ),
-        op("blur", "Blur", vec![field("sigma", "Radius (sigma, px)", slider(BLUR_SIGMA, Some(20.0), 0.1)).default(json!(2))]),
+        op(
+            "blur",
+            "Blur",
+            vec![field("sigma", "Radius (sigma, px)", slider(BLUR_SIGMA, Some(20.0), 0.1)).default(json!(2))],
+        ),
         op("sharpen", "Sharpen", sharpen()),
         op("watermark", "Watermark", watermark(limits)),
-        op("flatten", "Flatten transparency", vec![field("background", "Background", FieldKind::Color).default(json!("#ffffff"))]),
+        op(
+            "flatten",
+            "Flatten transparency",
+            vec![field("background", "Background", FieldKind::Color).default(json!("#ffffff"))],
+        ),
     ]
 }
 
@@ -231,8 +256,14 @@ fn crop(limits: &Limits) -> Vec<FieldSchema> {
             .default(json!(Gravity::default().name()))
             .omit_default()
             .when("_mode", &by_aspect),
-        field("x", "X (px)", FieldKind::Int { min: 0, max: None }).default(json!(0)).omit_default().when("_mode", &by_box),
-        field("y", "Y (px)", FieldKind::Int { min: 0, max: None }).default(json!(0)).omit_default().when("_mode", &by_box),
+        field("x", "X (px)", FieldKind::Int { min: 0, max: None })
+            .default(json!(0))
+            .omit_default()
+            .when("_mode", &by_box),
+        field("y", "Y (px)", FieldKind::Int { min: 0, max: None })
+            .default(json!(0))
+            .omit_default()
+            .when("_mode", &by_box),
         field("width", "Width (px)", pixels(1, limits)).default(json!(800)).when("_mode", &by_box),
         field("height", "Height (px)", pixels(1, limits)).default(json!(600)).when("_mode", &by_box),
     ]
@@ -263,14 +294,22 @@ fn watermark(limits: &Limits) -> Vec<FieldSchema> {
     let scale = FieldKind::Number { min: LOGO_SCALE.min, max: LOGO_SCALE.max, step: 0.01 };
     vec![
         field("_kind", "Mark with", select(kinds)).default(json!(MarkKind::Text.name())).ui_only(),
-        field("text", "Text", FieldKind::Text { max_length: MAX_MARK_CHARS }).default(json!("© Darkroom")).when("_kind", &text),
+        field("text", "Text", FieldKind::Text { max_length: MAX_MARK_CHARS })
+            .default(json!("© Darkroom"))
+            .when("_kind", &text),
         field("image", "Logo (PNG)", FieldKind::Logo).when("_kind", &logo),
         field("gravity", "Position", gravities(false)).default(json!(DEFAULT_GRAVITY.name())),
         field("opacity", "Opacity", slider(OPACITY, None, 0.05)).default(json!(DEFAULT_OPACITY)),
         field("size", "Text height (px, empty: 5% of the photo)", pixels(1, limits)).optional().when("_kind", &text),
-        field("scale", "Logo width (fraction of the photo, empty: its own size)", scale).optional().when("_kind", &logo),
-        field("margin", "Margin (px, empty: automatic)", FieldKind::Int { min: 0, max: Some(limits.max_output_dimension) })
-            .optional(),
+        field("scale", "Logo width (fraction of the photo, empty: its own size)", scale)
+            .optional()
+            .when("_kind", &logo),
+        field(
+            "margin",
+            "Margin (px, empty: automatic)",
+            FieldKind::Int { min: 0, max: Some(limits.max_output_dimension) },
+        )
+        .optional(),
         field("color", "Colour", FieldKind::Color).default(json!("#ffffff")).when("_kind", &text),
     ]
 }

@@ -68,7 +68,9 @@ impl Op {
     pub fn validate(&self, limits: &Limits) -> Result<(), FieldError> {
         match self {
             Op::Resize { width, height, fit, gravity, .. } => resize(*width, *height, *fit, *gravity, limits),
-            Op::Crop { x, y, width, height, aspect, .. } => crop((*x, *y), (*width, *height), aspect.as_deref(), limits),
+            Op::Crop { x, y, width, height, aspect, .. } => {
+                crop((*x, *y), (*width, *height), aspect.as_deref(), limits)
+            }
             Op::Rotate { degrees, .. } => DEGREES.check("degrees", *degrees),
             Op::Blur { sigma } => BLUR_SIGMA.check("sigma", *sigma),
             Op::Sharpen { sigma, threshold } => {

@@ -127,7 +127,8 @@ pub enum Filter {
 
 impl Filter {
     /// Every filter, best first (the order the recipe builder lists them in).
-    pub const ALL: [Filter; 5] = [Filter::Lanczos3, Filter::Catmullrom, Filter::Mitchell, Filter::Bilinear, Filter::Nearest];
+    pub const ALL: [Filter; 5] =
+        [Filter::Lanczos3, Filter::Catmullrom, Filter::Mitchell, Filter::Bilinear, Filter::Nearest];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -122,7 +122,9 @@ impl TryFrom<WatermarkWire> for Watermark {
         let bad = |field, message: &str| Err(MarkError { field, message: message.into() });
         let mark = match (w.text, w.image) {
             (Some(_), Some(_)) => return bad("image", "a watermark has either `text` or `image`, not both"),
-            (None, None) => return bad("text", "a watermark needs `text` or `image` (the key of an uploaded PNG logo)"),
+            (None, None) => {
+                return bad("text", "a watermark needs `text` or `image` (the key of an uploaded PNG logo)")
+            }
             (Some(text), None) => {
                 if w.scale.is_some() {
                     return bad("scale", "scale applies to logo watermarks; text uses size");

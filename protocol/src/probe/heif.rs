@@ -308,7 +308,9 @@ mod tests {
         assert_eq!(err, Refusal::TooManyPixels { width: 20_000, height: 20_000, limit: l.max_pixels });
         let tiny = Limits { max_pixels: 3_000, ..l };
         assert!(matches!(dimensions_within(&declaring(60, 60), &tiny), Err(Refusal::TooManyPixels { .. })));
-        assert!(matches!(dimensions_within(&declaring(3_001, 1), &tiny), Err(Refusal::Corrupt(m)) if m.contains("maximum image size")));
+        assert!(
+            matches!(dimensions_within(&declaring(3_001, 1), &tiny), Err(Refusal::Corrupt(m)) if m.contains("maximum image size"))
+        );
         assert!(matches!(dimensions_within(&declaring(0, 1280), &l), Err(Refusal::Corrupt(_))));
         // A side over the side limit, whatever the pixels: refused as libheif refuses it.
         let err = dimensions_within(&declaring(100_000, 2), &l).unwrap_err();
@@ -334,11 +336,15 @@ mod tests {
         avif[8..12].copy_from_slice(b"avif");
         avif[20..24].copy_from_slice(b"avif");
         assert!(sniff(&avif));
-        assert!(matches!(dimensions_within(&avif, &Limits::default()), Err(Refusal::UnsupportedFormat(m)) if m.starts_with("AVIF")));
+        assert!(
+            matches!(dimensions_within(&avif, &Limits::default()), Err(Refusal::UnsupportedFormat(m)) if m.starts_with("AVIF"))
+        );
         let mut other = corpus(D06);
         other[8..12].copy_from_slice(b"mif1");
         other[20..24].copy_from_slice(b"mif1");
-        assert!(matches!(dimensions_within(&other, &Limits::default()), Err(Refusal::UnsupportedFormat(m)) if m.starts_with("HEIF")));
+        assert!(
+            matches!(dimensions_within(&other, &Limits::default()), Err(Refusal::UnsupportedFormat(m)) if m.starts_with("HEIF"))
+        );
         assert!(!sniff(b"\xff\xd8\xff\xe0 not a heif"));
     }
 }

@@ -5,10 +5,10 @@
 //! replica never overwrites a status another replica applied meanwhile.
 
 use chrono::{DateTime, Utc};
-use darkroom_protocol::keys;
-use darkroom_protocol::message::{JobMessage, JobState};
 use darkroom_core::queue::{JobQueue, QueueError};
 use darkroom_core::store::StoreError;
+use darkroom_protocol::keys;
+use darkroom_protocol::message::{JobMessage, JobState};
 use darkroom_protocol::trace::TraceParent;
 
 use darkroom_core::fanout::ChangeNotice;
