@@ -314,6 +314,33 @@ fn watermark(limits: &Limits) -> Vec<FieldSchema> {
     ]
 }
 
+impl OpSchema {
+    /// The JSON of this op as the builder would first write it, with the switches in `ui`
+    /// (name, value) and the rest at their defaults. A logo watermark gets a placeholder key.
+    pub fn draft(&self, ui: &[(&str, Value)]) -> Value {
+        let value_of = |name: &str| -> Value {
+            ui.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| self.fields.iter().find(|f| f.name == name).map(|f| f.default.clone()))
+                .unwrap_or(Value::Null)
+        };
+        let mut out = json!({ "op": self.op });
+        for f in &self.fields {
+            let applies = f.when.as_ref().is_none_or(|w| w.one_of.contains(&value_of(w.field)));
+            if f.ui_only || !applies {
+                continue;
+            }
+            if matches!(f.kind, FieldKind::Logo) {
+                out[f.name] = json!("logos/owner/logo.png");
+            } else if !f.default.is_null() {
+                out[f.name] = f.default.clone();
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,32 +376,5 @@ mod tests {
         let wire = serde_json::to_value(&resize).unwrap();
         assert_eq!(wire["fields"][0]["kind"], "int");
         assert_eq!(wire["fields"][0]["max"], 2000);
-    }
-}
-
-impl OpSchema {
-    /// The JSON of this op as the builder would first write it, with the switches in `ui`
-    /// (name, value) and the rest at their defaults. A logo watermark gets a placeholder key.
-    pub fn draft(&self, ui: &[(&str, Value)]) -> Value {
-        let value_of = |name: &str| -> Value {
-            ui.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.clone())
-                .or_else(|| self.fields.iter().find(|f| f.name == name).map(|f| f.default.clone()))
-                .unwrap_or(Value::Null)
-        };
-        let mut out = json!({ "op": self.op });
-        for f in &self.fields {
-            let applies = f.when.as_ref().is_none_or(|w| w.one_of.contains(&value_of(w.field)));
-            if f.ui_only || !applies {
-                continue;
-            }
-            if matches!(f.kind, FieldKind::Logo) {
-                out[f.name] = json!("logos/owner/logo.png");
-            } else if !f.default.is_null() {
-                out[f.name] = f.default.clone();
-            }
-        }
-        out
     }
 }
