@@ -322,63 +322,39 @@ function status(msg) {
 
 // ---------------------------------------------------------------- recipe builder
 
-const GRAVITY = ["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"];
-const ASPECTS = ["1:1", "4:3", "3:2", "16:9", "21:9", "4:5", "2:3", "3:4", "9:16"];
+// The edits a recipe may use come from the server (GET /api/ops): the protocol crate's op
+// schema, the one definition the server validates with, so no range or default is copied here.
+// Each schema field becomes a control description: { k, kind (int, float, number, select,
+// check, text, color, logo), min, max (float: the slider's span; hardMax: the exact box's),
+// step, int, def, opt (may be empty), skipDef (left out when equal to def), ui (a switch, not
+// sent), options/names/help (select), maxlength (text), when(op) (shown only then) }.
+let OPS = {};
 
-// Field kinds: int, float (slider + number), select, check, text, color. `opt`: left out of
-// the JSON when empty / equal to `def`. `when(op)`: shown only then.
-const OPS = {
-  resize: { label: "Resize", fields: [
-    { k: "width", kind: "int", min: 1, maxDim: true, def: 1600, opt: true, label: "Width (px)" },
-    { k: "height", kind: "int", min: 1, maxDim: true, def: 1600, opt: true, label: "Height (px)" },
-    { k: "fit", kind: "select", options: ["inside", "cover", "fill", "outside"], def: "inside", label: "Fit",
-      help: { inside: "keep proportions, fit within the box", cover: "fill the box, crop the overflow", fill: "stretch to the box", outside: "keep proportions, at least the box" } },
-    { k: "gravity", kind: "select", options: [...GRAVITY, "attention"], def: "centre", skipDef: true, label: "Keep (gravity)", when: (o) => o.fit === "cover" },
-    { k: "enlarge", kind: "check", def: false, skipDef: true, label: "Enlarge smaller photos" },
-    { k: "filter", kind: "select", options: ["lanczos3", "catmullrom", "mitchell", "bilinear", "nearest"], def: "lanczos3", skipDef: true, label: "Filter" },
-  ] },
-  crop: { label: "Crop", fields: [
-    { k: "_mode", kind: "select", options: ["aspect", "box"], def: "aspect", ui: true, label: "Crop by", names: { aspect: "aspect ratio", box: "pixel box" } },
-    { k: "aspect", kind: "select", options: ASPECTS, def: "16:9", label: "Aspect", when: (o) => o._mode !== "box" },
-    { k: "gravity", kind: "select", options: [...GRAVITY, "attention"], def: "centre", skipDef: true, label: "Keep (gravity)", when: (o) => o._mode !== "box" },
-    { k: "x", kind: "int", min: 0, def: 0, skipDef: true, label: "X (px)", when: (o) => o._mode === "box" },
-    { k: "y", kind: "int", min: 0, def: 0, skipDef: true, label: "Y (px)", when: (o) => o._mode === "box" },
-    { k: "width", kind: "int", min: 1, maxDim: true, def: 800, label: "Width (px)", when: (o) => o._mode === "box" },
-    { k: "height", kind: "int", min: 1, maxDim: true, def: 600, label: "Height (px)", when: (o) => o._mode === "box" },
-  ] },
-  rotate: { label: "Rotate", fields: [
-    { k: "degrees", kind: "float", min: -360, max: 360, step: 1, def: 90, label: "Degrees, clockwise" },
-    { k: "_bg", kind: "check", def: false, ui: true, label: "Fill uncovered corners with a colour" },
-    { k: "background", kind: "color", def: "#000000", label: "Corner colour", when: (o) => o._bg },
-  ] },
-  flip_horizontal: { label: "Flip left-right", fields: [] },
-  flip_vertical: { label: "Flip top-bottom", fields: [] },
-  grayscale: { label: "Grayscale", fields: [] },
-  sepia: { label: "Sepia", fields: [] },
-  invert: { label: "Invert", fields: [] },
-  brightness: { label: "Brightness", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Factor (1 = unchanged)" }] },
-  contrast: { label: "Contrast", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Factor (1 = unchanged)" }] },
-  saturation: { label: "Saturation", fields: [{ k: "factor", kind: "float", min: 0, max: 3, hardMax: 10, step: 0.05, def: 1.3, label: "Factor (0 = grey, 1 = unchanged)" }] },
-  hue: { label: "Hue", fields: [{ k: "degrees", kind: "float", min: -360, max: 360, step: 1, def: 30, int: true, label: "Rotate hues (degrees)" }] },
-  gamma: { label: "Gamma", fields: [{ k: "gamma", kind: "float", min: 0.1, max: 3, hardMax: 10, step: 0.05, def: 1.2, label: "Gamma (above 1 brightens mid-tones)" }] },
-  blur: { label: "Blur", fields: [{ k: "sigma", kind: "float", min: 0.3, max: 20, hardMax: 100, step: 0.1, def: 2, label: "Radius (sigma, px)" }] },
-  sharpen: { label: "Sharpen", fields: [
-    { k: "sigma", kind: "float", min: 0.3, max: 10, hardMax: 50, step: 0.1, def: 1, label: "Radius (sigma, px)" },
-    { k: "threshold", kind: "float", min: 0, max: 255, step: 1, def: 0, int: true, skipDef: true, label: "Threshold (0–255)" },
-  ] },
-  watermark: { label: "Watermark", fields: [
-    { k: "_kind", kind: "select", options: ["text", "logo"], def: "text", ui: true, label: "Mark with", names: { text: "text", logo: "a PNG logo" } },
-    { k: "text", kind: "text", def: "© Darkroom", maxlength: 200, label: "Text", when: (o) => o._kind !== "logo" },
-    { k: "image", kind: "logo", def: null, label: "Logo (PNG)", when: (o) => o._kind === "logo" },
-    { k: "gravity", kind: "select", options: GRAVITY, def: "southeast", label: "Position" },
-    { k: "opacity", kind: "float", min: 0, max: 1, step: 0.05, def: 0.5, label: "Opacity" },
-    { k: "size", kind: "int", min: 1, maxDim: true, def: null, opt: true, label: "Text height (px, empty: 5% of the photo)", when: (o) => o._kind !== "logo" },
-    { k: "scale", kind: "number", min: 0.01, max: 1, step: 0.01, def: null, opt: true, label: "Logo width (fraction of the photo, empty: its own size)", when: (o) => o._kind === "logo" },
-    { k: "margin", kind: "int", min: 0, maxDim: true, def: null, opt: true, label: "Margin (px, empty: automatic)" },
-    { k: "color", kind: "color", def: "#ffffff", label: "Colour", when: (o) => o._kind !== "logo" },
-  ] },
-  flatten: { label: "Flatten transparency", fields: [{ k: "background", kind: "color", def: "#ffffff", label: "Background" }] },
-};
+function opsFromSchema(doc) {
+  const table = {};
+  for (const op of doc.ops) {
+    const defaults = Object.fromEntries(op.fields.map((f) => [f.name, f.default]));
+    table[op.op] = { label: op.label, fields: op.fields.map((f) => controlFromSchema(f, defaults)) };
+  }
+  return table;
+}
+
+function controlFromSchema(f, defaults) {
+  const c = { k: f.name, kind: f.kind, label: f.label, def: f.default, opt: f.optional, skipDef: f.omit_default, ui: f.ui_only };
+  if (f.kind === "float") Object.assign(c, { min: f.min, max: f.slider_max ?? f.max, hardMax: f.max, step: f.step, int: f.integer });
+  if (f.kind === "int" || f.kind === "number") Object.assign(c, { min: f.min, max: f.max, step: f.step });
+  if (f.kind === "text") c.maxlength = f.max_length;
+  if (f.kind === "select") {
+    c.options = f.options.map((o) => o.value);
+    c.names = Object.fromEntries(f.options.filter((o) => o.label !== o.value).map((o) => [o.value, o.label]));
+    c.help = Object.fromEntries(f.options.filter((o) => o.help).map((o) => [o.value, o.help]));
+  }
+  if (f.when) {
+    const { field, one_of: oneOf } = f.when;
+    c.when = (o) => oneOf.includes(o[field] ?? defaults[field]);
+  }
+  return c;
+}
 
 const OUTPUT_FIELDS = [
   { k: "quality", kind: "float", min: 1, max: 100, step: 1, int: true, def: 85, label: "Quality", when: (o) => o.format === "jpeg" || (o.format === "webp" && !o.lossless) || o.format === "avif" },
@@ -400,18 +376,16 @@ function newOp(name) {
 const builder = {
   outputs: [],
   form: null,
-  maxDim: 16384,
   maxOutputs: 10,
   maxOps: 20,
   formats: ["jpeg", "png", "webp"],
 
   init(form) {
     this.form = form;
-    this.maxDim = +form.dataset.maxDimension || this.maxDim;
     this.maxOutputs = +form.dataset.maxOutputs || this.maxOutputs;
     this.maxOps = +form.dataset.maxOps || this.maxOps;
     this.formats = (form.dataset.formats || "jpeg,png,webp").split(",");
-    this.outputs = [{ name: "web", format: "jpeg", quality: 85, auto_orient: true, ops: [newOp("resize")] }];
+    this.outputs = [];
     this.root = document.getElementById("outputs");
     this.json = document.getElementById("recipe");
     this.json.readOnly = true;
@@ -424,8 +398,23 @@ const builder = {
     });
     for (const r of document.querySelectorAll('input[name="mode"]')) r.addEventListener("change", () => this.mode());
     for (const r of document.querySelectorAll('input[name="preset"]')) r.addEventListener("change", () => this.show());
-    this.render();
     this.mode();
+    this.load();
+  },
+
+  // The edits' schema, then the first draft: one output with a resize.
+  async load() {
+    try {
+      const r = await fetch("/api/ops");
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      OPS = opsFromSchema(await r.json());
+    } catch (e) {
+      this.root.replaceChildren(h("li", { class: "error", role: "alert", text: `The list of edits could not be loaded (${e.message}). Reload the page to try again; the presets work without it.` }));
+      document.getElementById("add-output").disabled = true;
+      return;
+    }
+    this.outputs = [{ name: "web", format: "jpeg", quality: 85, auto_orient: true, ops: [newOp("resize")] }];
+    this.render();
   },
 
   custom() {
@@ -511,7 +500,7 @@ const builder = {
         break;
       }
       case "int": {
-        input = h("input", { id, type: "number", inputmode: "numeric", min: f.min, max: f.maxDim ? this.maxDim : f.max, step: 1, value: obj[f.k] ?? "", placeholder: f.opt ? "auto" : "" });
+        input = h("input", { id, type: "number", inputmode: "numeric", min: f.min, max: f.max, step: 1, value: obj[f.k] ?? "", placeholder: f.opt ? "auto" : "" });
         input.addEventListener("input", () => set(input.value === "" ? null : Math.round(+input.value), false));
         wrap.append(label, input);
         break;

@@ -485,7 +485,7 @@ async fn wait_until_simulating(app: &TestApp) {
 async fn store_placeholder_originals(b: &Backend, ids: &[String]) {
     futures_util::stream::iter(ids.iter().map(|id| {
         let store = b.store.clone();
-        let key = darkroom_core::keys::original(id);
+        let key = darkroom_protocol::keys::original(id);
         async move { store.put(&key, bytes::Bytes::from_static(b"placeholder"), "image/jpeg").await.unwrap() }
     }))
     .buffer_unordered(16)
@@ -495,8 +495,9 @@ async fn store_placeholder_originals(b: &Backend, ids: &[String]) {
 
 /// Send one job per id straight to the job queue (in batches of 10, from a task) and read the
 /// reply queue, as the web app would, until every job is done.
-async fn send_and_await_done(b: &Backend, ids: &[String], spec: &darkroom_core::engine::OutputSpec) {
-    use darkroom_core::message::{JobMessage, JobState, Reply};
+async fn send_and_await_done(b: &Backend, ids: &[String], spec: &darkroom_protocol::OutputSpec) {
+    use darkroom_protocol::lifecycle::JobState;
+    use darkroom_protocol::message::{JobMessage, Reply};
     let t = Instant::now();
     let jobs = ids.len();
     let bodies: Vec<String> = ids
@@ -504,7 +505,7 @@ async fn send_and_await_done(b: &Backend, ids: &[String], spec: &darkroom_core::
         .map(|id| {
             JobMessage {
                 job_id: id.clone(),
-                original_key: darkroom_core::keys::original(id),
+                original_key: darkroom_protocol::keys::original(id),
                 outputs: vec![spec.clone()],
                 submitted_at: chrono::Utc::now(),
                 traceparent: None,
@@ -546,7 +547,7 @@ async fn send_and_await_done(b: &Backend, ids: &[String], spec: &darkroom_core::
 /// fixed sleep, jobs/s should grow as processors × slots ÷ cost until the queue backend (or
 /// this machine's two cores, which every processor's queue and store calls share) stops it.
 async fn simulate(args: &Args) {
-    use darkroom_core::engine::{Format, OutputSpec};
+    use darkroom_protocol::{Format, OutputSpec};
     println!();
     println!(
         "Capacity simulation: engine replaced by a {} ms wait, {} slots per processor, jobs sent straight to the job queue",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use darkroom_engine::Limits;
+use darkroom_protocol::Limits;
 use thiserror::Error;
 
 use crate::aws;

@@ -1,5 +1,5 @@
 //! The scaling report: what a one-machine supervisor (`darkroom-processor supervise`) writes
-//! to the store at [`keys::scaling_report`](crate::keys::scaling_report) after every decision
+//! to the store at [`keys::scaling_report`](darkroom_protocol::keys::scaling_report) after every decision
 //! and every few seconds, and what the web app's ops page reads, so scaling is visible where
 //! the workers are. One JSON object per supervisor; the newest decisions are kept.
 

@@ -59,7 +59,7 @@ async fn the_embedded_backend_by_default_is_said_as_a_warning() {
 
 #[tokio::test]
 async fn json_logs_carry_the_job_on_every_line_of_it() {
-    use darkroom_core::message::Reply;
+    use darkroom_protocol::message::Reply;
     let app = darkroom_e2e::TestApp::spawn_with_env(
         darkroom_e2e::Kind::Embedded,
         false,

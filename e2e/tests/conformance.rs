@@ -316,7 +316,7 @@ async fn put_if_loses_no_update_under_concurrent_writers(kind: Kind) {
 /// reaped by a live one after the grace period.
 async fn fanout_reaches_every_other_replica_and_reaps_the_dead(kind: Kind) {
     use darkroom_core::fanout::{ChangeNotice, Fanout};
-    use darkroom_core::message::JobState;
+    use darkroom_protocol::lifecycle::JobState;
     let (_site, b) = setup(kind, 30, 3).await;
     // Long enough for a loaded machine between a replica's heartbeat and the checks below.
     let grace = Duration::from_secs(5);

@@ -88,7 +88,7 @@ async fn logo_watermark_and_avif_end_to_end(kind: Kind) {
         (small["format"].as_str(), small["width"].as_u64(), small["height"].as_u64()),
         (Some("avif"), Some(800), Some(533))
     );
-    let decoded = darkroom_core::engine::heif::decode(&avif).expect("libheif decodes our AVIF").to_rgb8();
+    let decoded = darkroom_engine::heif::decode(&avif).expect("libheif decodes our AVIF").to_rgb8();
     assert_eq!(decoded.dimensions(), (800, 533));
     let diff: f64 = decoded.as_raw().iter().zip(plain.as_raw()).map(|(a, b)| a.abs_diff(*b) as f64).sum::<f64>()
         / plain.as_raw().len() as f64;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use darkroom_core::message::{JobMessage, JobState, Reply};
 use darkroom_e2e::{corpus, decode, Kind, TestApp};
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::{JobMessage, Reply};
 use image::ImageFormat;
 use serde_json::Value;
 

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use darkroom_core::message::{JobState, StatusMessage};
 use darkroom_e2e::{Kind, TestApp};
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::StatusMessage;
 use serde_json::Value;
 
 const PHOTO: &str = "M03_storm_1920x1280_exif.jpg";

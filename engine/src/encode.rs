@@ -1,4 +1,5 @@
-//! Output formats and how pixels are written to them. Nothing but pixels (and, when asked, the
+//! How pixels are written to the output formats (the formats themselves and their defaults are
+//! the protocol's, re-exported here). Nothing but pixels (and, when asked, the
 //! original's ICC profile) is written: EXIF, XMP and other metadata of the input are stripped.
 
 use std::borrow::Cow;
@@ -7,74 +8,13 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, RgbImage};
 #[cfg(not(turbojpeg))]
 use jpeg_encoder::{ColorType as JColor, Encoder as JpegEncoder, SamplingFactor};
-use serde::{Deserialize, Serialize};
 
 pub use crate::spec::EncodeOptions;
 use crate::EngineError;
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    #[default]
-    Jpeg,
-    Png,
-    /// WebP, lossy (quality) or lossless.
-    Webp,
-    /// AVIF (AV1 in HEIF), through libheif; lossy (quality, speed).
-    Avif,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpeg",
-            Format::Png => "png",
-            Format::Webp => "webp",
-            Format::Avif => "avif",
-        }
-    }
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jpeg => "jpg",
-            Format::Png => "png",
-            Format::Webp => "webp",
-            Format::Avif => "avif",
-        }
-    }
-    pub fn mime(self) -> &'static str {
-        match self {
-            Format::Jpeg => "image/jpeg",
-            Format::Png => "image/png",
-            Format::Webp => "image/webp",
-            Format::Avif => "image/avif",
-        }
-    }
-    pub const NAMES: &'static [&'static str] = &["jpeg", "png", "webp", "avif"];
-}
-
-/// JPEG chroma subsampling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Chroma {
-    #[serde(rename = "4:2:0")]
-    S420,
-    #[serde(rename = "4:2:2")]
-    S422,
-    #[serde(rename = "4:4:4")]
-    S444,
-}
-
-/// Default JPEG quality when a recipe gives none.
-pub const DEFAULT_QUALITY: u8 = 85;
-/// Default lossy WebP quality.
-pub const DEFAULT_WEBP_QUALITY: u8 = 80;
-/// Default AVIF quality: at 1600 px on corpus photos, within 1.5 dB PSNR of JPEG 85 at 6–62% of
-/// its bytes (docs/protocol.md has the figures).
-pub const DEFAULT_AVIF_QUALITY: u8 = 60;
-/// Default AVIF speed (libaom cpu-used): about 5× faster than 4 for 2–12% more bytes.
-pub const DEFAULT_AVIF_SPEED: u8 = 6;
-/// Fastest (largest) AVIF speed.
-pub const MAX_AVIF_SPEED: u8 = 9;
+pub use darkroom_protocol::output::{
+    Chroma, Format, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_QUALITY, DEFAULT_WEBP_QUALITY, MAX_AVIF_SPEED,
+};
 
 /// Encode `img` as `format`. JPEG has no alpha: transparent pixels are flattened onto white
 /// (use the `flatten` op for another colour).

@@ -7,6 +7,10 @@
 //! The pipeline follows the module names: [`probe`] reads the header and enforces [`limits`]
 //! before anything is allocated, [`decode`] decodes and auto-orients, [`ops`] edits, [`encode`]
 //! writes the output format, and [`pipeline`] runs one decode for many outputs.
+//!
+//! What the engine is asked to do is defined in `darkroom-protocol` (the ops, the output specs,
+//! the limits, the header probe, the refusals): this crate re-exports those types under their
+//! old paths and keeps the pixels.
 
 pub mod capabilities;
 pub mod color_management;
@@ -15,18 +19,31 @@ pub mod encode;
 pub mod error;
 pub mod heif;
 pub mod jpeg;
-pub mod limits;
 pub mod memory;
 pub mod ops;
 pub mod pipeline;
-pub mod probe;
 mod shrink;
 pub mod spec;
 
+pub use darkroom_protocol::{limits, refusal};
+
+/// Header sniffing, from the protocol crate (the web app probes uploads with the same code).
+pub mod probe {
+    pub use darkroom_protocol::probe::*;
+}
+
 pub use capabilities::{capabilities, Capabilities};
-pub use encode::{Chroma, Format};
+// The wire types, straight from the protocol crate (re-exported under the engine's old paths).
+pub use darkroom_protocol::{
+    plan, resource_keys, Chroma, Color, Filter, Fit, Format, Gravity, Icc, InputFormat, Limits, Op, OutputSpec, Probe,
+    Refusal,
+};
 pub use error::EngineError;
-pub use limits::Limits;
-pub use ops::{Color, Filter, Fit, Gravity, Op};
-pub use pipeline::{plan, process, process_each, process_with, resource_keys, Icc, OutputSpec, Rendered, Resources};
-pub use probe::{probe, InputFormat, Probe};
+pub use pipeline::{process, process_each, process_with};
+pub use spec::{Rendered, Resources};
+
+/// Identify `bytes` by content and check them against `limits` (the protocol's
+/// [`probe`](darkroom_protocol::probe::probe), with the engine's error type).
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
+    Ok(darkroom_protocol::probe(bytes, limits)?)
+}

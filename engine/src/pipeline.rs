@@ -2,116 +2,16 @@
 
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+pub use darkroom_protocol::output::{plan, resource_keys, Icc, OutputSpec, MIN_SLOW_AVIF_SPEED, SLOW_AVIF_PIXELS};
 
 use crate::decode::{decode_keeping_profile, decode_region_keeping_profile, oriented_dimensions};
-use crate::encode::{encode_with_icc, DEFAULT_AVIF_SPEED};
+use crate::encode::encode_with_icc;
 use crate::ops::overlay::Logos;
+use crate::ops::Apply;
 use crate::shrink::{exact_resize, needed_by_all};
 use crate::spec::EncodeOptions;
 pub use crate::spec::{Rendered, Resources};
-use crate::{Chroma, EngineError, Format, Limits, Op};
-
-/// One output a job asks for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputSpec {
-    /// Name of the output, unique within the job (`thumbnail`, `web`, …).
-    pub name: String,
-    /// Edits applied in order.
-    #[serde(default)]
-    pub ops: Vec<Op>,
-    /// Output format.
-    #[serde(default)]
-    pub format: Format,
-    /// JPEG / lossy WebP quality 1–100.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quality: Option<u8>,
-    /// Progressive JPEG.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub progressive: bool,
-    /// JPEG chroma subsampling: "4:2:0" (default), "4:2:2", "4:4:4".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chroma_subsampling: Option<Chroma>,
-    /// PNG effort 0–9 (default 6): 0 stored, 1–6 fast deflate, 7–9 zlib 7–9.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression_level: Option<u8>,
-    /// Lossless WebP.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub lossless: bool,
-    /// AVIF encoder speed 0–9 (default 6).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub speed: Option<u8>,
-    /// Apply the EXIF orientation before the ops (default true).
-    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
-    pub auto_orient: bool,
-    /// Colour profile: convert to sRGB and embed nothing (default), or keep the original's.
-    #[serde(default, skip_serializing_if = "Icc::is_default")]
-    pub icc: Icc,
-}
-
-/// What an output does with the original's colour profile.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Icc {
-    /// Convert the pixels to sRGB and embed no profile (what browsers assume).
-    #[default]
-    Srgb,
-    /// Leave the pixels in the original's colour space and embed its ICC profile. CMYK
-    /// originals are converted to sRGB all the same, and outputs whose pixels the profile
-    /// cannot describe (an RGB profile on a grayscale result) carry none.
-    Keep,
-}
-
-impl Icc {
-    pub fn is_default(&self) -> bool {
-        *self == Icc::Srgb
-    }
-    pub const NAMES: &'static [&'static str] = &["srgb", "keep"];
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl OutputSpec {
-    /// An output with default encoding settings.
-    pub fn new(name: &str, ops: Vec<Op>, format: Format) -> Self {
-        OutputSpec {
-            name: name.into(),
-            ops,
-            format,
-            quality: None,
-            progressive: false,
-            chroma_subsampling: None,
-            compression_level: None,
-            lossless: false,
-            speed: None,
-            auto_orient: true,
-            icc: Icc::Srgb,
-        }
-    }
-
-    pub fn encode_options(&self) -> EncodeOptions {
-        EncodeOptions {
-            quality: self.quality,
-            progressive: self.progressive,
-            chroma: self.chroma_subsampling,
-            compression_level: self.compression_level,
-            lossless: self.lossless,
-            speed: self.speed,
-        }
-    }
-}
-
-/// Every resource key the outputs refer to, sorted, without duplicates.
-pub fn resource_keys(outputs: &[OutputSpec]) -> Vec<String> {
-    let mut keys: Vec<String> =
-        outputs.iter().flat_map(|o| o.ops.iter().filter_map(Op::resource)).map(str::to_string).collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
+use crate::{EngineError, Limits, Op};
 
 /// Decode `input` once and render every output, giving up with [`EngineError::TimeLimit`]
 /// once `deadline` has passed (checked between steps).
@@ -141,49 +41,6 @@ pub fn process_with(
     })?;
     Ok(rendered)
 }
-
-/// The size of every output of a job, worked out from sizes alone before anything is decoded:
-/// `source(output)` gives the upright size the output starts from. Every step of every output
-/// is checked against the per-image limits, and the outputs together against the job's.
-pub fn plan(
-    outputs: &[OutputSpec],
-    limits: &Limits,
-    mut source: impl FnMut(&OutputSpec) -> Result<(u32, u32), EngineError>,
-) -> Result<Vec<(u32, u32)>, EngineError> {
-    let mut total: u64 = 0;
-    let mut sizes = Vec::with_capacity(outputs.len());
-    for o in outputs {
-        let mut size = source(o)?;
-        limits.check_dimensions(size.0, size.1)?;
-        for op in &o.ops {
-            size = op.output_size(size)?;
-            limits.check_output(size.0, size.1)?;
-        }
-        let pixels = size.0 as u64 * size.1 as u64;
-        if o.format == Format::Avif
-            && o.speed.unwrap_or(DEFAULT_AVIF_SPEED) < MIN_SLOW_AVIF_SPEED
-            && pixels > SLOW_AVIF_PIXELS
-        {
-            return Err(EngineError::InvalidOp(format!(
-                "AVIF speed {} is allowed for outputs up to {} megapixels; `{}` would be {}×{}. Use speed {MIN_SLOW_AVIF_SPEED} or more, or a smaller size.",
-                o.speed.unwrap_or(DEFAULT_AVIF_SPEED),
-                SLOW_AVIF_PIXELS / 1_000_000,
-                o.name,
-                size.0,
-                size.1
-            )));
-        }
-        total += pixels;
-        limits.check_job_total(total, 0)?;
-        sizes.push(size);
-    }
-    Ok(sizes)
-}
-
-/// AVIF's slowest speeds (0–2) take minutes a megapixel; they are for small outputs only.
-pub const MIN_SLOW_AVIF_SPEED: u8 = 3;
-/// Largest output, in pixels, the slowest AVIF speeds may encode.
-pub const SLOW_AVIF_PIXELS: u64 = 16_000_000;
 
 /// The engine's entry point: plan the job (refusing what would exceed the limits before
 /// anything is decoded), decode `input` once, and hand each output to `sink` as soon as it is
@@ -348,40 +205,4 @@ fn crop_box(o: &OutputSpec, (sw, sh): (u32, u32)) -> Option<(u32, u32, u32, u32)
 /// [`process_until`] without a time limit.
 pub fn process(input: &[u8], outputs: &[OutputSpec], limits: &Limits) -> Result<Vec<Rendered>, EngineError> {
     process_until(input, outputs, limits, None)
-}
-
-#[cfg(test)]
-mod plan_tests {
-    use super::*;
-
-    fn spec(json: &str) -> OutputSpec {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn plans_sizes_through_every_op() {
-        let l = Limits::default();
-        let outs = [
-            spec(r#"{"name":"a","ops":[{"op":"resize","width":400,"height":400},{"op":"rotate","degrees":90}]}"#),
-            spec(r#"{"name":"b","ops":[{"op":"crop","aspect":"1:1"},{"op":"resize","width":100}]}"#),
-        ];
-        assert_eq!(plan(&outs, &l, |_| Ok((1920, 1280))).unwrap(), vec![(267, 400), (100, 100)]);
-    }
-
-    #[test]
-    fn the_slowest_avif_speeds_are_for_small_outputs() {
-        let l = Limits::default();
-        let slow = spec(r#"{"name":"a","format":"avif","speed":0}"#);
-        let err = plan(std::slice::from_ref(&slow), &l, |_| Ok((6000, 4000))).unwrap_err();
-        assert!(matches!(err, EngineError::InvalidOp(ref m) if m.contains("speed 3 or more")), "{err:?}");
-        assert!(plan(&[slow], &l, |_| Ok((1920, 1280))).is_ok());
-        assert!(plan(&[spec(r#"{"name":"a","format":"avif","speed":3}"#)], &l, |_| Ok((6000, 4000))).is_ok());
-    }
-
-    #[test]
-    fn the_source_is_checked_against_the_input_limit() {
-        let l = Limits::default();
-        let err = plan(&[spec(r#"{"name":"a"}"#)], &l, |_| Ok((20000, 20000))).unwrap_err();
-        assert!(matches!(err, EngineError::TooManyPixels { .. }), "{err:?}");
-    }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use darkroom_engine::ops::Apply;
 use darkroom_engine::{probe, process, EngineError, Format, InputFormat, Limits, Op, OutputSpec};
 
 fn corpus(name: &str) -> Vec<u8> {

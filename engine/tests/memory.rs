@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use darkroom_engine::refusal::JobMeasure;
 use darkroom_engine::{probe, process, process_each, EngineError, Format, Limits, OutputSpec, Resources};
 
 #[path = "common/counting.rs"]
@@ -128,7 +129,7 @@ fn amplification_is_refused_from_sizes_alone() {
     let outputs: Vec<OutputSpec> = (0..4).map(|i| OutputSpec { name: format!("b{i}"), ..big.clone() }).collect();
     let (result, peak) = peak_during(|| process(&tiny, &outputs, &limits));
     let err = result.unwrap_err();
-    assert!(matches!(err, EngineError::JobTooLarge { what: "pixels", .. }), "{err:?}");
+    assert!(matches!(err, EngineError::JobTooLarge { what: JobMeasure::Pixels, .. }), "{err:?}");
     assert!(peak < MIB, "refusing the job peaked at {peak} bytes");
 
     // A rotation's canvas is an intermediate image too: a 45° turn of a wide strip is refused
@@ -149,7 +150,7 @@ fn amplification_is_refused_from_sizes_alone() {
     let m03 = corpus("M03_storm_1920x1280_exif.jpg");
     let outputs = [stored.clone(), OutputSpec { name: "s2".into(), ..stored }];
     let err = process(&m03, &outputs, &few_bytes).unwrap_err();
-    assert!(matches!(err, EngineError::JobTooLarge { what: "bytes", .. }), "{err:?}");
+    assert!(matches!(err, EngineError::JobTooLarge { what: JobMeasure::Bytes, .. }), "{err:?}");
     assert_eq!(err.code(), "job_too_large");
 }
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use darkroom_engine::decode::decode;
+use darkroom_engine::ops::Apply;
 use darkroom_engine::pipeline::process_until;
 use darkroom_engine::{process, EngineError, Format, Limits, Op, OutputSpec};
 use image::{DynamicImage, GenericImageView, Rgb, RgbImage};

@@ -3,7 +3,9 @@
 //! header-against-decoded dimension check, the colour profile, and a small AVIF encode (libaom)
 //! of what decoded. libheif itself is not
 //! instrumented (a system library), but what it hands back is used by our code under ASan, and a
-//! crash or runaway allocation inside it still stops the fuzzer.
+//! crash or runaway allocation inside it still stops the fuzzer. The web app's pure-Rust
+//! header reader (`darkroom_protocol::probe::heif`) reads every input first: it must never
+//! panic, whatever the boxes say.
 #![no_main]
 
 use darkroom_engine::{heif, process, Format, Op, OutputSpec};
@@ -17,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     if !heif::sniff(data) {
         return;
     }
+    let _ = darkroom_protocol::probe(data, &LIMITS);
     let _ = heif::icc_profile(data);
     let Ok(img) = heif::decode_within(data, &LIMITS) else { return };
     assert!(img.width() as u64 * img.height() as u64 <= LIMITS.max_pixels, "decoded past the limit");

@@ -5,8 +5,8 @@
 //! first output; this one asks for the mix a real job asks for.
 #![no_main]
 
-use darkroom_core::recipe;
 use darkroom_engine::{process, OutputSpec};
+use darkroom_protocol::recipe;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "limits.rs"]

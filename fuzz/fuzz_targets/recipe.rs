@@ -1,9 +1,8 @@
 //! Recipe and job-message parsing never panic, whatever the bytes; what they accept is valid.
 #![no_main]
 
-use darkroom_core::message::JobMessage;
-use darkroom_core::recipe;
-use darkroom_engine::Limits;
+use darkroom_protocol::message::JobMessage;
+use darkroom_protocol::{recipe, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,10 +7,10 @@
 //! decided here and acted on in crate::job. A leaf module: it uses no other processor module
 //! but the sandbox's error type.
 
-use darkroom_core::engine::EngineError;
-use darkroom_core::lifecycle::{ErrorCode, JobError};
 use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::store::StoreError;
+use darkroom_engine::EngineError;
+use darkroom_protocol::lifecycle::{ErrorCode, JobError};
 
 use crate::sandbox::SandboxError;
 
@@ -67,7 +67,9 @@ impl From<EngineError> for Failure {
 impl From<SandboxError> for Failure {
     fn from(e: SandboxError) -> Self {
         match e {
-            SandboxError::Engine { code, message } => Failure::Permanent(JobError { code: code.as_str().into(), message }),
+            SandboxError::Engine { code, message } => {
+                Failure::Permanent(JobError { code: code.as_str().into(), message })
+            }
             SandboxError::TimeLimit(secs) => EngineError::TimeLimit(secs).into(),
             e @ SandboxError::MemoryLimit(_) => {
                 Failure::Permanent(JobError { code: ErrorCode::MemoryLimit, message: e.to_string() })

@@ -16,13 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use darkroom_core::engine::{self, Limits, Resources};
-use darkroom_core::keys;
-use darkroom_core::message::{JobError, JobMessage, JobState, OutputInfo};
 use darkroom_core::misconfig::Misconfiguration;
 use darkroom_core::queue::{JobQueue, QueueError, Received};
 use darkroom_core::store::{ObjectStore, StoreError};
-use darkroom_core::trace::TraceParent;
+use darkroom_engine::{self as engine, EngineError, Limits, Resources};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::{JobError, JobState};
+use darkroom_protocol::message::{JobMessage, OutputInfo};
+use darkroom_protocol::trace::TraceParent;
 use tracing::Instrument;
 
 use crate::failure::{self, Failure};
@@ -450,7 +451,7 @@ async fn check(ctx: &Context, job: &JobMessage) -> Result<(), Failure> {
         return Err(Failure::Cancelled);
     }
     if let Some(info) = info? {
-        ctx.limits.check_bytes(info.size as usize)?;
+        ctx.limits.check_bytes(info.size as usize).map_err(EngineError::from)?;
     }
     Ok(())
 }

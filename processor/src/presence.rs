@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use darkroom_core::message::{PresenceMessage, WorkerState};
 use darkroom_core::queue::JobQueue;
+use darkroom_protocol::message::{PresenceMessage, WorkerState};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -5,8 +5,8 @@
 //! It is made from the original photo (upright), not from an output: one small resize of the
 //! decoded image, whatever the recipe asks for.
 
-use darkroom_core::engine::{Filter, Fit, Format, Gravity, Op, OutputSpec};
-use darkroom_core::keys::{PREVIEW_NAME, PREVIEW_SIZE};
+use darkroom_engine::{Filter, Fit, Format, Gravity, Op, OutputSpec};
+use darkroom_protocol::keys::{PREVIEW_NAME, PREVIEW_SIZE};
 
 /// JPEG quality of a preview: small files for a page of 24 cards, no visible blocks at 320 px.
 pub const QUALITY: u8 = 75;
@@ -41,12 +41,12 @@ pub fn with_preview(outputs: &[OutputSpec]) -> Vec<OutputSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darkroom_core::engine::{pipeline, Limits, Resources};
+    use darkroom_engine::{pipeline, Limits, Resources};
 
     #[test]
     fn the_preview_is_one_more_output_of_the_same_pass_and_fits_in_320() {
         let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/images/j420.jpg")).unwrap();
-        let outputs = darkroom_core::recipe::preset_outputs("web").unwrap();
+        let outputs = darkroom_protocol::recipe::preset_outputs("web").unwrap();
         let mut got = Vec::new();
         pipeline::process_each(
             &input,

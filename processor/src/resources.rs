@@ -1,8 +1,8 @@
 //! Objects a job's recipe refers to besides the original (watermark logos): fetched from the
 //! store before the image work starts, so the engine itself never does I/O.
 
-use darkroom_core::engine::{self, OutputSpec, Resources};
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_engine::{self as engine, OutputSpec, Resources};
 
 use crate::failure::Failure;
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::message::{JobError, JobState, OutputInfo, StatusMessage};
 use darkroom_core::queue::{JobQueue, QueueError};
-use darkroom_core::trace::TraceParent;
+use darkroom_protocol::lifecycle::{JobError, JobState};
+use darkroom_protocol::message::{OutputInfo, StatusMessage};
+use darkroom_protocol::trace::TraceParent;
 
 tokio::task_local! {
     /// The trace context of the job the current task works on.

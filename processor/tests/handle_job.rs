@@ -14,8 +14,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs};
-use darkroom_core::keys;
-use darkroom_core::message::{JobState, StatusMessage};
 use darkroom_core::misconfig::{Misconfiguration, Problem, Resource};
 use darkroom_core::queue::Received;
 use darkroom_core::store::{ObjectInfo, ObjectStore, StoreError};
@@ -23,6 +21,9 @@ use darkroom_processor::job::{self, Context};
 use darkroom_processor::misconfig::Guard;
 use darkroom_processor::sandbox::Sandbox;
 use darkroom_processor::status::Reporter;
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::StatusMessage;
 use tokio::sync::{watch, Semaphore};
 
 /// A small real JPEG (4:2:0), from the fuzz seeds.

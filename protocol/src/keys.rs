@@ -16,7 +16,7 @@
 //! system/retention/lease.json   which web app replica runs the retention sweep, until when
 //! ```
 
-use darkroom_engine::Format;
+use crate::output::Format;
 
 pub fn original(job_id: &str) -> String {
     format!("originals/{job_id}")

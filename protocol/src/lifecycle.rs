@@ -26,8 +26,8 @@
 
 use std::fmt;
 
+use crate::output::OutputSpec;
 use chrono::{DateTime, Utc};
-use darkroom_engine::OutputSpec;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::message::{OutputInfo, StatusMessage};
@@ -714,7 +714,7 @@ fn cut(s: &mut String, max: usize) {
 mod tests {
     use super::*;
     use crate::keys;
-    use darkroom_engine::Format;
+    use crate::output::Format;
 
     /// A queued job `j` with no requested outputs.
     fn record() -> JobRecord {

@@ -9,12 +9,11 @@
 //! docs/protocol.md documents them for outside tools; keep the two in step.
 
 use chrono::{DateTime, Utc};
-use darkroom_engine::{Format, OutputSpec};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-// The status message carries a job's state and error; their home is the lifecycle.
-pub use crate::lifecycle::{JobError, JobState};
+use crate::lifecycle::{JobError, JobState};
+use crate::output::{Format, OutputSpec};
 use crate::trace::TraceParent;
 
 /// The message format version this build writes and reads.
@@ -220,14 +219,14 @@ impl JobMessage {
     pub fn to_json(&self) -> String {
         to_json("job", self)
     }
-    /// Parse and validate a job, its recipe against the default [`Limits`](darkroom_engine::Limits).
+    /// Parse and validate a job, its recipe against the default [`Limits`](crate::limits::Limits).
     pub fn from_json(text: &str) -> Result<Self, MessageError> {
-        Self::from_json_with_limits(text, &darkroom_engine::Limits::default())
+        Self::from_json_with_limits(text, &crate::limits::Limits::default())
     }
 
     /// Parse and validate a job, its recipe against `limits` (a processor passes its configured
     /// ones, so a recipe the web app accepted under the same settings is accepted here too).
-    pub fn from_json_with_limits(text: &str, limits: &darkroom_engine::Limits) -> Result<Self, MessageError> {
+    pub fn from_json_with_limits(text: &str, limits: &crate::limits::Limits) -> Result<Self, MessageError> {
         let job: JobMessage = from_json("job", text)?;
         if !crate::keys::is_valid_id(&job.job_id) {
             return Err(MessageError::Malformed {
@@ -312,7 +311,7 @@ impl StatusMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darkroom_engine::Op;
+    use crate::ops::Op;
 
     fn job() -> JobMessage {
         JobMessage {
@@ -493,7 +492,7 @@ mod tests {
         let text = j.to_json();
         // Over the default 16384 px per side, within a server configured for 30000.
         assert!(matches!(JobMessage::from_json(&text), Err(MessageError::Malformed { .. })));
-        let wide = darkroom_engine::Limits { max_output_dimension: 30_000, ..Default::default() };
+        let wide = crate::limits::Limits { max_output_dimension: 30_000, ..Default::default() };
         assert_eq!(JobMessage::from_json_with_limits(&text, &wide).unwrap(), j);
     }
 

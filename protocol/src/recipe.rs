@@ -4,8 +4,9 @@
 //! (`{"outputs":[{"name":"web","ops":[…],"format":"jpeg","quality":85}]}`). Validation
 //! happens before anything is stored or queued, and every error names the field at fault.
 
-use darkroom_engine::encode::DEFAULT_QUALITY;
-use darkroom_engine::{Filter, Fit, Format, Gravity, Icc, Limits, Op, OutputSpec};
+use crate::limits::Limits;
+use crate::ops::{Filter, Fit, Gravity, Op};
+use crate::output::{Format, Icc, OutputSpec, DEFAULT_QUALITY, MAX_AVIF_SPEED};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -185,8 +186,13 @@ fn parse_output(i: usize, value: &Value) -> Result<OutputSpec, RecipeError> {
                 }
                 Some(_) => {}
             }
-            serde_json::from_value::<Op>(op.clone())
-                .map_err(|e| err(format!("{at}.ops[{j}]"), "invalid_value", e.to_string()))?;
+            Op::from_value(op).map_err(|e| {
+                let field = match e.field {
+                    Some(f) => format!("{at}.ops[{j}].{f}"),
+                    None => format!("{at}.ops[{j}]"),
+                };
+                err(field, "invalid_value", e.message)
+            })?;
         }
     }
     serde_json::from_value::<OutputSpec>(value.clone()).map_err(|e| err(&at, "invalid_value", e.to_string()))
@@ -241,20 +247,19 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
             }
         }
         if let Some(s) = o.speed {
-            if s > darkroom_engine::encode::MAX_AVIF_SPEED {
+            if s > MAX_AVIF_SPEED {
                 return Err(err(
                     format!("{at}.speed"),
                     "invalid_value",
-                    format!(
-                        "speed must be 0-{} (0 slowest and smallest, default 6), got {s}",
-                        darkroom_engine::encode::MAX_AVIF_SPEED
-                    ),
+                    format!("speed must be 0-{} (0 slowest and smallest, default 6), got {s}", MAX_AVIF_SPEED),
                 ));
             }
         }
         for (j, op) in o.ops.iter().enumerate() {
-            op.validate(limits)
-                .map_err(|(field, message)| err(format!("{at}.ops[{j}].{field}"), "invalid_value", message))?;
+            op.validate(limits).map_err(|e| {
+                let field = e.field.map_or(format!("{at}.ops[{j}]"), |f| format!("{at}.ops[{j}].{f}"));
+                err(field, "invalid_value", e.message)
+            })?;
             if let Some(key) = op.resource() {
                 if !crate::keys::is_logo_key(key) {
                     return Err(err(

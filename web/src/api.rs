@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
-use darkroom_core::lifecycle::{JobError, JobRecord, JobState, TimelineEntry};
+use darkroom_protocol::lifecycle::{JobError, JobRecord, JobState, TimelineEntry};
 use serde::Serialize;
 use serde_json::json;
 

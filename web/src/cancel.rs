@@ -12,7 +12,7 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse, ResponseError};
-use darkroom_core::lifecycle::JobRecord;
+use darkroom_protocol::lifecycle::JobRecord;
 
 use crate::api::{owned, JobView};
 use crate::error::ApiError;

@@ -1,7 +1,7 @@
 //! The dead-letter watcher: a job whose worker died on every attempt (crash, kill -9, OOM)
 //! never gets a final status from a worker; the queue's redrive moves it to the dead-letter
 //! queue instead. This watcher reads that queue and marks such jobs `failed` (code `gave_up`,
-//! through the lifecycle's [`Event::GaveUp`](darkroom_core::lifecycle::Event::GaveUp)), so no
+//! through the lifecycle's [`Event::GaveUp`](darkroom_protocol::lifecycle::Event::GaveUp)), so no
 //! job stays `processing` forever.
 //!
 //! Messages stay in the dead-letter queue (hidden for 12 h after each read) so operators can
@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use darkroom_core::message::JobMessage;
 use darkroom_core::queue::JobQueue;
+use darkroom_protocol::message::JobMessage;
 use tokio::sync::watch;
 
 use crate::jobs::{Applied, JobBook};

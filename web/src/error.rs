@@ -4,10 +4,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use darkroom_core::engine::EngineError;
 use darkroom_core::queue::QueueError;
-use darkroom_core::recipe::RecipeError;
 use darkroom_core::store::StoreError;
+use darkroom_protocol::recipe::RecipeError;
+use darkroom_protocol::Refusal;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum ApiError {
     #[error("the upload is larger than {limit} bytes in total; send fewer or smaller files")]
     UploadTooLarge { limit: u64 },
     #[error("{filename}: {error}")]
-    File { filename: String, error: EngineError },
+    File { filename: String, error: Refusal },
     #[error(
         "the `{field}` part is larger than {limit} bytes; a recipe is a small JSON document (see docs/protocol.md)"
     )]
@@ -103,12 +103,12 @@ impl ApiError {
     }
 }
 
-/// HTTP status for an engine refusal of an uploaded file.
-pub fn file_status(e: &EngineError) -> StatusCode {
+/// HTTP status for a refusal of an uploaded file.
+pub fn file_status(e: &Refusal) -> StatusCode {
     match e {
-        EngineError::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        EngineError::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        EngineError::Empty => StatusCode::BAD_REQUEST,
+        Refusal::NotAnImage => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Refusal::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Empty => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use darkroom_core::lifecycle::JobRecord;
+use darkroom_protocol::lifecycle::JobRecord;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{owned, JobView};

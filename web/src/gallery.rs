@@ -12,7 +12,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
-use darkroom_core::lifecycle::{JobRecord, Requeue};
+use darkroom_protocol::lifecycle::{JobRecord, Requeue};
 use futures_util::TryStreamExt;
 use serde_json::json;
 

@@ -30,8 +30,8 @@ use std::time::Duration;
 use actix_web::http::header::HeaderMap;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_core::keys;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::keys;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -15,12 +15,12 @@
 
 use bytes::BytesMut;
 use chrono::Utc;
-use darkroom_core::engine::{self, EngineError, OutputSpec};
-use darkroom_core::keys;
-use darkroom_core::lifecycle::{JobRecord, JobState, TimelineEntry};
-use darkroom_core::message::JobMessage;
-use darkroom_core::recipe;
-use darkroom_core::trace::TraceParent;
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::{JobRecord, JobState, TimelineEntry};
+use darkroom_protocol::message::JobMessage;
+use darkroom_protocol::recipe;
+use darkroom_protocol::trace::TraceParent;
+use darkroom_protocol::{Limits, OutputSpec, Probe, Refusal};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
@@ -91,7 +91,7 @@ async fn read_multipart(
                     return Err(ApiError::BadUpload(format!("at most {MAX_FILES} files per request")));
                 }
                 // Past the per-file limit the writer keeps nothing and only counts, so the
-                // engine's file-too-large error names the real size and the other files of
+                // file-too-large refusal names the real size and the other files of
                 // the request are still taken.
                 let mut writer = SpoolWriter::create(&limits.spool_dir, max_file_bytes).await.map_err(spool_error)?;
                 while let Some(chunk) = parts.next_chunk(&mut field).await? {
@@ -151,17 +151,17 @@ fn sanitize_filename(name: &str) -> String {
 /// Would the outputs of this photo stay within the size limits? Planned from the header's size
 /// in both orientations (the header's size is before EXIF orientation): refused only when
 /// certain, i.e. when both exceed them. The processor plans again with the exact orientation.
-fn fits(probe: &engine::Probe, outputs: &[OutputSpec], limits: &engine::Limits) -> Result<(), EngineError> {
+fn fits(probe: &Probe, outputs: &[OutputSpec], limits: &Limits) -> Result<(), Refusal> {
     let (w, h) = (probe.width, probe.height);
-    engine::plan(outputs, limits, |_| Ok((w, h)))
-        .or_else(|e| engine::plan(outputs, limits, |_| Ok((h, w))).map_err(|_| e))
+    darkroom_protocol::plan(outputs, limits, |_| Ok((w, h)))
+        .or_else(|e| darkroom_protocol::plan::<Refusal>(outputs, limits, |_| Ok((h, w))).map_err(|_| e))
         .map(|_| ())
 }
 
 /// The outcome of a submission: the queued jobs and the files refused.
 pub struct Submitted {
     pub jobs: Vec<JobRecord>,
-    pub rejected: Vec<(String, EngineError)>,
+    pub rejected: Vec<(String, Refusal)>,
 }
 
 /// Validate, store and queue. Fails as a whole only when nothing could be queued.
@@ -216,7 +216,7 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload, trace: &Trace
     let mut rejected = Vec::new();
     for (filename, spooled) in files {
         let Some(file) = spooled.file else {
-            let error = EngineError::FileTooLarge { bytes: spooled.len, limit: state.limits.max_input_bytes };
+            let error = Refusal::FileTooLarge { bytes: spooled.len, limit: state.limits.max_input_bytes };
             rejected.push((filename, error));
             continue;
         };
@@ -237,10 +237,7 @@ pub async fn submit(state: &AppState, owner: &str, upload: Upload, trace: &Trace
 }
 
 /// Probe a spooled file on a blocking thread (libheif parses HEIC containers there).
-pub(crate) async fn probe(
-    file: &TempFile,
-    limits: &engine::Limits,
-) -> Result<Result<engine::Probe, EngineError>, ApiError> {
+pub(crate) async fn probe(file: &TempFile, limits: &Limits) -> Result<Result<Probe, Refusal>, ApiError> {
     let (path, limits) = (file.path().to_path_buf(), *limits);
     tokio::task::spawn_blocking(move || spool::probe(&path, &limits))
         .await
@@ -255,7 +252,7 @@ async fn queue_one(
     filename: String,
     file: &TempFile,
     bytes: u64,
-    probe: engine::Probe,
+    probe: Probe,
     outputs: &[OutputSpec],
     trace: &TraceParent,
 ) -> Result<JobRecord, ApiError> {

@@ -8,7 +8,7 @@
 //! streams), so a stream never receives another browser's jobs.
 //!
 //! The book stores records; what a status, a cancel, a requeue or the dead-letter queue does
-//! to a record is the job lifecycle's ([`darkroom_core::lifecycle`]): every change here goes
+//! to a record is the job lifecycle's ([`darkroom_protocol::lifecycle`]): every change here goes
 //! through its transition function, [`JobRecord::apply`].
 
 use std::collections::HashMap;
@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use darkroom_core::fanout::ChangeNotice;
-use darkroom_core::keys;
-use darkroom_core::lifecycle::{Event, JobRecord, Outcome};
-use darkroom_core::message::StatusMessage;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::{Event, JobRecord, Outcome};
+use darkroom_protocol::message::StatusMessage;
 use tokio::sync::broadcast;
 
 use crate::lru::Lru;
@@ -357,7 +357,7 @@ impl JobBook {
     }
 
     /// The queue gave up on job `id` after `attempts` deliveries (it is in the dead-letter
-    /// queue): the job fails with [`ErrorCode::GaveUp`](darkroom_core::lifecycle::ErrorCode::GaveUp)
+    /// queue): the job fails with [`ErrorCode::GaveUp`](darkroom_protocol::lifecycle::ErrorCode::GaveUp)
     /// unless it finished meanwhile.
     pub async fn give_up(&self, id: &str, attempts: u32) -> Result<Applied, StoreError> {
         let applied = self.transition(id, Event::GaveUp { attempts, at: Utc::now() }).await?;
@@ -406,7 +406,7 @@ pub mod page;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use darkroom_core::lifecycle::{ErrorCode, JobState};
+    use darkroom_protocol::lifecycle::{ErrorCode, JobState};
 
     /// A queued job `j` of owner `o` (other modules' tests change what they need).
     pub(crate) fn record() -> JobRecord {

@@ -24,6 +24,7 @@ pub mod logos;
 pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
+pub mod op_schema;
 pub mod openapi;
 pub mod pages;
 pub mod preview;
@@ -46,8 +47,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs, LimitArgs, AWS_HELP};
-use darkroom_core::engine::Limits;
 use darkroom_core::queue::JobQueue;
+use darkroom_protocol::Limits;
 use tokio::sync::watch;
 
 /// darkroom-web: the Darkroom web app and HTTP API.
@@ -216,6 +217,7 @@ pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> a
             .configure(api::routes)
             .configure(cancel::routes)
             .configure(openapi::routes)
+            .configure(op_schema::routes)
             .configure(metrics::routes)
             .configure(logos::routes)
             .configure(gallery::routes)

@@ -1,7 +1,7 @@
 //! Watermark logos: `POST /api/logos` (multipart, one `logo` part) stores a small PNG for the
 //! caller and answers `201 {"key":"logos/<owner>/<id>.png"}`, the key a recipe's watermark
 //! names (`{"op":"watermark","image":"logos/…"}`). Checked by content, not by file name: a PNG
-//! within the engine's logo limits that decodes completely.
+//! within the logo limits (`LOGO_LIMITS`) that decodes completely.
 //!
 //! `GET /api/logos` lists the caller's logos (newest first: key, id, size, upload time) and
 //! `DELETE /api/logos/{id}` removes one (`204`; `404 logo_not_found` for an id the caller has
@@ -14,9 +14,9 @@
 
 use actix_web::{web, HttpResponse};
 use bytes::{Bytes, BytesMut};
-use darkroom_core::engine::ops::overlay::LOGO_LIMITS;
-use darkroom_core::engine::{self, EngineError, InputFormat};
-use darkroom_core::keys;
+use darkroom_protocol::keys;
+use darkroom_protocol::probe::check_png_decodes;
+use darkroom_protocol::{InputFormat, Refusal, LOGO_LIMITS};
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -41,11 +41,11 @@ async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Resul
     // later: both on a blocking thread.
     let check = bytes.clone();
     let probe = web::block(move || {
-        let probe = engine::probe(&check, &LOGO_LIMITS)?;
+        let probe = darkroom_protocol::probe(&check, &LOGO_LIMITS)?;
         if probe.format == InputFormat::Png {
-            engine::decode::decode(&check, &LOGO_LIMITS, false)?;
+            check_png_decodes(&check, &LOGO_LIMITS)?;
         }
-        Ok::<_, EngineError>(probe)
+        Ok::<_, Refusal>(probe)
     })
     .await
     .map_err(|e| ApiError::BadUpload(format!("the logo could not be checked: {e}")))?
@@ -136,7 +136,7 @@ async fn read_logo(mut parts: Parts) -> Result<(String, Bytes), ApiError> {
         while let Some(chunk) = parts.next_chunk(&mut field).await? {
             let bytes = (buf.len() + chunk.len()) as u64;
             if bytes > limit {
-                return Err(ApiError::File { filename, error: EngineError::FileTooLarge { bytes, limit } });
+                return Err(ApiError::File { filename, error: Refusal::FileTooLarge { bytes, limit } });
             }
             buf.extend_from_slice(&chunk);
         }

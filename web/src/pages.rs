@@ -6,8 +6,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
-use darkroom_core::lifecycle::JobState;
-use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
 use crate::api::{owned, JobView};
 use crate::error::ApiError;
@@ -131,7 +131,7 @@ async fn index(
         max_dimension: l.max_output_dimension,
         max_outputs: MAX_OUTPUTS,
         max_ops: MAX_OPS,
-        formats: darkroom_core::engine::Format::NAMES,
+        formats: darkroom_protocol::Format::NAMES,
         accept: ACCEPT,
     }))
 }

@@ -6,8 +6,8 @@
 //! with the same download headers as the outputs (ETag, ranges, cache policy: crate::download).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use darkroom_core::lifecycle::JobRecord;
-use darkroom_core::message::OutputInfo;
+use darkroom_protocol::lifecycle::JobRecord;
+use darkroom_protocol::message::OutputInfo;
 use serde_json::json;
 
 use crate::api::owned;

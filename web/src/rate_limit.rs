@@ -32,8 +32,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use darkroom_core::keys;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::keys;
 use serde_json::json;
 use std::collections::HashMap;
 

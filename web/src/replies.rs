@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use darkroom_core::fanout::ChangeNotice;
-use darkroom_core::message::{Reply, StatusMessage};
 use darkroom_core::queue::JobQueue;
 use darkroom_core::store::StoreError;
+use darkroom_protocol::message::{Reply, StatusMessage};
 use tokio::sync::watch;
 use tracing::Instrument;
 

@@ -4,7 +4,7 @@
 //! 1 to [`MAX_REQUEST_ID`] printable ASCII characters without spaces; otherwise a new one),
 //! echoes it in the `X-Request-Id` response header and adds it as `request_id` to JSON error
 //! bodies (`{"error":{"code":…,"message":…,"request_id":…}}`). It also continues the client's
-//! W3C `traceparent` ([`darkroom_core::trace`]) or starts a new trace. Both go on a `request`
+//! W3C `traceparent` ([`darkroom_protocol::trace`]) or starts a new trace. Both go on a `request`
 //! span around the whole request, so every log line the request causes carries `request_id`
 //! and `trace_id`, the access line (`GET /api/jobs 202 12ms`, written when the body has been
 //! sent, as actix's `Logger` did) included. Handlers read them with the [`RequestContext`]
@@ -21,7 +21,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use darkroom_core::trace::{self, TraceParent};
+use darkroom_protocol::trace::{self, TraceParent};
 use std::future::{ready, Ready};
 use tracing::{Instrument, Span};
 

@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use darkroom_core::keys;
-use darkroom_core::lifecycle::JobRecord;
 use darkroom_core::store::{ObjectStore, StoreError};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::JobRecord;
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -271,7 +271,7 @@ impl Sweeper {
             if is_expired(&rec, cutoff) && (expired.len() as u64) < budget {
                 expired.push(rec);
             } else {
-                named.extend(darkroom_core::engine::resource_keys(&rec.requested));
+                named.extend(darkroom_protocol::resource_keys(&rec.requested));
             }
         }
         let deletes: Vec<_> = stream::iter(expired)
@@ -290,7 +290,7 @@ impl Sweeper {
                     report.keys += n as u64;
                     budget -= 1;
                 }
-                Ok((rec, None)) => named.extend(darkroom_core::engine::resource_keys(&rec.requested)),
+                Ok((rec, None)) => named.extend(darkroom_protocol::resource_keys(&rec.requested)),
                 Err(e) => failed = Some(e),
             }
         }
@@ -309,7 +309,7 @@ impl Sweeper {
                     continue;
                 }
                 if let Some(rec) = self.read(&id).await? {
-                    named.extend(darkroom_core::engine::resource_keys(&rec.requested));
+                    named.extend(darkroom_protocol::resource_keys(&rec.requested));
                 }
             }
             for key in old_logos.into_iter().filter(|k| !named.contains(k)).take(budget as usize) {
@@ -397,7 +397,7 @@ impl Sweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darkroom_core::lifecycle::JobState;
+    use darkroom_protocol::lifecycle::JobState;
 
     #[test]
     fn retentions_parse_with_a_unit_or_off() {

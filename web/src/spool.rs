@@ -5,8 +5,8 @@
 //! what it wrote and only counts the rest, so the file-too-large answer can name the real size.
 //! The temporary file is removed when its [`TempFile`] is dropped: after storing, on every
 //! error and when a client disconnects (actix drops the request's future). [`probe`] reads the
-//! file's header through a read-only memory map, off the async threads, so the probe (and
-//! libheif for HEIC) touches only the pages it needs.
+//! file's header through a read-only memory map, off the async threads, so the probe touches
+//! only the pages it needs.
 //!
 //! [`ObjectStore::put_file`]: darkroom_core::store::ObjectStore::put_file
 
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use std::io::Write;
 
 use bytes::Bytes;
-use darkroom_core::engine::{self, EngineError, Limits, Probe};
+use darkroom_protocol::{Limits, Probe, Refusal};
 
 /// Bytes of an upload held in memory on their way to disk (written in one go from there).
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -176,18 +176,18 @@ const PROBE_PREFIX: usize = 1024 * 1024;
 /// whose directory is at the end, a header that is damaged): the image crate's JPEG decoder
 /// copies all it is given before reading a header, and a probe of the whole mapping would pull
 /// every page of it into memory.
-pub fn probe(path: &Path, limits: &Limits) -> io::Result<Result<Probe, EngineError>> {
+pub fn probe(path: &Path, limits: &Limits) -> io::Result<Result<Probe, Refusal>> {
     let map = Mapped::open(path)?;
     let bytes = map.bytes();
     if bytes.len() > PROBE_PREFIX {
-        match engine::probe(&bytes[..PROBE_PREFIX], limits) {
+        match darkroom_protocol::probe(&bytes[..PROBE_PREFIX], limits) {
             // What the header says does not change with what follows it.
             Ok(probe) => return Ok(Ok(probe)),
-            Err(e @ (EngineError::NotAnImage | EngineError::TooManyPixels { .. })) => return Ok(Err(e)),
+            Err(e @ (Refusal::NotAnImage | Refusal::TooManyPixels { .. })) => return Ok(Err(e)),
             Err(_) => {}
         }
     }
-    Ok(engine::probe(bytes, limits))
+    Ok(darkroom_protocol::probe(bytes, limits))
 }
 
 /// Remove spooled files untouched for `age` or more from `dir` (what a killed run left).
@@ -349,7 +349,7 @@ mod tests {
         assert_eq!((probe.width, probe.height), (3, 2));
         // Not an image: said from the prefix alone.
         std::fs::write(&path, vec![b'x'; 2 * 1024 * 1024]).unwrap();
-        assert!(matches!(super::probe(&path, &Limits::default()).unwrap(), Err(EngineError::NotAnImage)));
+        assert!(matches!(super::probe(&path, &Limits::default()).unwrap(), Err(Refusal::NotAnImage)));
         // A little-endian TIFF whose directory (3×2, 8-bit grey) sits after 2 MiB of strip data.
         let pad = 2 * 1024 * 1024u32;
         let mut tiff = b"II*\0".to_vec();
@@ -397,7 +397,7 @@ mod tests {
         let dir = dir();
         let path = dir.join("empty");
         std::fs::write(&path, b"").unwrap();
-        assert!(matches!(probe(&path, &Limits::default()).unwrap(), Err(EngineError::Empty)));
+        assert!(matches!(probe(&path, &Limits::default()).unwrap(), Err(Refusal::Empty)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,7 +13,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::message::{JobState, PresenceMessage};
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::PresenceMessage;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

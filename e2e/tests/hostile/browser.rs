@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use darkroom_core::keys;
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
+use darkroom_protocol::keys;
 use reqwest::header::HeaderMap;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;

@@ -508,14 +508,14 @@ async fn reads_of_a_queued_job(spec: &Spec, d: &Driver, a: &str) {
 /// A failed job (a worker's `failed`, straight onto the reply queue) is retried, then cancelled.
 async fn a_failed_job_is_retried_then_cancelled(spec: &Spec, d: &Driver, app: &TestApp, a: &str) {
     let backend = app.backend().await;
-    let failed = darkroom_core::message::StatusMessage {
+    let failed = darkroom_protocol::message::StatusMessage {
         job_id: a.to_string(),
-        state: darkroom_core::message::JobState::Failed,
+        state: darkroom_protocol::lifecycle::JobState::Failed,
         attempt: 1,
         worker: "w".into(),
         at: chrono::Utc::now(),
         outputs: vec![],
-        error: Some(darkroom_core::message::JobError { code: "corrupt_image".into(), message: "damaged".into() }),
+        error: Some(darkroom_protocol::lifecycle::JobError { code: "corrupt_image".into(), message: "damaged".into() }),
         note: None,
         traceparent: None,
         preview: None,
@@ -639,6 +639,8 @@ async fn the_openapi_document_describes_every_real_response(kind: Kind) {
     let spec = Spec { doc: resp.json().await.unwrap(), seen: Default::default() };
     assert!(spec.doc["openapi"].as_str().unwrap().starts_with("3.1"), "OpenAPI 3.1");
     spec.check("/api/openapi.json", "get", c.get(app.url("/api/openapi.json")).send().await.unwrap()).await;
+    let (status, _, ops) = spec.check("/api/ops", "get", c.get(app.url("/api/ops")).send().await.unwrap()).await;
+    assert_eq!((status, ops["ops"][0]["op"].as_str()), (200, Some("resize")), "the recipe builder's op schema: {ops}");
     every_served_route_is_documented(&spec);
 
     let d = Driver { c, base: app.base_url.clone() };

@@ -157,7 +157,7 @@ async fn originals_and_outputs_stream_with_etags_ranges_and_their_names(kind: Ki
     assert!(etag.starts_with('"') && etag.len() > 2, "a strong ETag: {etag}");
     assert_eq!(filename_star(&h), NAME, "the name survives");
     assert!(resp.bytes().await.unwrap() == photo, "the original as uploaded");
-    let stored = app.backend().await.store.get(&darkroom_core::keys::original(&id)).await.unwrap();
+    let stored = app.backend().await.store.get(&darkroom_protocol::keys::original(&id)).await.unwrap();
     assert!(stored == photo);
 
     // HEAD: the same headers, no body, nothing read.
@@ -187,7 +187,7 @@ async fn a_large_original_streams_without_being_held_in_memory(kind: Kind) {
     let id = upload_named(&app, &client).await;
     let big: Vec<u8> = (0..SIZE).map(|i| (i / 4096 % 251) as u8).collect();
     let crc = crc32fast::hash(&big);
-    app.backend().await.store.put(&darkroom_core::keys::original(&id), big.into(), "image/jpeg").await.unwrap();
+    app.backend().await.store.put(&darkroom_protocol::keys::original(&id), big.into(), "image/jpeg").await.unwrap();
     let before = app.web.as_mut().unwrap().peak_rss_kib();
 
     let resp = get(&client, &app.url(&format!("/api/jobs/{id}/original")), &[]).await;

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use darkroom_core::config::Backend;
-use darkroom_core::keys;
-use darkroom_core::message::JobState;
 use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::JobState;
 
 use crate::final_statuses;
 

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::message::{JobState, StatusMessage};
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::StatusMessage;
 use serde_json::Value;
 
 /// An 8×8 PNG (small enough that a refused request's unread body never matters).

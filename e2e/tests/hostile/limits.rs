@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use darkroom_core::config::Backend;
-use darkroom_core::keys;
-use darkroom_core::message::JobState;
 use darkroom_e2e::{corpus, on_both_backends, procfs, Kind, TestApp};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::JobState;
 use serde_json::Value;
 
 use crate::final_statuses;

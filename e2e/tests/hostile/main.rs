@@ -60,15 +60,16 @@ pub async fn final_statuses(
     backend: &darkroom_core::config::Backend,
     ids: &[&str],
     limit: Duration,
-) -> Vec<darkroom_core::message::StatusMessage> {
+) -> Vec<darkroom_protocol::message::StatusMessage> {
     let deadline = tokio::time::Instant::now() + limit;
-    let mut finals: Vec<Option<darkroom_core::message::StatusMessage>> = vec![None; ids.len()];
+    let mut finals: Vec<Option<darkroom_protocol::message::StatusMessage>> = vec![None; ids.len()];
     while finals.iter().any(Option::is_none) {
         assert!(tokio::time::Instant::now() < deadline, "no final status within {limit:?}: {finals:?}");
         for m in backend.replies.receive(10, Duration::from_secs(1)).await.unwrap() {
             backend.replies.delete(&m.receipt).await.unwrap();
             // Presence messages of the processors share the reply queue: skip them.
-            let darkroom_core::message::Reply::Status(s) = darkroom_core::message::Reply::from_json(&m.body).unwrap()
+            let darkroom_protocol::message::Reply::Status(s) =
+                darkroom_protocol::message::Reply::from_json(&m.body).unwrap()
             else {
                 continue;
             };

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use darkroom_core::engine::Format;
-use darkroom_core::keys;
-use darkroom_core::message::{JobState, OutputInfo, StatusMessage};
 use darkroom_e2e::{on_both_backends, Kind, TestApp};
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::JobState;
+use darkroom_protocol::message::{OutputInfo, StatusMessage};
+use darkroom_protocol::Format;
 
 use crate::{drained, submit};
 use serde_json::Value;

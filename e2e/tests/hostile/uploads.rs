@@ -267,7 +267,7 @@ async fn a_large_photo_within_the_limit_is_stored_whole(app: &TestApp) {
     let a = Raw::post(app, "/api/jobs", segs, None).await.answer(Duration::from_secs(120)).await;
     assert_eq!(a.status, 202, "{a:?}");
     let id = a.body["jobs"][0]["id"].as_str().unwrap();
-    let stored = app.backend().await.store.get(&darkroom_core::keys::original(id)).await.unwrap();
+    let stored = app.backend().await.store.get(&darkroom_protocol::keys::original(id)).await.unwrap();
     assert_eq!(stored.len(), photo.len() + 40 * MIB, "stored whole");
     assert!(stored.starts_with(&photo) && stored[photo.len()..].iter().all(|b| *b == 0), "stored as sent");
     drop(stored);

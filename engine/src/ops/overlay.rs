@@ -5,19 +5,10 @@ use std::collections::HashMap;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::{DynamicImage, Rgba, RgbaImage};
 
-use super::types::{Color, Filter, Gravity};
-use crate::{EngineError, Limits};
+pub use darkroom_protocol::limits::LOGO_LIMITS;
 
-/// Limits for a watermark logo: small, so a logo cannot cost more than a fraction of a job.
-/// 2048×2048 RGBA is 16 MiB decoded.
-pub const LOGO_LIMITS: Limits = Limits {
-    max_input_bytes: 2 * 1024 * 1024,
-    max_pixels: 2048 * 2048,
-    max_output_dimension: 2048,
-    max_output_pixels: 2048 * 2048,
-    max_job_output_pixels: 2048 * 2048,
-    max_job_output_bytes: 64 * 1024 * 1024,
-};
+use super::{Color, Filter, Gravity};
+use crate::EngineError;
 
 /// Decoded watermark logos by key, each decoded once per job.
 #[derive(Default)]

@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use darkroom_core::engine::{self, EngineError};
+use darkroom_engine::{self as engine, EngineError};
 
 use super::wire::{self, Frame};
 

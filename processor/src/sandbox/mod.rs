@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use darkroom_core::engine::{Limits, OutputSpec, Rendered, Resources};
+use darkroom_engine::{Limits, OutputSpec, Rendered, Resources};
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 
-use darkroom_core::engine::{Format, Limits, OutputSpec, Rendered, Resources};
+use darkroom_engine::{Format, Limits, OutputSpec, Rendered, Resources};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -35,7 +35,7 @@ pub enum Frame {
         len: u64,
     },
     Done,
-    /// The engine refused the job (an [`EngineError`](darkroom_core::engine::EngineError)).
+    /// The engine refused the job (an [`EngineError`](darkroom_engine::EngineError)).
     Failed {
         code: String,
         message: String,

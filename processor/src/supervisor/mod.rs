@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 use darkroom_core::config::{BackendArgs, AWS_HELP};
-use darkroom_core::keys;
 use darkroom_core::misconfig::EXIT_CONFIGURATION;
 use darkroom_core::queue::JobQueue;
 use darkroom_core::scaling::{Decision, ScalingReport};
 use darkroom_core::store::ObjectStore;
+use darkroom_protocol::keys;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 

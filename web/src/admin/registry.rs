@@ -28,8 +28,8 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
-use darkroom_core::lifecycle::{ErrorCode, JobError, JobRecord, JobState, TimelineEntry};
-use darkroom_core::message::{PresenceMessage, WorkerState};
+use darkroom_protocol::lifecycle::{ErrorCode, JobError, JobRecord, JobState, TimelineEntry};
+use darkroom_protocol::message::{PresenceMessage, WorkerState};
 
 use crate::jobs::JobBook;
 use crate::lru::Lru;

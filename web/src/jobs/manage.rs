@@ -6,12 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use darkroom_core::fanout::ChangeNotice;
-use darkroom_core::keys;
-use darkroom_core::lifecycle::{Event, JobRecord, JobState, Outcome, Requeue};
-use darkroom_core::message::JobMessage;
 use darkroom_core::queue::{JobQueue, QueueError};
 use darkroom_core::store::StoreError;
-use darkroom_core::trace::TraceParent;
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::{Event, JobRecord, JobState, Outcome, Requeue};
+use darkroom_protocol::message::JobMessage;
+use darkroom_protocol::trace::TraceParent;
 
 use super::{Change, JobBook};
 

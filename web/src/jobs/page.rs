@@ -9,9 +9,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use darkroom_core::keys;
-use darkroom_core::lifecycle::{JobRecord, JobState};
 use darkroom_core::store::StoreError;
+use darkroom_protocol::keys;
+use darkroom_protocol::lifecycle::{JobRecord, JobState};
 
 use super::JobBook;
 

@@ -1,4 +1,6 @@
-//! Small value types of the op vocabulary: fit, gravity, filter, colour, aspect ratio.
+//! The value types of the op vocabulary (fit, gravity, filter, colour, aspect ratio): how they
+//! are written in recipes and the little arithmetic that belongs to them (where a gravity places
+//! a box).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -15,6 +17,29 @@ pub enum Fit {
     Fill,
     /// Keep the aspect ratio, at least as large as the box.
     Outside,
+}
+
+impl Fit {
+    pub const ALL: [Fit; 4] = [Fit::Inside, Fit::Cover, Fit::Fill, Fit::Outside];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fit::Inside => "inside",
+            Fit::Cover => "cover",
+            Fit::Fill => "fill",
+            Fit::Outside => "outside",
+        }
+    }
+
+    /// What the fit does, in a few words (the recipe builder shows it).
+    pub fn help(self) -> &'static str {
+        match self {
+            Fit::Inside => "keep proportions, fit within the box",
+            Fit::Cover => "fill the box, crop the overflow",
+            Fit::Fill => "stretch to the box",
+            Fit::Outside => "keep proportions, at least the box",
+        }
+    }
 }
 
 /// Where a crop or overlay sits: the centre, a compass point, or (crops only) the most
@@ -38,6 +63,34 @@ pub enum Gravity {
 }
 
 impl Gravity {
+    /// The positions (every gravity but [`Gravity::Attention`], which only crops have).
+    pub const PLACES: [Gravity; 9] = [
+        Gravity::Centre,
+        Gravity::North,
+        Gravity::Northeast,
+        Gravity::East,
+        Gravity::Southeast,
+        Gravity::South,
+        Gravity::Southwest,
+        Gravity::West,
+        Gravity::Northwest,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Gravity::Centre => "centre",
+            Gravity::North => "north",
+            Gravity::Northeast => "northeast",
+            Gravity::East => "east",
+            Gravity::Southeast => "southeast",
+            Gravity::South => "south",
+            Gravity::Southwest => "southwest",
+            Gravity::West => "west",
+            Gravity::Northwest => "northwest",
+            Gravity::Attention => "attention",
+        }
+    }
+
     pub fn is_default(&self) -> bool {
         *self == Gravity::Centre
     }
@@ -73,6 +126,20 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Every filter, best first (the order the recipe builder lists them in).
+    pub const ALL: [Filter; 5] =
+        [Filter::Lanczos3, Filter::Catmullrom, Filter::Mitchell, Filter::Bilinear, Filter::Nearest];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::Nearest => "nearest",
+            Filter::Bilinear => "bilinear",
+            Filter::Mitchell => "mitchell",
+            Filter::Catmullrom => "catmullrom",
+            Filter::Lanczos3 => "lanczos3",
+        }
+    }
+
     pub fn is_default(&self) -> bool {
         *self == Filter::Lanczos3
     }
@@ -83,6 +150,9 @@ impl Filter {
 pub struct Color(pub [u8; 4]);
 
 impl Color {
+    pub const WHITE: Color = Color([255, 255, 255, 255]);
+    pub const BLACK: Color = Color([0, 0, 0, 255]);
+
     pub fn parse(s: &str) -> Result<Color, String> {
         let hex = s.strip_prefix('#').unwrap_or(s);
         let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16);
@@ -147,6 +217,19 @@ mod tests {
         assert_eq!(Gravity::Northwest.place(100, 50, 20, 10), (0, 0));
         assert_eq!(Gravity::Southeast.place(100, 50, 20, 10), (80, 40));
         assert_eq!(Gravity::East.place(100, 50, 20, 10), (80, 20));
+    }
+
+    #[test]
+    fn names_are_the_wire_names() {
+        for f in Fit::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        for g in Gravity::PLACES.into_iter().chain([Gravity::Attention]) {
+            assert_eq!(serde_json::to_value(g).unwrap(), g.name());
+        }
+        for f in Filter::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
     }
 
     #[test]
