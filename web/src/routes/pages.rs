@@ -1,22 +1,56 @@
 //! The HTML pages: the upload page with the caller's gallery, and one page per job. They work
 //! without JavaScript (a form post, a page that refreshes, forms for delete and retry);
 //! static/app.js makes them live (per-file uploads with progress, the recipe builder, SSE).
+//!
+//! Their errors are [`HtmlError`]: a page saying what happened, with the status the API would
+//! answer. Form posts redirect (`303`) on success.
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse, Responder};
+use actix_web::{web, HttpResponse, ResponseError};
 use askama::Template;
 use askama_web::WebTemplate;
+use darkroom_core::message::JobState;
 use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
-use crate::api::{owned, JobView};
 use crate::error::ApiError;
 use crate::identity::Owner;
+use crate::jobs::page::PageError;
+use crate::routes::jobs::owned;
+use crate::views::JobView;
 use crate::{ingest, AppState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/upload", web::post().to(upload))
-        .route("/jobs/{id}", web::get().to(job_page));
+/// What the HTML pages and form posts refuse, as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum HtmlError {
+    /// What the API would refuse (a job not found, an upload refused, an action that does not
+    /// apply): the same status, its message on a page.
+    #[error(transparent)]
+    Refused(#[from] ApiError),
+    /// A gallery page that does not exist (a `?cursor=` this server did not give out).
+    #[error("{0}")]
+    NoSuchPage(PageError),
+}
+
+impl ResponseError for HtmlError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            HtmlError::Refused(e) => e.status_code(),
+            HtmlError::NoSuchPage(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            HtmlError::Refused(e) => {
+                if e.status_code().is_server_error() {
+                    tracing::error!(error = %e, "page request failed");
+                }
+                let body = e.body();
+                error_response(e.status_code(), "That did not work", body["error"]["message"].as_str().unwrap_or(""))
+            }
+            HtmlError::NoSuchPage(e) => error_response(self.status_code(), "That page does not exist", &e.to_string()),
+        }
+    }
 }
 
 /// States the gallery filters by (any other state a job shows up with is added).
@@ -27,7 +61,7 @@ pub const ACCEPT: &str = "image/jpeg,image/png,image/webp,image/gif,image/tiff,i
 
 #[derive(Template, WebTemplate)]
 #[template(path = "index.html")]
-struct IndexPage {
+pub struct IndexPage {
     presets: &'static [Preset],
     jobs: Vec<JobView>,
     total: usize,
@@ -70,11 +104,6 @@ pub fn error_response(status: StatusCode, title: &str, message: &str) -> HttpRes
     HttpResponse::build(status).content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default())
 }
 
-fn error_page(e: &ApiError) -> HttpResponse {
-    use actix_web::ResponseError;
-    error_response(e.status_code(), "That did not work", e.body()["error"]["message"].as_str().unwrap_or(""))
-}
-
 /// `52428800` → `50 MB`, `3000000` → `2.9 MB` (as the page script writes sizes).
 fn human_size(bytes: u64) -> String {
     if bytes < 1024 * 1024 {
@@ -89,35 +118,28 @@ fn human_size(bytes: u64) -> String {
 }
 
 #[derive(serde::Deserialize)]
-struct IndexQuery {
+pub struct IndexQuery {
     state: Option<String>,
     deleted: Option<String>,
     cursor: Option<String>,
 }
 
-async fn index(
+/// `GET /`: the upload form and one page of the caller's gallery.
+pub async fn index(
     state: web::Data<AppState>,
     owner: Owner,
     q: web::Query<IndexQuery>,
-) -> Result<impl Responder, ApiError> {
+) -> Result<IndexPage, HtmlError> {
     use crate::jobs::page::{Cursor, DEFAULT_LIMIT};
     // One page of the gallery, newest first; older ones behind "Load more" (`?cursor=`).
-    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()).map(Cursor::decode).transpose() {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(actix_web::Either::Right(error_response(
-                StatusCode::BAD_REQUEST,
-                "That page does not exist",
-                &e.to_string(),
-            )))
-        }
-    };
+    let cursor =
+        q.cursor.as_deref().filter(|c| !c.is_empty()).map(Cursor::decode).transpose().map_err(HtmlError::NoSuchPage)?;
     let wanted = q.state.as_deref().and_then(|s| serde_json::from_value(serde_json::Value::String(s.into())).ok());
-    let page = state.book.page(&owner.0, cursor.as_ref(), DEFAULT_LIMIT, wanted).await?;
+    let page = state.book.page(&owner.0, cursor.as_ref(), DEFAULT_LIMIT, wanted).await.map_err(ApiError::from)?;
     let filters: Vec<String> = STATES.iter().map(|s| s.to_string()).collect();
-    let filter = wanted.map(|s: darkroom_core::message::JobState| s.as_str().to_string()).unwrap_or_default();
+    let filter = wanted.map(|s: JobState| s.as_str().to_string()).unwrap_or_default();
     let l = &state.limits;
-    Ok(actix_web::Either::Left(IndexPage {
+    Ok(IndexPage {
         presets: PRESETS,
         jobs: page.jobs.iter().map(JobView::from).collect(),
         total: page.total,
@@ -134,45 +156,38 @@ async fn index(
         max_ops: MAX_OPS,
         formats: darkroom_core::engine::Format::NAMES,
         accept: ACCEPT,
-    }))
+    })
 }
 
-async fn job_page(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
-    match owned(&state, &owner, &id).await {
-        Ok(rec) => {
-            let job = JobView::from(&rec);
-            let previewable = !matches!(job.original.content_type.as_str(), "image/heic" | "image/heif" | "image/tiff");
-            let page =
-                JobPage { is_final: rec.state.is_final(), can_retry: rec.state.as_str() == "failed", previewable, job };
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .body(page.render().unwrap_or_default())
-        }
-        Err(e) => error_page(&e),
-    }
+/// `GET /jobs/{id}`: one job, live with JavaScript, refreshing without.
+pub async fn job_page(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HtmlError> {
+    let rec = owned(&state, &owner, &id).await?;
+    let job = JobView::from(&rec);
+    let previewable = !matches!(job.original.content_type.as_str(), "image/heic" | "image/heif" | "image/tiff");
+    let page = JobPage { is_final: rec.state.is_final(), can_retry: rec.state == JobState::Failed, previewable, job };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(page.render().unwrap_or_default()))
 }
 
-/// The form post used without JavaScript: store, queue, then to the job (or the gallery).
-async fn upload(
+/// `POST /upload`, the form post used without JavaScript: store, queue, then to the job (or
+/// the gallery).
+pub async fn upload(
     state: web::Data<AppState>,
     owner: Owner,
     request: crate::request_context::RequestContext,
     parts: crate::multipart_guard::Parts,
-) -> HttpResponse {
-    let result = async {
-        let upload = ingest::receive(&state, parts).await?;
-        ingest::submit(&state, &owner.0, upload, &request.trace).await
-    }
-    .await;
-    match result {
-        Ok(submitted) => {
-            let target = match submitted.jobs.as_slice() {
-                [one] if submitted.rejected.is_empty() => format!("/jobs/{}", one.id),
-                _ => "/".to_string(),
-            };
-            HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish()
-        }
-        Err(e) => error_page(&e),
-    }
+) -> Result<HttpResponse, HtmlError> {
+    let upload = ingest::receive(&state, parts).await?;
+    let submitted = ingest::submit(&state, &owner.0, upload, &request.trace).await?;
+    let target = match submitted.jobs.as_slice() {
+        [one] if submitted.rejected.is_empty() => format!("/jobs/{}", one.id),
+        _ => "/".to_string(),
+    };
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish())
 }
