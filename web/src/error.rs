@@ -4,7 +4,7 @@
 //!
 //! One error type per handler group: this one for the jobs API (and the upload machinery it
 //! shares with the logos), [`crate::routes::logos::LogoError`] for the logos,
-//! [`crate::routes::pages::HtmlError`] for the HTML pages and form posts. Each implements
+//! [`crate::routes::html::HtmlError`] for the HTML pages and form posts. Each implements
 //! actix's [`ResponseError`], so a handler returns `Result<_, ItsError>` and uses `?`.
 
 use actix_web::http::StatusCode;

@@ -317,7 +317,7 @@ impl Refusal {
             }
             other => other.to_string(),
         };
-        let mut res = crate::routes::pages::error_response(self.status_code(), "Not now", &message);
+        let mut res = crate::routes::html::error_response(self.status_code(), "Not now", &message);
         self.add_retry_after(&mut res);
         res
     }

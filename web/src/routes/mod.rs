@@ -5,13 +5,14 @@
 //!
 //! One error type per group, each an actix [`ResponseError`](actix_web::ResponseError): the
 //! jobs API's [`ApiError`](crate::error::ApiError) (a JSON body
-//! `{"error":{"code","message",...}}`), [`logos::LogoError`], and [`pages::HtmlError`] (a page).
+//! `{"error":{"code","message",...}}`), [`logos::LogoError`], and [`html::HtmlError`] (a page).
 //! The API is a contract: README, docs/protocol.md and web/openapi.json describe it (the e2e
 //! suite checks the document against every `/api` route in this table).
 
 pub mod assets;
 pub mod events;
 pub mod health;
+pub mod html;
 pub mod jobs;
 pub mod logos;
 pub mod openapi;

@@ -2,11 +2,11 @@
 //! without JavaScript (a form post, a page that refreshes, forms for delete and retry);
 //! static/app.js makes them live (per-file uploads with progress, the recipe builder, SSE).
 //!
-//! Their errors are [`HtmlError`]: a page saying what happened, with the status the API would
-//! answer. Form posts redirect (`303`) on success.
+//! Their errors are [`HtmlError`](super::html::HtmlError): a page saying what happened, with
+//! the status the API would answer. Form posts redirect (`303`) on success.
 
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use askama_web::WebTemplate;
 use darkroom_core::message::JobState;
@@ -14,44 +14,10 @@ use darkroom_core::recipe::{Preset, MAX_OPS, MAX_OUTPUTS, PRESETS};
 
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::jobs::page::PageError;
+use crate::routes::html::HtmlError;
 use crate::routes::jobs::owned;
 use crate::views::JobView;
 use crate::{ingest, AppState};
-
-/// What the HTML pages and form posts refuse, as a page.
-#[derive(Debug, thiserror::Error)]
-pub enum HtmlError {
-    /// What the API would refuse (a job not found, an upload refused, an action that does not
-    /// apply): the same status, its message on a page.
-    #[error(transparent)]
-    Refused(#[from] ApiError),
-    /// A gallery page that does not exist (a `?cursor=` this server did not give out).
-    #[error("{0}")]
-    NoSuchPage(PageError),
-}
-
-impl ResponseError for HtmlError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            HtmlError::Refused(e) => e.status_code(),
-            HtmlError::NoSuchPage(_) => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            HtmlError::Refused(e) => {
-                if e.status_code().is_server_error() {
-                    tracing::error!(error = %e, "page request failed");
-                }
-                let body = e.body();
-                error_response(e.status_code(), "That did not work", body["error"]["message"].as_str().unwrap_or(""))
-            }
-            HtmlError::NoSuchPage(e) => error_response(self.status_code(), "That page does not exist", &e.to_string()),
-        }
-    }
-}
 
 /// States the gallery filters by (any other state a job shows up with is added).
 const STATES: &[&str] = &["queued", "processing", "retrying", "done", "failed", "cancelled"];
@@ -89,19 +55,6 @@ struct JobPage {
     is_final: bool,
     can_retry: bool,
     previewable: bool,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    title: String,
-    message: String,
-}
-
-/// An HTML error page.
-pub fn error_response(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let page = ErrorPage { title: title.into(), message: message.into() };
-    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(page.render().unwrap_or_default())
 }
 
 /// `52428800` → `50 MB`, `3000000` → `2.9 MB` (as the page script writes sizes).

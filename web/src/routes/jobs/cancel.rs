@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::manage::ManageError;
 use crate::jobs::JobRecord;
-use crate::routes::pages::HtmlError;
+use crate::routes::html::HtmlError;
 use crate::views::JobView;
 use crate::AppState;
 

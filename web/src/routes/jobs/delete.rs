@@ -12,7 +12,7 @@ use actix_web::{web, HttpResponse};
 use super::owned;
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::routes::pages::HtmlError;
+use crate::routes::html::HtmlError;
 use crate::AppState;
 
 async fn delete(state: &AppState, owner: &Owner, id: &str) -> Result<(), ApiError> {

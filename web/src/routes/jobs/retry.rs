@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::JobRecord;
 use crate::request_context::RequestContext;
-use crate::routes::pages::HtmlError;
+use crate::routes::html::HtmlError;
 use crate::views::JobView;
 use crate::AppState;
 
