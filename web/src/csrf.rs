@@ -144,7 +144,7 @@ pub async fn middleware(
     let res = if req.path().starts_with("/api/") {
         HttpResponse::Forbidden().json(json!({ "error": { "code": "cross_site_request", "message": message } }))
     } else {
-        crate::pages::error_response(StatusCode::FORBIDDEN, "Refused: request from another site", &message)
+        crate::routes::html::error_response(StatusCode::FORBIDDEN, "Refused: request from another site", &message)
     };
     Ok(req.into_response(res).map_into_right_body())
 }

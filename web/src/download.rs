@@ -85,7 +85,7 @@ pub async fn redirect_origin(args: &DownloadArgs, backend: &Backend) -> anyhow::
     }
     let probe = backend
         .store
-        .presigned_get("system/presign-probe", Duration::from_secs(60), &ResponseHeaders::default())
+        .presigned_get(darkroom_protocol::keys::PRESIGN_PROBE, Duration::from_secs(60), &ResponseHeaders::default())
         .await
         .map_err(|e| anyhow::anyhow!("DARKROOM_DOWNLOAD_REDIRECT=presigned: cannot presign a URL: {e}"))?;
     let Some(url) = probe else {
@@ -109,6 +109,11 @@ pub struct Download<'a> {
     pub filename: &'a str,
     /// `attachment` (save) rather than `inline` (show).
     pub attachment: bool,
+}
+
+/// `photo.jpg` → `photo`: the start of the names a job's downloads are saved under.
+pub fn stem(filename: &str) -> &str {
+    filename.rsplit_once('.').map(|(s, _)| s).filter(|s| !s.is_empty()).unwrap_or(filename)
 }
 
 /// A name safe in any file system and archive: no folders, no control characters.

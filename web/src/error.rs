@@ -1,6 +1,11 @@
-//! The API's error type: every failure a client can see, with its HTTP status and a JSON body
-//! `{"error":{"code":…,"message":…,"field":…}}` that says what happened and what to do
-//! ([`crate::request_context`] adds the request's `request_id` on the way out).
+//! The API's error type: every failure a client of the jobs API can see, with its HTTP status
+//! and a JSON body `{"error":{"code":…,"message":…,"field":…}}` that says what happened and what
+//! to do ([`crate::request_context`] adds the request's `request_id` on the way out).
+//!
+//! One error type per handler group: this one for the jobs API (and the upload machinery it
+//! shares with the logos), [`crate::routes::logos::LogoError`] for the logos,
+//! [`crate::routes::html::HtmlError`] for the HTML pages and form posts. Each implements
+//! actix's [`ResponseError`], so a handler returns `Result<_, ItsError>` and uses `?`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -9,6 +14,9 @@ use darkroom_core::store::StoreError;
 use darkroom_protocol::recipe::RecipeError;
 use darkroom_protocol::Refusal;
 use serde_json::json;
+
+use crate::jobs::manage::ManageError;
+use crate::jobs::page::PageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -42,6 +50,21 @@ pub enum ApiError {
     /// `POST /api/jobs/{id}/cancel` on a job a worker has started, or a finished one.
     #[error("the job is {0} and can no longer be cancelled; only a queued job (or one waiting to be tried again) can")]
     NotCancellable(&'static str),
+    /// `DELETE /api/jobs/{id}` while the job is queued or processing.
+    #[error("the job is still {0}; wait until it is done or failed")]
+    NotFinished(&'static str),
+    /// `POST /api/jobs/{id}/retry` on a job that did not fail.
+    #[error("only a failed job can be retried; this one is {0}")]
+    NotFailed(&'static str),
+    /// `GET /api/jobs/{id}/outputs.zip` before the job has outputs.
+    #[error("the job is {0} and has no outputs yet")]
+    NoOutputs(&'static str),
+    /// `GET /api/jobs/{id}/preview` before the job has a preview.
+    #[error("this job has no preview: it is {0}; a preview exists once the job is done")]
+    NoPreview(&'static str),
+    /// A page of `GET /api/jobs` asked with a bad `cursor`, `limit` or `state`.
+    #[error("{0}")]
+    BadPage(PageError),
     #[error("the Idempotency-Key header {0}; send 1 to 255 visible ASCII characters (e.g. a UUID)")]
     BadIdempotencyKey(&'static str),
     #[error("this Idempotency-Key was already used with a different request (other files or another recipe); use a new key for a new request")]
@@ -71,6 +94,11 @@ impl ApiError {
             ApiError::Spool(_) => "upload_storage_unavailable",
             ApiError::NotFound => "not_found",
             ApiError::NotCancellable(_) => "not_cancellable",
+            ApiError::NotFinished(_) => "not_finished",
+            ApiError::NotFailed(_) => "not_failed",
+            ApiError::NoOutputs(_) => "no_outputs",
+            ApiError::NoPreview(_) => "no_preview",
+            ApiError::BadPage(e) => e.code(),
             ApiError::BadIdempotencyKey(_) => "invalid_idempotency_key",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyKeyInUse { .. } => "idempotency_key_in_use",
@@ -97,6 +125,7 @@ impl ApiError {
                 err["filename"] = json!(filename);
                 err["message"] = json!(error.to_string());
             }
+            ApiError::BadPage(e) => err["field"] = json!(e.code().trim_start_matches("invalid_")),
             _ => {}
         }
         json!({ "error": err })
@@ -113,6 +142,26 @@ pub fn file_status(e: &Refusal) -> StatusCode {
     }
 }
 
+impl From<ManageError> for ApiError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::NotFinished(state) => ApiError::NotFinished(state.as_str()),
+            ManageError::NotCancellable(state) => ApiError::NotCancellable(state.as_str()),
+            ManageError::Store(e) => ApiError::Store(e),
+            ManageError::Queue(e) => ApiError::Queue(e),
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        match e {
+            PageError::Store(e) => ApiError::Store(e),
+            other => ApiError::BadPage(other),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -125,7 +174,13 @@ impl ResponseError for ApiError {
             ApiError::Busy { .. } | ApiError::Spool(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UploadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::NotCancellable(_) | ApiError::IdempotencyKeyInUse { .. } => StatusCode::CONFLICT,
+            ApiError::NotCancellable(_)
+            | ApiError::NotFinished(_)
+            | ApiError::NotFailed(_)
+            | ApiError::NoOutputs(_)
+            | ApiError::IdempotencyKeyInUse { .. } => StatusCode::CONFLICT,
+            ApiError::NoPreview(_) => StatusCode::NOT_FOUND,
+            ApiError::BadPage(_) => StatusCode::BAD_REQUEST,
             ApiError::BadIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,

@@ -13,7 +13,6 @@
 //! one on the async thread is quick; part headers are bounded by [`crate::multipart_guard`].
 //! The header probe (which runs libheif for HEIC) runs on a blocking thread.
 
-use bytes::BytesMut;
 use chrono::Utc;
 use darkroom_protocol::keys;
 use darkroom_protocol::lifecycle::{JobRecord, JobState, TimelineEntry};
@@ -24,7 +23,7 @@ use darkroom_protocol::{Limits, OutputSpec, Probe, Refusal};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
-use crate::multipart_guard::Parts;
+use crate::multipart_guard::{Parts, Small};
 use crate::spool::{self, SpoolWriter, Spooled, TempFile};
 use crate::AppState;
 
@@ -133,14 +132,10 @@ async fn read_text(
     name: &'static str,
     limit: u64,
 ) -> Result<String, ApiError> {
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = parts.next_chunk(field).await? {
-        if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::RecipeTooLarge { field: name, limit });
-        }
-        buf.extend_from_slice(&chunk);
+    match parts.read_small(field, limit).await? {
+        Small::Whole(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Small::TooLarge { .. } => Err(ApiError::RecipeTooLarge { field: name, limit }),
     }
-    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 fn sanitize_filename(name: &str) -> String {
@@ -168,7 +163,7 @@ pub struct Submitted {
 /// A watermark logo must be one this browser uploaded (its key holds the owner) and still be
 /// in the store, so a job is never queued to fail on a logo it cannot use.
 async fn check_logos(state: &AppState, owner: &str, outputs: &[OutputSpec]) -> Result<(), ApiError> {
-    let mine = format!("logos/{owner}/");
+    let mine = keys::logos_of(owner);
     for (i, out) in outputs.iter().enumerate() {
         for (j, key) in out.ops.iter().enumerate().filter_map(|(j, op)| op.resource().map(|k| (j, k))) {
             let refuse = |code, message: &str| {

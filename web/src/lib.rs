@@ -1,55 +1,49 @@
 //! The web app: takes uploads, queues jobs, follows the reply queue and shows live status.
 //!
 //! Modules follow a job's path: [`ingest`] (upload → original in the store → job message),
-//! [`replies`] (reply queue → [`jobs`] book), [`events`] (book → browser over SSE), [`api`]
-//! (JSON and bytes), [`pages`] (HTML). [`identity`] gives each browser its signed cookie;
-//! [`request_context`] each request its id and trace context.
+//! [`replies`] (reply queue → [`jobs`] book), [`views`] (a job as JSON), [`routes`] (every URL,
+//! in one table: the API, the live streams, the pages). [`identity`] gives each browser its
+//! signed cookie; [`request_context`] each request its id and trace context. [`server`] starts
+//! it all and stops it on a shutdown signal; this file holds only the settings, the state the
+//! handlers share, and [`run`].
 
 pub mod admin;
-pub mod api;
-pub mod assets;
-pub mod cancel;
 pub mod consume;
 pub mod csrf;
 pub mod dead_letters;
 pub mod download;
 pub mod error;
-pub mod events;
-pub mod gallery;
 pub mod idempotency;
 pub mod identity;
 pub mod ingest;
 pub mod jobs;
-pub mod logos;
 pub mod lru;
 pub mod metrics;
 pub mod multipart_guard;
-pub mod op_schema;
-pub mod openapi;
-pub mod pages;
-pub mod preview;
 pub mod rate_limit;
 pub mod replicas;
 pub mod replies;
 pub mod request_context;
 pub mod retention;
+pub mod routes;
 pub mod security_headers;
+pub mod server;
 pub mod spool;
 pub mod telemetry;
 pub mod upload_limits;
+pub mod views;
 pub mod zip;
+
+pub use server::serve;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context as _;
 use clap::Parser;
 use darkroom_core::config::{Backend, BackendArgs, LimitArgs, AWS_HELP};
-use darkroom_core::queue::JobQueue;
 use darkroom_protocol::Limits;
-use tokio::sync::watch;
 
 /// darkroom-web: the Darkroom web app and HTTP API.
 #[derive(Parser, Clone, Debug)]
@@ -120,7 +114,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     csrf::SiteOrigin::new(config.public_origin.as_deref())?;
     let backend = connect(&config).await?;
     let listener = TcpListener::bind(&config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
-    serve(config, backend, listener).await
+    let shutdown = shutdown_signal().context("cannot listen for SIGTERM and Ctrl-C")?;
+    serve(config, backend, listener, shutdown).await
+}
+
+/// Completes at SIGTERM (docker stop, systemd) or Ctrl-C; the handlers are installed at once,
+/// so a signal that arrives while the server starts is not lost.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("Ctrl-C received"),
+        }
+    })
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Backend> {
@@ -140,119 +149,4 @@ async fn connect(config: &Config) -> anyhow::Result<Backend> {
             Err(e) => return Err(anyhow::anyhow!(e).context("cannot reach the object store or the queues")),
         }
     }
-}
-
-/// Serve on an already bound listener.
-pub async fn serve(config: Config, backend: Backend, listener: TcpListener) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
-    let site = web::Data::new(csrf::SiteOrigin::new(config.public_origin.as_deref())?);
-    let secure = config.cookie_secure || site.is_https();
-    let cookies =
-        identity::CookieSettings::load(&*backend.store, backend.kind, config.cookie_secret.as_deref(), secure).await?;
-    let ops_state = admin::AdminState::new(
-        config.admin_token.clone(),
-        &cookies,
-        Duration::from_secs(config.ops_session_ttl),
-        backend.store.clone(),
-        admin::Registry::with_cap(config.growth.ops_max_workers),
-    );
-    let book = Arc::new(jobs::JobBook::with_cache_ttl(
-        backend.store.clone(),
-        config.growth.job_cache,
-        config.replicas.cache_ttl(),
-    ));
-    // The ops page follows every job, also those other replicas change.
-    book.follow_all(config.admin_token.is_some());
-    let fanout = replicas::join(&backend, &config.replicas)
-        .await
-        .context("cannot create this web app replica's inbox queue for change notices")?;
-    let guard = web::Data::new(rate_limit::Guard::new(config.growth.clone()));
-    let state = web::Data::new(AppState {
-        backend: backend.clone(),
-        book: book.clone(),
-        limits: config.limits.limits(),
-        cookies,
-        uploads: upload_limits::UploadLimits::new(&config.uploads, &config.backend)
-            .context("cannot create the folder for uploads (DARKROOM_UPLOAD_TMP_DIR)")?,
-        downloads: download::Downloads::new(&config.downloads),
-        idempotency: idempotency::Idempotency::new(&config.idempotency),
-    });
-    let image_origin = download::redirect_origin(&config.downloads, &backend).await?;
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let registry = ops_state.registry.clone();
-    let ops = web::Data::new(ops_state);
-    let registry_task = tokio::spawn(registry.clone().run(book.clone(), stop_rx.clone()));
-    let sweeper =
-        retention::Sweeper::new(&config.retention, backend.store.clone(), book.clone(), fanout.replica().to_string())
-            .map(|s| tokio::spawn(s.run(stop_rx.clone())));
-    let fanout_task = replicas::start(fanout, book.clone(), registry.clone(), stop_rx.clone());
-    let consumer = tokio::spawn(replies::run(
-        backend.replies.clone() as Arc<dyn JobQueue>,
-        book.clone(),
-        registry.clone(),
-        stop_rx.clone(),
-    ));
-    let watcher =
-        tokio::spawn(dead_letters::run(backend.dead_letters.clone(), book, config.backend.max_receives, stop_rx));
-
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(ops.clone())
-            .app_data(site.clone())
-            .app_data(guard.clone())
-            .wrap(middleware::from_fn(rate_limit::middleware))
-            .wrap(middleware::from_fn(identity::middleware))
-            // Outside identity: a refused cross-site request gets no cookie and reaches no handler.
-            .wrap(middleware::from_fn(csrf::middleware))
-            .wrap(security_headers::headers_with(image_origin.as_deref()))
-            // Request id, trace context and the access line (path without the query string: a
-            // token pasted into `/ops?token=…` must not reach the log). Inside compression, so
-            // it can add the request id to error bodies.
-            .wrap(middleware::from_fn(request_context::middleware))
-            .wrap(middleware::Compress::default())
-            // Outermost: every answer is counted, refusals by the middlewares above included.
-            .wrap(middleware::from_fn(metrics::middleware))
-            .configure(api::routes)
-            .configure(cancel::routes)
-            .configure(openapi::routes)
-            .configure(op_schema::routes)
-            .configure(metrics::routes)
-            .configure(logos::routes)
-            .configure(gallery::routes)
-            .configure(preview::routes)
-            .configure(admin::routes)
-            .configure(pages::routes)
-            .configure(assets::routes)
-    })
-    // Without it, Nagle's algorithm holds a small write (an SSE event, a short answer) while an
-    // earlier one is unacknowledged, and the client's delayed ACK takes up to 40 ms: the
-    // `done` event of a job reached the browser ~30 ms after the web app had it (issue 14).
-    .tcp_nodelay(true)
-    .listen(listener)?
-    // The request head must arrive within 10 s (408 otherwise); the body is bounded by
-    // DARKROOM_UPLOAD_TIMEOUT. An early answer (413, 408, 503) to a client still sending gets
-    // 2 s in which the rest is read and dropped, so the client sees the answer, not a reset.
-    .client_request_timeout(Duration::from_secs(10))
-    .client_disconnect_timeout(Duration::from_secs(2))
-    .shutdown_timeout(10)
-    .run();
-
-    tracing::info!(backend = %backend.description, "serving");
-    println!("darkroom-web listening on http://{addr}/");
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-
-    let result = server.await;
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), consumer).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), registry_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), fanout_task).await;
-    if let Some(sweeper) = sweeper {
-        let _ = tokio::time::timeout(Duration::from_secs(5), sweeper).await;
-    }
-    tracing::info!("web app stopped");
-    result.map_err(Into::into)
 }

@@ -233,92 +233,107 @@ impl Metrics {
             queues_read: tokio::sync::Mutex::new(None),
             registry: Registry::default(),
         };
+        m.register_jobs(&mut registry);
+        m.register_upkeep(&mut registry);
+        m.start_at_zero();
+        Metrics { registry, ..m }
+    }
+
+    /// The series of requests and of jobs and their statuses.
+    fn register_jobs(&self, registry: &mut Registry) {
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route pattern and status code",
-            m.http_requests.clone(),
+            self.http_requests.clone(),
         );
         registry.register_with_unit(
             "http_request_duration",
             "Time from request to response head (for event streams: until the stream starts), by method and route",
             Unit::Seconds,
-            m.http_duration.clone(),
+            self.http_duration.clone(),
         );
-        registry.register("jobs_submitted", "Jobs queued (one per accepted file)", m.jobs_submitted.clone());
+        registry.register("jobs_submitted", "Jobs queued (one per accepted file)", self.jobs_submitted.clone());
         registry.register(
             "statuses_applied",
             "Worker statuses from the reply queue that changed a job, by the state they carried",
-            m.statuses_applied.clone(),
+            self.statuses_applied.clone(),
         );
         registry.register(
             "statuses_ignored",
             "Worker statuses from the reply queue that changed nothing (duplicate, stale or for an unknown job)",
-            m.statuses_ignored.clone(),
+            self.statuses_ignored.clone(),
         );
         registry.register(
             "job_record_conflicts",
             "Conditional writes of a job record refused because another writer (another replica) changed it first; each is applied again",
-            m.record_conflicts.clone(),
+            self.record_conflicts.clone(),
         );
         registry.register(
             "change_notices_sent",
             "Change notices sent to other web app replicas (one per notice and replica)",
-            m.notices_sent.clone(),
+            self.notices_sent.clone(),
         );
         registry.register(
             "change_notices_received",
             "Change notices received from other web app replicas",
-            m.notices_received.clone(),
+            self.notices_received.clone(),
         );
+    }
+
+    /// The series of retention, streams, queues and workers.
+    fn register_upkeep(&self, registry: &mut Registry) {
         registry.register(
             "retention_removed",
             "What the retention sweeper (DARKROOM_RETENTION) deleted on this replica: whole jobs, unused logos, expired idempotency records, and object keys in all",
-            m.retention_removed.clone(),
+            self.retention_removed.clone(),
         );
         registry.register(
             "retention_rounds",
             "Retention rounds on this replica: swept (it held the lease), skipped (another replica did), failed",
-            m.retention_rounds.clone(),
+            self.retention_rounds.clone(),
         );
-        registry.register("sse_clients", "Event streams (server-sent events) open now", m.sse_clients.clone());
+        registry.register("sse_clients", "Event streams (server-sent events) open now", self.sse_clients.clone());
         registry.register(
             "queue_messages_visible",
             "Messages waiting in each queue, as the web app last read it (cached for 5 s)",
-            m.queue_visible.clone(),
+            self.queue_visible.clone(),
         );
         registry.register(
             "queue_messages_in_flight",
             "Messages received and not yet deleted in each queue, as the web app last read it (cached for 5 s)",
-            m.queue_in_flight.clone(),
+            self.queue_in_flight.clone(),
         );
         registry.register(
             "queue_up",
             "1 when the queue answered the last depth read, 0 when it did not",
-            m.queue_up.clone(),
+            self.queue_up.clone(),
         );
         registry.register(
             "workers",
             "Workers this web app knows, by what the ops page shows: busy, idle, stopping, silent (no presence for 3 intervals), stopped",
-            m.workers.clone(),
+            self.workers.clone(),
         );
         registry.register(
             "worker_slots",
             "Job slots of the busy, idle and stopping workers, as their presence messages announce them",
-            m.worker_slots.clone(),
+            self.worker_slots.clone(),
         );
         registry.register(
             "worker_slots_busy",
             "Of those slots, the ones working on a job",
-            m.worker_slots_busy.clone(),
+            self.worker_slots_busy.clone(),
         );
+    }
+
+    /// Known series start at zero, so they are there (and rate() works) before the first event.
+    fn start_at_zero(&self) {
         for status in WorkerStatus::ALL {
-            let _ = m.workers.get_or_create(&WorkerLabels { state: WorkerState(status) });
+            let _ = self.workers.get_or_create(&WorkerLabels { state: WorkerState(status) });
         }
         // Known series start at zero, so they are there (and rate() works) before the first status.
         for state in [JobState::Queued, JobState::Processing, JobState::Retrying, JobState::Done, JobState::Failed] {
-            let _ = m.statuses_applied.get_or_create(&StateLabels { state: State(state) });
+            let _ = self.statuses_applied.get_or_create(&StateLabels { state: State(state) });
         }
-        Metrics { registry, ..m }
     }
 
     /// A job was queued.
@@ -424,11 +439,8 @@ pub fn get() -> &'static Metrics {
     &METRICS
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(scrape));
-}
-
-async fn scrape(
+/// `GET /metrics` (routed in [`crate::routes`]).
+pub async fn scrape(
     state: web::Data<crate::AppState>,
     guard: web::Data<crate::rate_limit::Guard>,
     ops: web::Data<crate::admin::AdminState>,

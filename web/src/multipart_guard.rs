@@ -29,7 +29,7 @@ use actix_multipart::{Field, Multipart};
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, TryStreamExt};
 
 use crate::error::ApiError;
@@ -205,6 +205,15 @@ impl Stream for Metered {
     }
 }
 
+/// A small part as [`Parts::read_small`] read it.
+pub enum Small {
+    Whole(Bytes),
+    /// Longer than the limit: `bytes` were there when reading stopped.
+    TooLarge {
+        bytes: u64,
+    },
+}
+
 /// A multipart request body, read part by part under the bound (an extractor, like
 /// actix-multipart's `Multipart`).
 pub struct Parts {
@@ -244,6 +253,21 @@ impl Parts {
             self.meter.handed_out.set(self.meter.handed_out.get() + c.len() as u64);
         }
         Ok(chunk)
+    }
+
+    /// The whole content of a small part (a recipe, a logo) in memory, stopped as soon as it
+    /// passes `limit` bytes: the one way the web app reads a part into memory (file parts of
+    /// an upload go to disk instead, chunk by chunk, through [`Parts::next_chunk`]).
+    pub async fn read_small(&mut self, field: &mut Field, limit: u64) -> Result<Small, ApiError> {
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = self.next_chunk(field).await? {
+            let bytes = (buf.len() + chunk.len()) as u64;
+            if bytes > limit {
+                return Ok(Small::TooLarge { bytes });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Small::Whole(buf.freeze()))
     }
 
     /// The parser's counts (for tests).

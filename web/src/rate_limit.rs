@@ -317,7 +317,7 @@ impl Refusal {
             }
             other => other.to_string(),
         };
-        let mut res = crate::pages::error_response(self.status_code(), "Not now", &message);
+        let mut res = crate::routes::html::error_response(self.status_code(), "Not now", &message);
         self.add_retry_after(&mut res);
         res
     }
@@ -505,7 +505,7 @@ impl Guard {
                 }
             }
             Action::Logo => {
-                let logos = store.list(&format!("logos/{owner}/")).await?.len();
+                let logos = store.list(&keys::logos_of(owner)).await?.len();
                 if logos >= s.max_logos_per_identity {
                     return Err(Refusal::LogoQuota { limit: s.max_logos_per_identity });
                 }

@@ -322,37 +322,45 @@ impl Sweeper {
         }
 
         // Idempotency-Key records past their time.
-        if budget > 0 {
-            for key in self.store.list("idempotency/").await? {
-                if budget == 0 {
-                    break;
-                }
-                let bytes = match self.store.get(&key).await {
-                    Ok(b) => b,
-                    Err(StoreError::NotFound(_)) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if crate::idempotency::is_expired_record(&bytes, now) {
-                    self.store.delete(&key).await?;
-                    report.idempotency_records += 1;
-                    report.keys += 1;
-                    budget -= 1;
-                }
-            }
-        }
+        let removed = self.expired_idempotency_records(now, budget).await?;
+        report.idempotency_records += removed;
+        report.keys += removed;
 
         count(&report);
         Ok(Some(report))
+    }
+
+    /// Delete up to `budget` `Idempotency-Key` records past their time; how many went.
+    async fn expired_idempotency_records(&self, now: DateTime<Utc>, budget: u64) -> Result<u64, SweepError> {
+        let mut removed = 0;
+        if budget == 0 {
+            return Ok(0);
+        }
+        for key in self.store.list(keys::IDEMPOTENCY_PREFIX).await? {
+            if removed == budget {
+                break;
+            }
+            let bytes = match self.store.get(&key).await {
+                Ok(b) => b,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if crate::idempotency::is_expired_record(&bytes, now) {
+                self.store.delete(&key).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// The ids of every job record in the store.
     async fn job_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(self
             .store
-            .list("jobs/")
+            .list(keys::JOBS_PREFIX)
             .await?
             .into_iter()
-            .filter_map(|k| k.strip_prefix("jobs/").and_then(|k| k.strip_suffix(".json")).map(str::to_string))
+            .filter_map(|k| keys::job_id_of_record(&k).map(str::to_string))
             .filter(|id| keys::is_valid_id(id))
             .collect())
     }
@@ -380,7 +388,7 @@ impl Sweeper {
         named: &HashSet<String>,
     ) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for key in self.store.list("logos/").await? {
+        for key in self.store.list(keys::LOGOS_PREFIX).await? {
             if !keys::is_logo_key(&key) || named.contains(&key) {
                 continue;
             }

@@ -71,7 +71,7 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 /// Client addresses whose failures are remembered at most.
 const LOGIN_ADDRESSES: usize = 4096;
 /// Where signed-out sessions' nonces are kept (one small object each, body: the expiry).
-const REVOKED_PREFIX: &str = "system/ops-revoked/";
+const REVOKED_PREFIX: &str = darkroom_protocol::keys::OPS_REVOKED_PREFIX;
 /// Revoked nonces kept in memory at most (the store has them all).
 const REVOKED_IN_MEMORY: usize = 1024;
 

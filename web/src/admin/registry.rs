@@ -569,7 +569,7 @@ mod tests {
         serde_json::from_value(json!({
             "id": id, "owner": "o", "filename": format!("{id}.jpg"), "state": state,
             "created_at": Utc::now(), "updated_at": Utc::now(), "attempts": steps.last().unwrap().2,
-            "worker": steps.last().unwrap().1, "original_key": format!("originals/{id}"),
+            "worker": steps.last().unwrap().1, "original_key": darkroom_protocol::keys::original(id),
             "original_type": "image/jpeg", "original_width": 1, "original_height": 1, "original_bytes": 1,
             "requested": [], "outputs": [],
             "error": error.map(|(c, m)| json!({ "code": c, "message": m })),

@@ -78,7 +78,7 @@ impl JobBook {
         self.store.delete(&keys::owner_index(&rec.owner, &rec.id)).await?;
         let mut keys_to_go: Vec<String> = rec.outputs.iter().map(|o| o.key.clone()).collect();
         // The listing catches the preview, the manifest and outputs of an earlier attempt.
-        keys_to_go.extend(self.store.list(&format!("outputs/{}/", rec.id)).await?);
+        keys_to_go.extend(self.store.list(&keys::outputs_of(&rec.id)).await?);
         keys_to_go.sort();
         keys_to_go.dedup();
         let mut removed = 1; // the owner index entry
@@ -212,8 +212,8 @@ impl JobBook {
     /// Every job record in the store (for operators: finds the jobs the queue gave up on).
     pub async fn all_records(&self) -> Result<Vec<JobRecord>, StoreError> {
         let mut out = Vec::new();
-        for key in self.store.list("jobs/").await? {
-            let Some(id) = key.strip_prefix("jobs/").and_then(|k| k.strip_suffix(".json")) else {
+        for key in self.store.list(keys::JOBS_PREFIX).await? {
+            let Some(id) = keys::job_id_of_record(&key) else {
                 continue;
             };
             if let Some(rec) = self.get(id).await? {

@@ -91,21 +91,17 @@ pub async fn from_query(
     Ok(book.page(owner, cursor.as_ref(), limit, state).await?)
 }
 
-/// A refused page request as the API's JSON error (`400 invalid_cursor`, `invalid_limit`,
-/// `invalid_state`; a store outage as [`ApiError::Store`](crate::error::ApiError)).
-pub fn error_response(e: PageError) -> actix_web::HttpResponse {
-    let code = match &e {
-        PageError::InvalidCursor => "invalid_cursor",
-        PageError::InvalidLimit => "invalid_limit",
-        PageError::InvalidState(_) => "invalid_state",
-        PageError::Store(_) => {
-            let PageError::Store(inner) = e else { unreachable!() };
-            return actix_web::ResponseError::error_response(&crate::error::ApiError::Store(inner));
+impl PageError {
+    /// The API's error code for a refused page request (`400`; answered through
+    /// [`ApiError::BadPage`](crate::error::ApiError::BadPage)).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PageError::InvalidCursor => "invalid_cursor",
+            PageError::InvalidLimit => "invalid_limit",
+            PageError::InvalidState(_) => "invalid_state",
+            PageError::Store(_) => "storage_unavailable",
         }
-    };
-    let field = code.trim_start_matches("invalid_");
-    actix_web::HttpResponse::BadRequest()
-        .json(serde_json::json!({ "error": { "code": code, "field": field, "message": e.to_string() } }))
+    }
 }
 
 impl JobBook {

@@ -11,19 +11,16 @@
 //! skips it and deletes it.
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use darkroom_protocol::lifecycle::JobRecord;
 
-use crate::api::{owned, JobView};
+use super::owned;
 use crate::error::ApiError;
 use crate::identity::Owner;
 use crate::jobs::manage::ManageError;
+use crate::routes::html::HtmlError;
+use crate::views::JobView;
 use crate::AppState;
-
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/jobs/{id}/cancel", web::post().to(cancel_api))
-        .route("/jobs/{id}/cancel", web::post().to(cancel_form));
-}
 
 async fn cancel(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, ApiError> {
     let rec = owned(state, owner, id).await?;
@@ -31,22 +28,26 @@ async fn cancel(state: &AppState, owner: &Owner, id: &str) -> Result<JobRecord, 
         Ok(Some(rec)) => Ok(rec),
         Ok(None) => Err(ApiError::NotFound),
         Err(ManageError::NotCancellable(s) | ManageError::NotFinished(s)) => Err(ApiError::NotCancellable(s.as_str())),
-        Err(ManageError::Store(e)) => Err(ApiError::Store(e)),
-        Err(ManageError::Queue(e)) => Err(ApiError::Queue(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn cancel_api(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// `POST /api/jobs/{id}/cancel`.
+pub async fn cancel_api(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let rec = cancel(&state, &owner, &id).await?;
     Ok(HttpResponse::Ok().json(JobView::from(&rec)))
 }
 
-async fn cancel_form(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> HttpResponse {
-    match cancel(&state, &owner, &id).await {
-        Ok(rec) => HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/jobs/{}", rec.id))).finish(),
-        Err(e) => {
-            let message = e.body()["error"]["message"].as_str().unwrap_or("").to_string();
-            crate::pages::error_response(e.status_code(), "That did not work", &message)
-        }
-    }
+/// `POST /jobs/{id}/cancel` (a form on the job's page).
+pub async fn cancel_form(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, HtmlError> {
+    let rec = cancel(&state, &owner, &id).await?;
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/jobs/{}", rec.id))).finish())
 }

@@ -13,10 +13,6 @@ use serde::Serialize;
 
 use crate::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/ops", web::get().to(ops));
-}
-
 /// What `GET /api/ops` answers: `{"ops": [{"op", "label", "fields": [...]}, ...]}`.
 #[derive(Serialize)]
 struct Document {
@@ -29,7 +25,8 @@ pub fn document(limits: &Limits) -> String {
     serde_json::to_string(&Document { ops: schema(limits) }).expect("the op schema serialises")
 }
 
-async fn ops(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /api/ops`: the op schema the recipe builder is drawn from.
+pub async fn ops(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))

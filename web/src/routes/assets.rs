@@ -1,18 +1,16 @@
-//! Static assets, compiled into the binary so a deployment is one file.
+//! `GET /static/{file}`: the page script and style sheet, compiled into the binary so a
+//! deployment is one file.
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("../../static/app.js")),
-    ("style.css", "text/css; charset=utf-8", include_str!("../../static/style.css")),
+    ("app.js", "text/javascript; charset=utf-8", include_str!("../../../static/app.js")),
+    ("style.css", "text/css; charset=utf-8", include_str!("../../../static/style.css")),
 ];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/{file}", web::get().to(asset));
-}
-
-async fn asset(file: web::Path<String>) -> HttpResponse {
+/// `GET /static/{file}`.
+pub async fn asset(file: web::Path<String>) -> HttpResponse {
     match ASSETS.iter().find(|(name, _, _)| *name == file.as_str()) {
         Some((_, mime, body)) => HttpResponse::Ok()
             .content_type(*mime)

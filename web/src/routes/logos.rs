@@ -12,54 +12,70 @@
 //! a photo ([`crate::upload_limits`]); a logo is at most 2 MiB, so it is read into memory
 //! (stopped as soon as it passes the limit), then probed and decoded on a blocking thread.
 
-use actix_web::{web, HttpResponse};
-use bytes::{Bytes, BytesMut};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use bytes::Bytes;
 use darkroom_protocol::keys;
 use darkroom_protocol::probe::check_png_decodes;
-use darkroom_protocol::{InputFormat, Refusal, LOGO_LIMITS};
+use darkroom_protocol::{InputFormat, Probe, Refusal, LOGO_LIMITS};
 use serde_json::json;
 
 use crate::error::ApiError;
 use crate::identity::Owner;
-use crate::multipart_guard::Parts;
+use crate::multipart_guard::{Parts, Small};
 use crate::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/logos", web::post().to(upload))
-        .route("/api/logos", web::get().to(list))
-        .route("/api/logos/{id}", web::delete().to(delete));
+/// Everything the logo routes refuse: the API's errors (an upload's limits, the store) and
+/// two of their own.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoError {
+    /// `415 logo_not_png`: an image, but not a PNG.
+    #[error("Logos must be PNG files (this one is {format}). Export the logo as PNG, ideally with a transparent background.")]
+    NotPng { filename: String, format: &'static str },
+    /// `404 logo_not_found`: no logo with this id under the caller's own prefix.
+    #[error("you have no logo with this id; GET /api/logos lists yours")]
+    NotFound,
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
-async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Result<HttpResponse, ApiError> {
+impl From<darkroom_core::store::StoreError> for LogoError {
+    fn from(e: darkroom_core::store::StoreError) -> Self {
+        LogoError::Api(e.into())
+    }
+}
+
+impl ResponseError for LogoError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            LogoError::NotPng { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            LogoError::NotFound => StatusCode::NOT_FOUND,
+            LogoError::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            LogoError::NotPng { filename, .. } => json!({ "error": {
+                "code": "logo_not_png", "field": "logo", "filename": filename, "message": self.to_string(),
+            }}),
+            LogoError::NotFound => json!({ "error": { "code": "logo_not_found", "message": self.to_string() }}),
+            LogoError::Api(e) => return e.error_response(),
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+/// `POST /api/logos`.
+pub async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Result<HttpResponse, LogoError> {
     let _slot = state.uploads.enter()?;
     let timeout = state.uploads.timeout;
     let (filename, bytes) = tokio::time::timeout(timeout, read_logo(parts))
         .await
         .map_err(|_| ApiError::UploadTimeout { seconds: timeout.as_secs() })??;
-    let file_error = |error| ApiError::File { filename: filename.clone(), error };
-    // Probe, and decode it all now, so a damaged PNG is refused here rather than failing jobs
-    // later: both on a blocking thread.
-    let check = bytes.clone();
-    let probe = web::block(move || {
-        let probe = darkroom_protocol::probe(&check, &LOGO_LIMITS)?;
-        if probe.format == InputFormat::Png {
-            check_png_decodes(&check, &LOGO_LIMITS)?;
-        }
-        Ok::<_, Refusal>(probe)
-    })
-    .await
-    .map_err(|e| ApiError::BadUpload(format!("the logo could not be checked: {e}")))?
-    .map_err(file_error)?;
+    let probe = check(&filename, bytes.clone()).await?;
     if probe.format != InputFormat::Png {
-        return Ok(HttpResponse::UnsupportedMediaType().json(json!({ "error": {
-            "code": "logo_not_png",
-            "field": "logo",
-            "filename": filename,
-            "message": format!(
-                "Logos must be PNG files (this one is {}). Export the logo as PNG, ideally with a transparent background.",
-                probe.format.mime()
-            ),
-        }})));
+        return Err(LogoError::NotPng { filename, format: probe.format.mime() });
     }
     let key = keys::logo(&owner.0, &uuid::Uuid::new_v4().to_string());
     state.backend.store.put(&key, bytes, "image/png").await?;
@@ -67,20 +83,36 @@ async fn upload(state: web::Data<AppState>, owner: Owner, parts: Parts) -> Resul
     Ok(HttpResponse::Created().json(json!({ "key": key, "width": probe.width, "height": probe.height })))
 }
 
+/// Probe, and decode it all now, so a damaged PNG is refused here rather than failing jobs
+/// later: both on a blocking thread.
+async fn check(filename: &str, bytes: Bytes) -> Result<Probe, ApiError> {
+    web::block(move || {
+        let probe = darkroom_protocol::probe(&bytes, &LOGO_LIMITS)?;
+        if probe.format == InputFormat::Png {
+            check_png_decodes(&bytes, &LOGO_LIMITS)?;
+        }
+        Ok::<_, Refusal>(probe)
+    })
+    .await
+    .map_err(|e| ApiError::BadUpload(format!("the logo could not be checked: {e}")))?
+    .map_err(|error| ApiError::File { filename: filename.to_string(), error })
+}
+
 /// Most logos `GET /api/logos` lists (each costs one metadata request to the store).
 pub const MAX_LISTED: usize = 200;
 
-async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
+/// `GET /api/logos`.
+pub async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, LogoError> {
     let store = &state.backend.store;
-    let prefix = format!("logos/{}/", owner.0);
-    let mut keys: Vec<String> = store.list(&prefix).await?.into_iter().filter(|k| keys::is_logo_key(k)).collect();
+    let mut keys: Vec<String> =
+        store.list(&keys::logos_of(&owner.0)).await?.into_iter().filter(|k| keys::is_logo_key(k)).collect();
     keys.truncate(MAX_LISTED);
     let stats = futures_util::future::join_all(keys.iter().map(|k| store.stat(k))).await;
     let mut logos = Vec::with_capacity(keys.len());
     for (key, stat) in keys.iter().zip(stats) {
         // Gone between the listing and now (deleted meanwhile): not listed.
         let Some(meta) = stat? else { continue };
-        let id = key[prefix.len()..].trim_end_matches(".png");
+        let Some(id) = keys::logo_id(key) else { continue };
         logos.push(json!({ "id": id, "key": key, "bytes": meta.size, "created_at": meta.last_modified }));
     }
     logos.sort_by(|a, b| {
@@ -91,20 +123,19 @@ async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, 
         .json(json!({ "logos": logos })))
 }
 
-async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let not_found = || {
-        HttpResponse::NotFound().json(json!({ "error": {
-            "code": "logo_not_found",
-            "message": "you have no logo with this id; GET /api/logos lists yours",
-        }}))
-    };
+/// `DELETE /api/logos/{id}`.
+pub async fn delete(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, LogoError> {
     if !keys::is_valid_id(&id) {
-        return Ok(not_found());
+        return Err(LogoError::NotFound);
     }
     // Only under the caller's own prefix: another browser's logo id is simply not found here.
     let key = keys::logo(&owner.0, &id);
     if state.backend.store.head(&key).await?.is_none() {
-        return Ok(not_found());
+        return Err(LogoError::NotFound);
     }
     state.backend.store.delete(&key).await?;
     tracing::info!(%key, "logo deleted by its owner");
@@ -114,7 +145,7 @@ async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>)
 /// The one `logo` part: its file name and bytes, refused as soon as it passes the logo limit.
 async fn read_logo(mut parts: Parts) -> Result<(String, Bytes), ApiError> {
     let limit = LOGO_LIMITS.max_input_bytes;
-    let mut logo: Option<(String, BytesMut)> = None;
+    let mut logo: Option<(String, Bytes)> = None;
     while let Some(mut field) = parts.next_part().await? {
         let name = field.name().unwrap_or_default().to_string();
         if name != "logo" {
@@ -132,17 +163,15 @@ async fn read_logo(mut parts: Parts) -> Result<(String, Bytes), ApiError> {
             .chars()
             .take(200)
             .collect();
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = parts.next_chunk(&mut field).await? {
-            let bytes = (buf.len() + chunk.len()) as u64;
-            if bytes > limit {
-                return Err(ApiError::File { filename, error: Refusal::FileTooLarge { bytes, limit } });
+        let buf = match parts.read_small(&mut field, limit).await? {
+            Small::Whole(bytes) => bytes,
+            Small::TooLarge { bytes } => {
+                return Err(ApiError::File { filename, error: Refusal::FileTooLarge { bytes, limit } })
             }
-            buf.extend_from_slice(&chunk);
-        }
+        };
         logo = Some((filename, buf));
     }
     let (filename, bytes) =
         logo.ok_or_else(|| ApiError::BadUpload("the request has no `logo` part; attach a PNG file".into()))?;
-    Ok((filename, bytes.freeze()))
+    Ok((filename, bytes))
 }
