@@ -21,6 +21,7 @@ pub mod output;
 pub mod probe;
 pub mod recipe;
 pub mod refusal;
+mod text;
 pub mod trace;
 
 pub use limits::{Limits, LOGO_LIMITS};

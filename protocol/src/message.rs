@@ -12,8 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::lifecycle::{JobError, JobState};
+use crate::lifecycle::state::{JobError, JobState};
 use crate::output::{Format, OutputSpec};
+use crate::text::cut;
 use crate::trace::TraceParent;
 
 /// The message format version this build writes and reads.
@@ -169,12 +170,6 @@ impl Reply {
             Err(MessageError::WrongType { .. }) => StatusMessage::from_json(text).map(Reply::Status),
             Err(e) => Err(e),
         }
-    }
-}
-
-fn cut(s: &mut String, max: usize) {
-    if let Some((i, _)) = s.char_indices().nth(max) {
-        s.truncate(i);
     }
 }
 

@@ -203,32 +203,4 @@ mod tests {
         assert_eq!(wm(r#"{"op":"watermark","text":"  "}"#), Some("text"));
         assert_eq!(wm(r#"{"op":"watermark","text":"hi","margin":99999}"#), Some("margin"));
     }
-
-    /// Every number field the schema describes is accepted at both ends of its range and
-    /// refused just outside it, by the op's own validation.
-    #[test]
-    fn every_schema_range_is_what_validation_accepts() {
-        let limits = Limits::default();
-        let mut checked = 0;
-        for op in super::super::schema::schema(&limits) {
-            for f in op.fields.iter().filter(|f| !f.ui_only) {
-                let Some((min, max)) = f.kind.bounds() else { continue };
-                let with = |v: f64| {
-                    let ui: Vec<(&str, serde_json::Value)> =
-                        f.when.iter().map(|w| (w.field, w.one_of[0].clone())).collect();
-                    let mut json = op.draft(&ui);
-                    json[f.name] = if f.kind.is_integer() { serde_json::json!(v as i64) } else { serde_json::json!(v) };
-                    let parsed: Result<Op, _> = serde_json::from_value(json.clone());
-                    parsed.map_err(|e| e.to_string()).and_then(|o| o.validate(&limits).map_err(|e| e.message))
-                };
-                assert_eq!(with(min), Ok(()), "{}.{} at its minimum {min}", op.op, f.name);
-                assert_eq!(with(max), Ok(()), "{}.{} at its maximum {max}", op.op, f.name);
-                let step = if f.kind.is_integer() { 1.0 } else { 0.001 };
-                assert!(with(min - step).is_err(), "{}.{} below {min} is refused", op.op, f.name);
-                assert!(with(max + step).is_err(), "{}.{} above {max} is refused", op.op, f.name);
-                checked += 1;
-            }
-        }
-        assert!(checked >= 15, "only {checked} ranges checked");
-    }
 }
