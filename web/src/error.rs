@@ -15,7 +15,6 @@ use darkroom_protocol::recipe::RecipeError;
 use darkroom_protocol::Refusal;
 use serde_json::json;
 
-use crate::jobs::manage::ManageError;
 use crate::jobs::page::PageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -139,17 +138,6 @@ pub fn file_status(e: &Refusal) -> StatusCode {
         Refusal::FileTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::Empty => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
-    }
-}
-
-impl From<ManageError> for ApiError {
-    fn from(e: ManageError) -> Self {
-        match e {
-            ManageError::NotFinished(state) => ApiError::NotFinished(state.as_str()),
-            ManageError::NotCancellable(state) => ApiError::NotCancellable(state.as_str()),
-            ManageError::Store(e) => ApiError::Store(e),
-            ManageError::Queue(e) => ApiError::Queue(e),
-        }
     }
 }
 

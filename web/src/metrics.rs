@@ -21,7 +21,6 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
 use darkroom_core::config::Backend;
 use darkroom_core::queue::JobQueue;
 use darkroom_protocol::lifecycle::JobState;
@@ -32,7 +31,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::admin::registry::{WorkerCounts, WorkerStatus};
+use crate::admin::status::{WorkerCounts, WorkerStatus};
 
 /// How long queue depths read for one scrape are reused by the next ones.
 pub const QUEUE_CACHE: Duration = Duration::from_secs(5);
@@ -423,8 +422,8 @@ impl Metrics {
     }
 
     /// The exposition, after reading the gauges that are read at scrape time.
-    pub async fn render(&self, backend: &Backend, guard: &crate::rate_limit::Guard) -> String {
-        self.sse_clients.set(guard.open_streams() as i64);
+    pub async fn render(&self, backend: &Backend, open_streams: usize) -> String {
+        self.sse_clients.set(open_streams as i64);
         self.refresh_queues(backend).await;
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String never fails");
@@ -437,17 +436,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 /// This process's metrics.
 pub fn get() -> &'static Metrics {
     &METRICS
-}
-
-/// `GET /metrics` (routed in [`crate::routes`]).
-pub async fn scrape(
-    state: web::Data<crate::AppState>,
-    guard: web::Data<crate::rate_limit::Guard>,
-    ops: web::Data<crate::admin::AdminState>,
-) -> HttpResponse {
-    get().set_workers(&ops.registry.counts());
-    let body = get().render(&state.backend, &guard).await;
-    HttpResponse::Ok().content_type(CONTENT_TYPE).insert_header(("cache-control", "no-store")).body(body)
 }
 
 /// Count every request by method, route pattern and status, and time it. Wraps everything

@@ -107,10 +107,10 @@ fn parse_retention_arg(text: &str) -> Result<Retention, String> {
     parse_retention(text).map_err(|e| e.to_string())
 }
 
-/// Is this job to be swept at `cutoff` (now − retention)? Only a final job (done, failed,
-/// cancelled) whose last change is older than the cutoff.
+/// Is this job to be swept at `cutoff` (now − retention)? The lifecycle's rule
+/// ([`JobRecord::is_expired`]): only a final job whose last change is older than the cutoff.
 pub fn is_expired(rec: &JobRecord, cutoff: DateTime<Utc>) -> bool {
-    rec.state.is_final() && rec.updated_at < cutoff
+    rec.is_expired(cutoff)
 }
 
 /// Add what a round removed to the counters.

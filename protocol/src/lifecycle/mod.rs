@@ -127,6 +127,13 @@ impl Outcome {
 }
 
 impl JobRecord {
+    /// Is this job past a retention whose cutoff is `cutoff` (now − retention)? Only a final job
+    /// (done, failed, cancelled) whose last change is older than the cutoff: a queued or
+    /// processing job is never swept, however old.
+    pub fn is_expired(&self, cutoff: DateTime<Utc>) -> bool {
+        self.state.is_final() && self.updated_at < cutoff
+    }
+
     /// THE transition function: every change of a job's state goes through here (see the
     /// module's rules).
     pub fn apply(&mut self, event: Event<'_>) -> Outcome {

@@ -11,6 +11,7 @@
 
 pub mod page;
 pub mod registry;
+pub mod status;
 
 pub use page::{routes, AdminState};
 pub use registry::Registry;

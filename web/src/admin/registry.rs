@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use darkroom_protocol::lifecycle::{ErrorCode, JobError, JobRecord, JobState, TimelineEntry};
 use darkroom_protocol::message::{PresenceMessage, WorkerState};
 
+pub use super::status::{WorkerCounts, WorkerStatus};
 use crate::jobs::JobBook;
 use crate::lru::Lru;
 
@@ -49,36 +50,6 @@ pub const SILENT_AFTER_INTERVALS: u32 = 3;
 /// Minutes of throughput history.
 pub const MINUTES: usize = 15;
 
-/// How the ops page shows a worker (see the module's documentation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkerStatus {
-    Busy,
-    #[default]
-    Idle,
-    Stopping,
-    Silent,
-    Stopped,
-}
-
-impl WorkerStatus {
-    pub const ALL: [WorkerStatus; 5] =
-        [WorkerStatus::Busy, WorkerStatus::Idle, WorkerStatus::Stopping, WorkerStatus::Silent, WorkerStatus::Stopped];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerStatus::Busy => "busy",
-            WorkerStatus::Idle => "idle",
-            WorkerStatus::Stopping => "stopping",
-            WorkerStatus::Silent => "silent",
-            WorkerStatus::Stopped => "stopped",
-        }
-    }
-    /// Running: takes or finishes jobs (its slots count as capacity).
-    pub fn is_live(self) -> bool {
-        matches!(self, WorkerStatus::Busy | WorkerStatus::Idle | WorkerStatus::Stopping)
-    }
-}
-
 /// What a worker's latest presence message said.
 #[derive(Clone, Debug, Serialize)]
 pub struct PresenceInfo {
@@ -94,15 +65,6 @@ pub struct PresenceInfo {
     /// When this web app took it in.
     #[serde(skip)]
     heard: Option<Instant>,
-}
-
-/// Workers by status and their job slots, for the metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WorkerCounts {
-    pub by_status: BTreeMap<WorkerStatus, u64>,
-    /// Job slots of the live (busy, idle, stopping) workers that announced them, and how many are busy.
-    pub slots: u64,
-    pub busy: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

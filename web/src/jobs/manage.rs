@@ -14,6 +14,7 @@ use darkroom_protocol::message::JobMessage;
 use darkroom_protocol::trace::TraceParent;
 
 use super::{Change, JobBook};
+use crate::error::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -49,7 +50,7 @@ impl JobBook {
         Ok(Some(rec))
     }
 
-    /// Delete job `id` if, as stored now, it is [`crate::retention::is_expired`] at `cutoff`
+    /// Delete job `id` if, as stored now, it is [`JobRecord::is_expired`] at `cutoff`
     /// (final, and last changed before `cutoff`): the retention sweeper's delete. The record is
     /// read again here, not taken from the sweeper's listing, so a job put back on the queue
     /// meanwhile is kept. `Ok(None)` when it is gone or not expired; else how many keys went.
@@ -61,7 +62,7 @@ impl JobBook {
             self.forget(id);
             return Ok(None);
         };
-        if !crate::retention::is_expired(&rec, cutoff) {
+        if !rec.is_expired(cutoff) {
             return Ok(None);
         }
         let removed = self.remove(&rec).await?;
@@ -221,5 +222,17 @@ impl JobBook {
             }
         }
         Ok(out)
+    }
+}
+
+/// What a refused change answers over the API.
+impl From<ManageError> for ApiError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::NotFinished(state) => ApiError::NotFinished(state.as_str()),
+            ManageError::NotCancellable(state) => ApiError::NotCancellable(state.as_str()),
+            ManageError::Store(e) => ApiError::Store(e),
+            ManageError::Queue(e) => ApiError::Queue(e),
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod health;
 pub mod html;
 pub mod jobs;
 pub mod logos;
+pub mod metrics;
 pub mod op_schema;
 pub mod openapi;
 pub mod pages;
@@ -54,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // The recipe builder's op schema (every op, its fields, ranges and defaults).
         .route("/api/ops", web::get().to(op_schema::ops))
         // Prometheus.
-        .route("/metrics", web::get().to(crate::metrics::scrape))
+        .route("/metrics", web::get().to(metrics::scrape))
         // The pages, and the form posts that work without JavaScript.
         .route("/", web::get().to(pages::index))
         .route("/upload", web::post().to(pages::upload))
