@@ -356,16 +356,23 @@ function controlFromSchema(f, defaults) {
   return c;
 }
 
-const OUTPUT_FIELDS = [
-  { k: "quality", kind: "float", min: 1, max: 100, step: 1, int: true, def: 85, label: "Quality", when: (o) => o.format === "jpeg" || (o.format === "webp" && !o.lossless) || o.format === "avif" },
-  { k: "speed", kind: "float", min: 0, max: 9, step: 1, int: true, def: 6, skipDef: true, label: "Encoder speed (0 smallest – 9 fastest)", when: (o) => o.format === "avif" },
-  { k: "progressive", kind: "check", def: false, skipDef: true, label: "Progressive", when: (o) => o.format === "jpeg" },
-  { k: "chroma_subsampling", kind: "select", options: ["4:2:0", "4:2:2", "4:4:4"], def: "4:2:0", skipDef: true, label: "Chroma subsampling", when: (o) => o.format === "jpeg" },
-  { k: "compression_level", kind: "float", min: 0, max: 9, step: 1, int: true, def: 6, skipDef: true, label: "Compression effort (0–9)", when: (o) => o.format === "png" },
-  { k: "lossless", kind: "check", def: false, skipDef: true, label: "Lossless", when: (o) => o.format === "webp" },
-  { k: "auto_orient", kind: "check", def: true, skipDef: true, label: "Turn upright (EXIF orientation)" },
-  { k: "icc", kind: "select", options: ["srgb", "keep"], def: "srgb", skipDef: true, label: "Colour profile", names: { srgb: "convert to sRGB", keep: "keep the original's" } },
-];
+// An output's settings; their ranges and defaults come with the op schema (its `output` part).
+let OUTPUT_FIELDS = [];
+let DEFAULT_QUALITY = {};
+
+function outputFields(n) {
+  const num = (k, label, extra) => ({ k, kind: "float", min: n[k].min, max: n[k].max, step: 1, int: true, def: n[k].default, label, ...extra });
+  return [
+    num("quality", "Quality", { when: (o) => o.format === "jpeg" || (o.format === "webp" && !o.lossless) || o.format === "avif" }),
+    num("speed", `Encoder speed (${n.speed.min} smallest – ${n.speed.max} fastest)`, { skipDef: true, when: (o) => o.format === "avif" }),
+    { k: "progressive", kind: "check", def: false, skipDef: true, label: "Progressive", when: (o) => o.format === "jpeg" },
+    { k: "chroma_subsampling", kind: "select", options: ["4:2:0", "4:2:2", "4:4:4"], def: "4:2:0", skipDef: true, label: "Chroma subsampling", when: (o) => o.format === "jpeg" },
+    num("compression_level", `Compression effort (${n.compression_level.min}–${n.compression_level.max})`, { skipDef: true, when: (o) => o.format === "png" }),
+    { k: "lossless", kind: "check", def: false, skipDef: true, label: "Lossless", when: (o) => o.format === "webp" },
+    { k: "auto_orient", kind: "check", def: true, skipDef: true, label: "Turn upright (EXIF orientation)" },
+    { k: "icc", kind: "select", options: ["srgb", "keep"], def: "srgb", skipDef: true, label: "Colour profile", names: { srgb: "convert to sRGB", keep: "keep the original's" } },
+  ];
+}
 
 function newOp(name) {
   const op = { op: name };
@@ -407,13 +414,16 @@ const builder = {
     try {
       const r = await fetch("/api/ops");
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      OPS = opsFromSchema(await r.json());
+      const doc = await r.json();
+      OPS = opsFromSchema(doc);
+      OUTPUT_FIELDS = outputFields(doc.output);
+      DEFAULT_QUALITY = doc.output.default_quality;
     } catch (e) {
       this.root.replaceChildren(h("li", { class: "error", role: "alert", text: `The list of edits could not be loaded (${e.message}). Reload the page to try again; the presets work without it.` }));
       document.getElementById("add-output").disabled = true;
       return;
     }
-    this.outputs = [{ name: "web", format: "jpeg", quality: 85, auto_orient: true, ops: [newOp("resize")] }];
+    this.outputs = [{ name: "web", format: "jpeg", quality: OUTPUT_FIELDS[0].def, auto_orient: true, ops: [newOp("resize")] }];
     this.render();
   },
 
@@ -582,7 +592,7 @@ const builder = {
     for (const f of this.formats) fmt.append(h("option", { value: f, text: f.toUpperCase(), selected: o.format === f }));
     fmt.addEventListener("change", () => {
       // The engine's default quality for each format, unless the user chose another.
-      const defaults = { jpeg: 85, webp: 80, avif: 60 };
+      const defaults = DEFAULT_QUALITY;
       if (Object.values(defaults).includes(o.quality) && defaults[fmt.value]) o.quality = defaults[fmt.value];
       o.format = fmt.value;
       again(`${p}-format`);

@@ -73,6 +73,56 @@ pub const DEFAULT_AVIF_QUALITY: u8 = 60;
 pub const DEFAULT_AVIF_SPEED: u8 = 6;
 /// Fastest (largest) AVIF speed.
 pub const MAX_AVIF_SPEED: u8 = 9;
+/// Accepted JPEG / lossy WebP / AVIF quality.
+pub const QUALITY: std::ops::RangeInclusive<u8> = 1..=100;
+/// Accepted PNG compression effort.
+pub const COMPRESSION_LEVEL: std::ops::RangeInclusive<u8> = 0..=9;
+/// PNG compression effort when a recipe gives none.
+pub const DEFAULT_COMPRESSION_LEVEL: u8 = 6;
+
+/// A number setting of an output as the recipe builder shows it: what is accepted and the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    pub min: u8,
+    pub max: u8,
+    pub default: u8,
+}
+
+/// The number settings of an output (`GET /api/ops` serves them beside the ops), from the same
+/// constants recipe validation ([`crate::recipe`]) checks, so the builder copies no range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct OutputSettings {
+    pub quality: Setting,
+    /// The engine's default quality per lossy format (a format it has none for takes `quality`'s).
+    pub default_quality: DefaultQuality,
+    pub speed: Setting,
+    pub compression_level: Setting,
+}
+
+/// The engine's default quality for each lossy format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DefaultQuality {
+    pub jpeg: u8,
+    pub webp: u8,
+    pub avif: u8,
+}
+
+impl OutputSettings {
+    pub const CURRENT: OutputSettings = OutputSettings {
+        quality: Setting { min: *QUALITY.start(), max: *QUALITY.end(), default: DEFAULT_QUALITY },
+        default_quality: DefaultQuality {
+            jpeg: DEFAULT_QUALITY,
+            webp: DEFAULT_WEBP_QUALITY,
+            avif: DEFAULT_AVIF_QUALITY,
+        },
+        speed: Setting { min: 0, max: MAX_AVIF_SPEED, default: DEFAULT_AVIF_SPEED },
+        compression_level: Setting {
+            min: *COMPRESSION_LEVEL.start(),
+            max: *COMPRESSION_LEVEL.end(),
+            default: DEFAULT_COMPRESSION_LEVEL,
+        },
+    };
+}
 /// AVIF's slowest speeds (0–2) take minutes a megapixel; they are for small outputs only.
 pub const MIN_SLOW_AVIF_SPEED: u8 = 3;
 /// Largest output, in pixels, the slowest AVIF speeds may encode.

@@ -6,7 +6,7 @@
 
 use crate::limits::Limits;
 use crate::ops::{Filter, Fit, Gravity, Op};
-use crate::output::{Format, Icc, OutputSpec, DEFAULT_QUALITY, MAX_AVIF_SPEED};
+use crate::output::{Format, Icc, OutputSpec, COMPRESSION_LEVEL, DEFAULT_QUALITY, MAX_AVIF_SPEED, QUALITY};
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
@@ -233,16 +233,22 @@ pub fn validate_outputs(outputs: &[OutputSpec], limits: &Limits) -> Result<(), R
             ));
         }
         if let Some(q) = o.quality {
-            if !(1..=100).contains(&q) {
-                return Err(err(format!("{at}.quality"), "invalid_value", format!("quality must be 1-100, got {q}")));
+            if !QUALITY.contains(&q) {
+                let (lo, hi) = (QUALITY.start(), QUALITY.end());
+                return Err(err(
+                    format!("{at}.quality"),
+                    "invalid_value",
+                    format!("quality must be {lo}-{hi}, got {q}"),
+                ));
             }
         }
         if let Some(c) = o.compression_level {
-            if c > 9 {
+            if !COMPRESSION_LEVEL.contains(&c) {
+                let (lo, hi) = (COMPRESSION_LEVEL.start(), COMPRESSION_LEVEL.end());
                 return Err(err(
                     format!("{at}.compression_level"),
                     "invalid_value",
-                    format!("compression_level must be 0-9, got {c}"),
+                    format!("compression_level must be {lo}-{hi}, got {c}"),
                 ));
             }
         }
@@ -443,5 +449,28 @@ mod tests {
             p(&format!("{{\"outputs\":[{{\"name\":\"a\",\"ops\":[{ops}]}}]}}")).unwrap_err().code,
             "too_many_ops"
         );
+    }
+
+    /// The output settings `GET /api/ops` serves are exactly what validation accepts.
+    #[test]
+    fn the_served_output_settings_are_what_validation_accepts() {
+        use crate::output::OutputSettings;
+        let n = OutputSettings::CURRENT;
+        let check = |field: &str, v: i64, format: &str| {
+            let json = format!(r#"{{"outputs":[{{"name":"a","format":"{format}","{field}":{v}}}]}}"#);
+            parse(&json, &Limits::default()).is_ok()
+        };
+        for (field, s, format) in [
+            ("quality", n.quality, "jpeg"),
+            ("speed", n.speed, "avif"),
+            ("compression_level", n.compression_level, "png"),
+        ] {
+            assert!(check(field, s.min.into(), format) && check(field, s.max.into(), format), "{field} {s:?}");
+            assert!(check(field, s.default.into(), format), "{field} default");
+            assert!(!check(field, i64::from(s.max) + 1, format), "{field} above {}", s.max);
+            if s.min > 0 {
+                assert!(!check(field, i64::from(s.min) - 1, format), "{field} below {}", s.min);
+            }
+        }
     }
 }

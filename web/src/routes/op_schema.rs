@@ -8,21 +8,25 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use darkroom_protocol::ops::schema::{schema, OpSchema};
+use darkroom_protocol::output::OutputSettings;
 use darkroom_protocol::Limits;
 use serde::Serialize;
 
 use crate::AppState;
 
-/// What `GET /api/ops` answers: `{"ops": [{"op", "label", "fields": [...]}, ...]}`.
+/// What `GET /api/ops` answers: `{"ops": [{"op", "label", "fields": [...]}, ...], "output":
+/// {"quality": {"min", "max", "default"}, "speed": ..., "compression_level": ...}}`.
 #[derive(Serialize)]
 struct Document {
     ops: Vec<OpSchema>,
+    output: OutputSettings,
 }
 
 /// The document, as served. Written straight to text (not through `serde_json::Value`), so
 /// ranges such as 0.1 stay 0.1 rather than the nearest f64 of an f32.
 pub fn document(limits: &Limits) -> String {
-    serde_json::to_string(&Document { ops: schema(limits) }).expect("the op schema serialises")
+    serde_json::to_string(&Document { ops: schema(limits), output: OutputSettings::CURRENT })
+        .expect("the op schema serialises")
 }
 
 /// `GET /api/ops`: the op schema the recipe builder is drawn from.
