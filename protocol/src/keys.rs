@@ -107,6 +107,14 @@ pub const PRESIGN_PROBE: &str = "system/presign-probe";
 /// The retention sweeper's lease (`DARKROOM_RETENTION`): one web app replica sweeps per round.
 pub const RETENTION_LEASE: &str = "system/retention/lease.json";
 
+/// Where web app replicas list themselves (`core/src/fanout`: one `{replica}.json` each).
+pub const REPLICAS_PREFIX: &str = "system/replicas/";
+
+/// A replica's entry in the list.
+pub fn replica(replica: &str) -> String {
+    format!("{REPLICAS_PREFIX}{replica}.json")
+}
+
 /// Where supervisors (`darkroom-processor supervise`) report their scaling decisions.
 pub const SCALING_PREFIX: &str = "system/scaling/";
 

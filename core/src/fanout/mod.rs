@@ -48,7 +48,7 @@ mod replicas {
     use crate::store::{ObjectStore, StoreError};
 
     /// Where replicas list themselves.
-    pub const REGISTRY_PREFIX: &str = "system/replicas/";
+    pub const REGISTRY_PREFIX: &str = darkroom_protocol::keys::REPLICAS_PREFIX;
     /// How often a replica says it is alive (and reaps the dead).
     pub const HEARTBEAT: Duration = Duration::from_secs(10);
     /// Longest a publisher goes without reading the list of replicas again.
@@ -115,7 +115,7 @@ mod replicas {
     }
 
     fn entry_key(replica: &str) -> String {
-        format!("{REGISTRY_PREFIX}{replica}.json")
+        darkroom_protocol::keys::replica(replica)
     }
 
     impl Fanout {
