@@ -15,22 +15,10 @@ use image::DynamicImage;
 
 use crate::{EngineError, Limits};
 
-/// Brands that say a HEIF file's images are HEVC, the photos uploads may be: `heic`/`heix`
-/// images, `heim`/`heis` multi-layer and scalable images, and `hevc`/`hevx` sequences (whose
-/// primary image is still a photo), as phones and cameras write them. A file must list one as
-/// its major or a compatible brand.
-pub const PHOTO_BRANDS: [&[u8; 4]; 6] = [b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"];
-
-/// AV1 brands: Darkroom writes AVIF and reads its own outputs back ([`decode`]), but does not
-/// take AVIF uploads. libheif 1.15 hands AV1 to dav1d without a frame size limit (a small file
-/// can make it allocate gigabytes before any size check of ours; libheif issues 1798 and 1799)
-/// and its dav1d plugin leaks on malformed streams (libheif issue 1753, which our `heif` fuzz
-/// target found again), and AVIF is not an input format Darkroom promises.
-const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];
-
-/// Brands of the HEIF structure only (any codec inside): they make a file HEIF, but alone they
-/// are not enough to be decoded (JPEG, VVC, uncompressed… images are refused with a clear error).
-const STRUCTURAL_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"msf1", b"miaf"];
+// The brands, the `ftyp` reader, the sniff and the side limit are the protocol's (the web app
+// probes uploads with the same code); this module adds what libheif needs.
+use darkroom_protocol::probe::heif::{brands, listed, AVIF_BRANDS};
+pub use darkroom_protocol::probe::heif::{side_limit, sniff, PHOTO_BRANDS};
 
 /// Which codecs a decode accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,36 +28,6 @@ enum Codecs {
     Hevc,
     /// Darkroom's own outputs read back (tests, tools): HEVC or AV1.
     HevcOrAv1,
-}
-
-/// The major brand and the compatible brands of an ISO-BMFF file's `ftyp` box, or `None` when
-/// the file does not start with one.
-fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
-    if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
-        return None;
-    }
-    let size = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
-    let major = &bytes[8..12];
-    // After the major brand: a 4-byte minor version, then the compatible brands.
-    // (`size` and the file may both be shorter than that: no compatible brands then.)
-    let end = size.min(bytes.len());
-    let compatible = if end > 16 { &bytes[16..end] } else { &[][..] };
-    Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
-}
-
-fn listed(all: &[&[u8]], set: &[&[u8; 4]]) -> bool {
-    all.iter().any(|b| set.iter().any(|brand| *b == &brand[..]))
-}
-
-/// Is this an ISO-BMFF file with a HEIF brand (HEVC, AV1 or structural)? Such files go to the
-/// HEIF path, which refuses those without a [`PHOTO_BRANDS`] one ([`check_brand`]) with a clear
-/// error instead of "not an image".
-pub fn sniff(bytes: &[u8]) -> bool {
-    brands(bytes).is_some_and(|mut all| {
-        all.any(|b| {
-            PHOTO_BRANDS.iter().chain(AVIF_BRANDS.iter()).chain(STRUCTURAL_BRANDS.iter()).any(|brand| b == &brand[..])
-        })
-    })
 }
 
 /// Refuse an upload that lists none of the [`PHOTO_BRANDS`] (an AVIF, or a HEIF file whose
@@ -98,13 +56,6 @@ fn check_brand_for(bytes: &[u8], codecs: Codecs) -> Result<(), EngineError> {
         "HEIF ({} brands; Darkroom reads HEIC photos, brands heic, heix, heim, heis, hevc or hevx: export the photo as HEIC, JPEG or PNG)",
         names.join(", ")
     )))
-}
-
-/// The widest or tallest image (and grid tile) libheif may read from a file, whatever the pixel
-/// limit: 65536, the most AVIF allows and more than any HEVC grid a camera writes. A smaller
-/// pixel limit lowers it: no side of an image within the limit can be longer than the limit.
-pub fn side_limit(limits: &Limits) -> u32 {
-    limits.max_pixels.clamp(1, 65_536) as u32
 }
 
 #[cfg(heif)]

@@ -27,7 +27,7 @@ pub const STRUCTURAL_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"msf1", b"miaf"];
 
 /// The major brand and the compatible brands of an ISO-BMFF file's `ftyp` box, or `None` when
 /// the file does not start with one.
-fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+pub fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     if bytes.len() < 12 || &bytes[4..8] != b"ftyp" {
         return None;
     }
@@ -39,7 +39,8 @@ fn brands(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     Some(std::iter::once(major).chain(compatible.chunks_exact(4)))
 }
 
-fn listed(all: &[&[u8]], set: &[&[u8; 4]]) -> bool {
+/// Does any of `all` (brands read by [`brands`]) belong to `set`?
+pub fn listed(all: &[&[u8]], set: &[&[u8; 4]]) -> bool {
     all.iter().any(|b| set.iter().any(|brand| *b == &brand[..]))
 }
 
