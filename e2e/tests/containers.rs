@@ -125,17 +125,43 @@ impl Compose {
     }
 
     /// Follow every container's log into the test's log folder (for a failure's post-mortem).
+    /// `compose logs` can leave out processors that were killed and restarted, so each
+    /// processor container's own log (stdout and stderr) is saved too, killed ones included.
     fn save_logs(&self) {
         let out = self.cmd(&["logs", "--no-color", "-t"]).output();
         if let Ok(out) = out {
             let _ = std::fs::write(self.logs.join(format!("{}.log", self.project)), &out.stdout);
+        }
+        // Not `processors()`: it panics when docker fails, and this runs in `drop`.
+        let filter = format!("label=com.docker.compose.project={}", self.project);
+        let listed = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &filter,
+                "--filter",
+                "label=com.docker.compose.service=processor",
+            ])
+            .output();
+        let ids = listed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        for id in ids.lines() {
+            if let Ok(out) = Command::new("docker").args(["logs", "-t", id]).output() {
+                let short = &id[..12.min(id.len())];
+                let path = self.logs.join(format!("{}-processor-{short}.log", self.project));
+                let _ = std::fs::write(path, [out.stdout, out.stderr].concat());
+            }
         }
     }
 }
 
 impl Drop for Compose {
     fn drop(&mut self) {
-        self.save_logs();
+        // A passing test saved them before its `down`; a failing one stops here first.
+        if std::thread::panicking() {
+            self.save_logs();
+        }
         let _ = self
             .cmd(&["down", "-v", "--remove-orphans", "-t", "5"])
             .stdout(Stdio::null())
@@ -249,6 +275,7 @@ async fn compose_scales_survives_kills_and_drains() {
     a_killed_processor_s_job_finishes_on_another(&app, &client).await;
     an_operator_s_docker_kill_stays_down(&app, &client).await;
     scaling_down_drains_the_stopped_processors(&app, &client).await;
+    app.save_logs();
     app.compose(&["down", "-t", "5"]);
 }
 
