@@ -38,24 +38,16 @@ pub fn check_brand(bytes: &[u8]) -> Result<(), EngineError> {
 }
 
 fn check_brand_for(bytes: &[u8], codecs: Codecs) -> Result<(), EngineError> {
-    let Some(all) = brands(bytes) else { return Err(EngineError::NotAnImage) };
-    let all: Vec<&[u8]> = all.collect();
-    if listed(&all, &PHOTO_BRANDS) || (codecs == Codecs::HevcOrAv1 && listed(&all, &AVIF_BRANDS)) {
-        return Ok(());
+    // Reading Darkroom's own AVIF back is the one thing uploads may not do; the rest (and every
+    // refusal's wording) is the protocol's upload check.
+    if codecs == Codecs::HevcOrAv1 {
+        if let Some(all) = brands(bytes) {
+            if listed(&all.collect::<Vec<_>>(), &AVIF_BRANDS) {
+                return Ok(());
+            }
+        }
     }
-    if listed(&all, &AVIF_BRANDS) {
-        return Err(EngineError::UnsupportedFormat(
-            "AVIF (export the photo as JPEG, PNG, WebP or HEIC and upload that)".into(),
-        ));
-    }
-    let printable = |b: &[u8]| -> String {
-        b.iter().map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
-    };
-    let names: Vec<String> = all.iter().take(8).map(|b| format!("'{}'", printable(b))).collect();
-    Err(EngineError::UnsupportedFormat(format!(
-        "HEIF ({} brands; Darkroom reads HEIC photos, brands heic, heix, heim, heis, hevc or hevx: export the photo as HEIC, JPEG or PNG)",
-        names.join(", ")
-    )))
+    Ok(darkroom_protocol::probe::heif::check_brand(bytes)?)
 }
 
 #[cfg(heif)]

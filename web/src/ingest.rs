@@ -272,7 +272,7 @@ async fn queue_one(
         outputs: vec![],
         preview: None,
         error: None,
-        timeline: vec![TimelineEntry { at: now, state: JobState::Queued, worker: None, attempt: 0, note: None }],
+        timeline: vec![TimelineEntry::queued(now)],
     };
     state.backend.store.put_file(&original_key, file.path(), probe.format.mime()).await?;
     state.book.create(&record).await?;

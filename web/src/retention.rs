@@ -107,12 +107,6 @@ fn parse_retention_arg(text: &str) -> Result<Retention, String> {
     parse_retention(text).map_err(|e| e.to_string())
 }
 
-/// Is this job to be swept at `cutoff` (now − retention)? The lifecycle's rule
-/// ([`JobRecord::is_expired`]): only a final job whose last change is older than the cutoff.
-pub fn is_expired(rec: &JobRecord, cutoff: DateTime<Utc>) -> bool {
-    rec.is_expired(cutoff)
-}
-
 /// Add what a round removed to the counters.
 fn count(report: &Report) {
     let m = metrics::get();
@@ -268,7 +262,7 @@ impl Sweeper {
             let (id, rec) = read?;
             let Some(rec) = rec else { continue };
             seen.insert(id);
-            if is_expired(&rec, cutoff) && (expired.len() as u64) < budget {
+            if rec.is_expired(cutoff) && (expired.len() as u64) < budget {
                 expired.push(rec);
             } else {
                 named.extend(darkroom_protocol::resource_keys(&rec.requested));
@@ -441,16 +435,16 @@ mod tests {
         let old = cutoff - chrono::Duration::seconds(1);
         let fresh = cutoff + chrono::Duration::seconds(1);
         for state in [JobState::Done, JobState::Failed, JobState::Cancelled] {
-            assert!(is_expired(&record(state, old), cutoff), "{state:?}");
-            assert!(!is_expired(&record(state, fresh), cutoff), "{state:?} changed after the cutoff");
+            assert!(record(state, old).is_expired(cutoff), "{state:?}");
+            assert!(!record(state, fresh).is_expired(cutoff), "{state:?} changed after the cutoff");
         }
         for state in [JobState::Queued, JobState::Processing, JobState::Retrying] {
-            assert!(!is_expired(&record(state, old - chrono::Duration::days(365)), cutoff), "{state:?} is never swept");
+            assert!(!record(state, old - chrono::Duration::days(365)).is_expired(cutoff), "{state:?} is never swept");
         }
         // Created long ago but finished recently: kept (the clock runs from the last change).
         let mut late = record(JobState::Done, fresh);
         late.created_at = old - chrono::Duration::days(10);
-        assert!(!is_expired(&late, cutoff));
-        assert!(!is_expired(&record(JobState::Done, cutoff), cutoff), "exactly at the cutoff: kept");
+        assert!(!late.is_expired(cutoff));
+        assert!(!record(JobState::Done, cutoff).is_expired(cutoff), "exactly at the cutoff: kept");
     }
 }
